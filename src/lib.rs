@@ -1,0 +1,5 @@
+//! m2m: machine-to-machine API access.
+#![warn(missing_docs)]
+
+pub mod apis;
+pub mod auth;

@@ -1,7 +1,7 @@
 //! Errors of the token layer.
 
 /// Why no token could be had.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
     /// The token endpoint answered with a token that cannot be used.

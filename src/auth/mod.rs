@@ -5,6 +5,7 @@
 //! rejected. What sits behind it is a [`TokenSource`].
 
 pub mod challenge;
+pub mod clock;
 mod error;
 mod token;
 
@@ -31,6 +32,13 @@ pub trait TokenSource: Send + Sync + 'static {
         &'a self,
         rejected: &'a HeaderValue,
     ) -> BoxFuture<'a, Result<AccessToken, AuthError>>;
+}
+
+/// One way to obtain a new token: a request to a token endpoint, with its
+/// retries. The cache calls it; it knows nothing about caching.
+pub trait FetchToken: Send + Sync + 'static {
+    /// Requests a new token.
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>>;
 }
 
 /// A boxed, sendable future, as [`TokenSource`] returns.

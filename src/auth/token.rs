@@ -24,7 +24,7 @@ struct Inner {
 }
 
 /// A token value that cannot be sent in an HTTP header (control characters).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("the token endpoint returned a token that cannot be sent in an HTTP header")]
 pub struct InvalidTokenValue;
 

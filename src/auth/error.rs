@@ -1,10 +1,559 @@
-//! Errors of the token layer.
+//! Errors of the token layer: one type, [`AuthError`], that says what went
+//! wrong and what to check, and never contains a secret.
+//!
+//! Everything that comes from a server (an `error_description`, a body
+//! excerpt) is scrubbed of the client secret, the client assertion and the
+//! Basic credentials before it is stored here, and bodies of successful
+//! responses are never quoted when they mention an access token.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::InvalidTokenValue;
 
 /// Why no token could be had.
+///
+/// `Clone` so that a cache can hand the same failure to every waiter.
+/// Display says what to check (the client secret's value, the scope format
+/// of the provider, how long to wait after a 429).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// The token endpoint answered with a token that cannot be used.
+    /// The token endpoint refused: an HTTP error status, or an OAuth error
+    /// body (even one sent with status 200).
+    #[error("{0}")]
+    Rejected(Box<EndpointError>),
+    /// The token endpoint answered with success, but not with a usable token.
+    #[error("{0}")]
+    InvalidResponse(Box<InvalidResponse>),
+    /// No complete answer: connection, timeout, TLS, a body over the limit.
+    #[error("{0}")]
+    Transport(Box<TransportError>),
+    /// An earlier request was throttled (HTTP 429) and its `Retry-After` has
+    /// not passed yet: no request was sent.
+    #[error(
+        "token requests are held off for {}s more: the token endpoint throttled this client (HTTP 429) and asked to retry later",
+        retry_after.as_secs().max(1)
+    )]
+    HeldOff {
+        /// How long until a request may be sent again.
+        retry_after: Duration,
+    },
+    /// The configuration cannot work; nothing was sent.
+    #[error("{0}")]
+    Config(ConfigError),
+    /// The OpenID Connect discovery document could not be used.
+    #[error("{0}")]
+    Discovery(Box<DiscoveryError>),
+    /// The token endpoint returned a token that cannot be sent in a header.
     #[error(transparent)]
-    InvalidToken(#[from] super::InvalidTokenValue),
+    InvalidToken(#[from] InvalidTokenValue),
+}
+
+impl AuthError {
+    /// The HTTP status of the answer behind this error, when there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Rejected(e) => Some(e.status),
+            Self::InvalidResponse(e) => Some(e.status),
+            Self::Transport(e) => e.status,
+            Self::Discovery(e) => e.status,
+            _ => None,
+        }
+    }
+
+    /// How long the server asked to wait (`Retry-After`), or how long
+    /// requests are still held off.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Rejected(e) => e.retry_after,
+            Self::Discovery(e) => e.retry_after,
+            Self::HeldOff { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again (later) may succeed: connection problems,
+    /// timeouts, 5xx, 408, 429, `temporarily_unavailable`. Wrong credentials,
+    /// a wrong scope and configuration errors are not retryable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Rejected(e) => {
+                is_retryable_status(e.status)
+                    || e.oauth.as_ref().is_some_and(|o| {
+                        matches!(o.error.as_str(), "temporarily_unavailable" | "server_error")
+                    })
+            }
+            Self::Transport(e) => !matches!(e.kind, TransportErrorKind::BodyTooLarge { .. }),
+            Self::Discovery(e) => e.status.is_some_and(is_retryable_status),
+            Self::HeldOff { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The RFC 6749 §5.2 error the server sent, when it sent one.
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        match self {
+            Self::Rejected(e) => e.oauth.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
+/// An RFC 6749 §5.2 error response, with the Microsoft Entra extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OAuthError {
+    /// `error`: `invalid_client`, `invalid_scope`, `invalid_request`, …
+    pub error: String,
+    /// `error_description` (scrubbed of secrets, at most ~500 characters).
+    pub error_description: Option<String>,
+    /// `error_uri`.
+    pub error_uri: Option<String>,
+    /// Entra's `error_codes` (`7000215` is "secret ID sent instead of value").
+    pub error_codes: Vec<i64>,
+    /// Entra's `trace_id`.
+    pub trace_id: Option<String>,
+    /// Entra's `correlation_id`.
+    pub correlation_id: Option<String>,
+    /// Entra's `timestamp`.
+    pub timestamp: Option<String>,
+}
+
+impl OAuthError {
+    /// Whether the server reported the Entra code `AADSTS{code}`, in
+    /// `error_codes` or at the start of the description.
+    pub fn has_entra_code(&self, code: i64) -> bool {
+        self.error_codes.contains(&code)
+            || self
+                .error_description
+                .as_deref()
+                .is_some_and(|d| d.starts_with(&format!("AADSTS{code}:")))
+    }
+}
+
+/// The token endpoint refused the request.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EndpointError {
+    /// The token endpoint (no query, no credentials).
+    pub url: String,
+    /// The HTTP status (200 when an OAuth error came with a success status).
+    pub status: StatusCode,
+    /// `Retry-After`, when given (capped by the retry policy).
+    pub retry_after: Option<Duration>,
+    /// The OAuth error, when the body was one.
+    pub oauth: Option<OAuthError>,
+    /// A short, secret-free excerpt of a body that was not an OAuth error
+    /// (an HTML page from a proxy, a plain-text 429).
+    pub excerpt: Option<String>,
+    /// What the provider expects as scope, shown on `invalid_scope`.
+    pub scope_format: Option<&'static str>,
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the token endpoint {} refused the request (HTTP {}",
+            self.url, self.status
+        )?;
+        if let Some(oauth) = &self.oauth {
+            write!(f, ", {}", oauth.error)?;
+        }
+        f.write_str(")")?;
+        if let Some(oauth) = &self.oauth {
+            if let Some(description) = &oauth.error_description {
+                write!(f, ": {description}")?;
+            }
+            let ids: Vec<String> = [
+                (!oauth.error_codes.is_empty()).then(|| {
+                    let codes: Vec<String> = oauth.error_codes.iter().map(i64::to_string).collect();
+                    format!("error codes {}", codes.join(", "))
+                }),
+                oauth.trace_id.as_ref().map(|t| format!("trace id {t}")),
+                oauth
+                    .correlation_id
+                    .as_ref()
+                    .map(|c| format!("correlation id {c}")),
+                oauth.timestamp.as_ref().map(|t| format!("at {t}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !ids.is_empty() {
+                write!(f, " [{}]", ids.join("; "))?;
+            }
+        } else if let Some(excerpt) = &self.excerpt {
+            write!(f, ": body starts with {excerpt:?}")?;
+        }
+        if let Some(advice) = self.advice() {
+            write!(f, ". {advice}")?;
+        }
+        Ok(())
+    }
+}
+
+impl EndpointError {
+    /// What the user should check, from the error code and status.
+    fn advice(&self) -> Option<String> {
+        let oauth = self.oauth.as_ref();
+        let code = oauth.map(|o| o.error.as_str()).unwrap_or_default();
+        if oauth.is_some_and(|o| o.has_entra_code(7_000_215)) {
+            return Some(
+                "Check the client secret: send the secret's VALUE, not its secret ID (Entra shows the value only once, when the secret is created)".into(),
+            );
+        }
+        if oauth.is_some_and(|o| o.has_entra_code(7_000_222)) {
+            return Some("The client secret has expired: create a new one".into());
+        }
+        if oauth.is_some_and(|o| o.has_entra_code(700_016)) {
+            return Some(
+                "Check the client id and the tenant: the application was not found in this tenant"
+                    .into(),
+            );
+        }
+        match code {
+            "invalid_client" => {
+                return Some(
+                    "Check the client id and the client secret (or the key or certificate registered for the client), and the client authentication method".into(),
+                );
+            }
+            "invalid_scope" => {
+                let format = self
+                    .scope_format
+                    .unwrap_or("the scope names the server knows, separated by spaces");
+                return Some(format!("Check the scope: this provider expects {format}"));
+            }
+            "unauthorized_client" => {
+                return Some("The client is not allowed the client_credentials grant: check its registration".into());
+            }
+            "unsupported_grant_type" => {
+                return Some(
+                    "The server does not offer the client_credentials grant at this endpoint"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            return Some(match self.retry_after {
+                Some(after) => format!("Throttled: retry after {} s", after.as_secs()),
+                None => "Throttled: retry later".into(),
+            });
+        }
+        if self.status.is_server_error() {
+            return Some("The token endpoint (or a proxy before it) failed: retry later".into());
+        }
+        None
+    }
+}
+
+/// A success status whose body is not a usable token.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct InvalidResponse {
+    /// The token endpoint.
+    pub url: String,
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What is wrong (`no access_token`, `truncated JSON`, …).
+    pub problem: String,
+    /// A short excerpt of the body, only when it cannot hold a token.
+    pub excerpt: Option<String>,
+}
+
+impl fmt::Display for InvalidResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the token endpoint {} answered HTTP {} without a usable token: {}",
+            self.url, self.status, self.problem
+        )?;
+        if let Some(excerpt) = &self.excerpt {
+            write!(f, "; body starts with {excerpt:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What kind of transport failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The connection could not be made (DNS, refused, TLS handshake).
+    Connect,
+    /// No complete answer within the timeout.
+    Timeout,
+    /// The body was larger than the limit; reading stopped there.
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Any other failure while sending or reading.
+    Other,
+}
+
+/// Sending the request or reading the answer failed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TransportError {
+    /// What failed.
+    pub kind: TransportErrorKind,
+    /// The URL requested.
+    pub url: String,
+    /// The status, when headers had arrived.
+    pub status: Option<StatusCode>,
+    /// The underlying error, as text (never carries request data).
+    pub detail: String,
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            TransportErrorKind::Connect => write!(f, "could not connect to {}", self.url)?,
+            TransportErrorKind::Timeout => write!(f, "no answer from {} in time", self.url)?,
+            TransportErrorKind::BodyTooLarge { limit } => write!(
+                f,
+                "the answer of {} is larger than {limit} bytes: reading stopped",
+                self.url
+            )?,
+            TransportErrorKind::Other => write!(f, "the request to {} failed", self.url)?,
+        }
+        if let Some(status) = self.status {
+            write!(f, " (HTTP {status})")?;
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot work. Nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A plain-http URL for a host that is not loopback, without opt-in.
+    #[error(
+        "refusing to send credentials over plain http to {url}: use https (plain http is allowed only for loopback hosts, or with the explicit allow_http opt-in)"
+    )]
+    InsecureUrl {
+        /// The URL refused.
+        url: String,
+    },
+    /// A URL that cannot be used.
+    #[error("unusable URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL (credentials removed).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The private key or certificate could not be used.
+    #[error("unusable private key or certificate: {reason}")]
+    InvalidKey {
+        /// Why (never the key).
+        reason: String,
+    },
+    /// Any other inconsistent setting.
+    #[error("invalid token endpoint configuration: {0}")]
+    Invalid(String),
+}
+
+impl From<ConfigError> for AuthError {
+    fn from(error: ConfigError) -> Self {
+        Self::Config(error)
+    }
+}
+
+/// The discovery document could not be fetched or used.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DiscoveryError {
+    /// The discovery URL.
+    pub url: String,
+    /// The HTTP status, when the server answered.
+    pub status: Option<StatusCode>,
+    /// `Retry-After`, when given.
+    pub retry_after: Option<Duration>,
+    /// What is wrong.
+    pub problem: String,
+    /// A short excerpt of a body that is not a discovery document.
+    pub excerpt: Option<String>,
+}
+
+impl fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OpenID Connect discovery at {} failed", self.url)?;
+        if let Some(status) = self.status {
+            write!(f, " (HTTP {status})")?;
+        }
+        write!(f, ": {}", self.problem)?;
+        if let Some(excerpt) = &self.excerpt {
+            write!(f, "; body starts with {excerpt:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns secret-bearing text from a server into a short, printable excerpt.
+///
+/// Every known secret (client secret, its form-urlencoded form, the Basic
+/// credentials, the assertion) is replaced *before* the text is shortened, so
+/// no complete secret survives and truncation cannot reveal one.
+#[derive(Default)]
+pub(crate) struct Scrubber {
+    secrets: Vec<String>,
+}
+
+impl Scrubber {
+    /// Characters kept in an excerpt.
+    pub(crate) const EXCERPT_CHARS: usize = 200;
+    /// Characters kept of an `error_description`.
+    pub(crate) const DESCRIPTION_CHARS: usize = 500;
+
+    /// Adds a secret to scrub (empty strings are ignored).
+    pub(crate) fn add(&mut self, secret: impl Into<String>) {
+        let secret = secret.into();
+        if !secret.is_empty() && !self.secrets.contains(&secret) {
+            self.secrets.push(secret);
+        }
+    }
+
+    /// `text` with every secret replaced by `[redacted]`.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        // Longest first, so a secret that contains another is removed whole.
+        let mut secrets: Vec<&String> = self.secrets.iter().collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for secret in secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "[redacted]");
+            }
+        }
+        out
+    }
+
+    /// A scrubbed, single-line excerpt of at most `max` characters.
+    pub(crate) fn excerpt(&self, body: &[u8], max: usize) -> Option<String> {
+        let text = String::from_utf8_lossy(body);
+        let scrubbed = self.scrub(&text);
+        let mut line = String::new();
+        let mut last_space = true;
+        for c in scrubbed.chars() {
+            let c = if c.is_control() || c.is_whitespace() {
+                ' '
+            } else {
+                c
+            };
+            if c == ' ' && last_space {
+                continue;
+            }
+            last_space = c == ' ';
+            line.push(c);
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            return None;
+        }
+        let mut short: String = line.chars().take(max).collect();
+        if short.len() < line.len() {
+            short.push('…');
+        }
+        Some(short)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(status: u16, oauth: Option<OAuthError>, retry_after: Option<u64>) -> AuthError {
+        AuthError::Rejected(Box::new(EndpointError {
+            url: "https://login.example/token".into(),
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after: retry_after.map(Duration::from_secs),
+            oauth,
+            excerpt: None,
+            scope_format: Some("one scope `{client_id}/.default`"),
+        }))
+    }
+
+    fn oauth(error: &str) -> OAuthError {
+        OAuthError {
+            error: error.into(),
+            ..OAuthError::default()
+        }
+    }
+
+    #[test]
+    fn advice_follows_the_error_code() {
+        let secret_id = OAuthError {
+            error_codes: vec![7_000_215],
+            ..oauth("invalid_client")
+        };
+        let text = rejected(400, Some(secret_id), None).to_string();
+        assert!(text.contains("VALUE, not its secret ID"), "{text}");
+
+        let text = rejected(400, Some(oauth("invalid_client")), None).to_string();
+        assert!(
+            text.contains("Check the client id and the client secret"),
+            "{text}"
+        );
+
+        let text = rejected(400, Some(oauth("invalid_scope")), None).to_string();
+        assert!(text.contains("`{client_id}/.default`"), "{text}");
+
+        let text = rejected(429, None, Some(60)).to_string();
+        assert!(text.contains("retry after 60 s"), "{text}");
+    }
+
+    #[test]
+    fn retryable_by_status_and_code() {
+        assert!(rejected(429, None, Some(1)).is_retryable());
+        assert!(rejected(503, None, None).is_retryable());
+        assert!(!rejected(400, Some(oauth("invalid_client")), None).is_retryable());
+        assert!(rejected(200, Some(oauth("temporarily_unavailable")), None).is_retryable());
+        let held = AuthError::HeldOff {
+            retry_after: Duration::from_secs(5),
+        };
+        assert_eq!(held.retry_after(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            rejected(400, None, None).status(),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            rejected(400, Some(oauth("invalid_scope")), None)
+                .oauth_error()
+                .map(|o| o.error.as_str()),
+            Some("invalid_scope")
+        );
+    }
+
+    #[test]
+    fn scrubber_removes_secrets_before_truncating() {
+        let mut scrubber = Scrubber::default();
+        scrubber.add("s3cret");
+        scrubber.add("");
+        let body = format!("{}s3cret and more", "x".repeat(196));
+        let excerpt = scrubber.excerpt(body.as_bytes(), 200).unwrap();
+        assert!(!excerpt.contains("s3c"), "{excerpt}");
+        assert_eq!(excerpt.chars().count(), 201);
+        assert_eq!(
+            scrubber
+                .excerpt(b"<html>\n\n  <b>s3cret</b>\r\n</html>", 200)
+                .as_deref(),
+            Some("<html> <b>[redacted]</b> </html>")
+        );
+        assert_eq!(scrubber.excerpt(b" \n ", 200), None);
+    }
 }

@@ -4,17 +4,32 @@
 //! fresh-enough [`AccessToken`] for each call and renews a token the API
 //! rejected. What sits behind it is a [`TokenSource`].
 
+mod assertion;
 pub mod challenge;
 pub mod clock;
+mod credentials;
+mod discovery;
+mod endpoint;
 mod error;
+mod http;
+mod response;
 mod token;
 
 use std::fmt;
 use std::sync::Arc;
 
-use http::HeaderValue;
+use ::http::HeaderValue;
 
-pub use error::AuthError;
+pub use assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm};
+pub use credentials::{ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE};
+pub use discovery::{Discovery, ProviderMetadata};
+pub use endpoint::{EndpointIdentity, RetryPolicy, TokenEndpoint, TokenEndpointBuilder};
+pub use error::{
+    AuthError, ConfigError, DiscoveryError, EndpointError, InvalidResponse, OAuthError,
+    TransportError, TransportErrorKind,
+};
+pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
+pub use response::TokenLifetimes;
 pub use token::{AccessToken, InvalidTokenValue};
 
 /// Where an [`Auth`] handle gets its tokens from.

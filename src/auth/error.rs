@@ -253,6 +253,11 @@ impl EndpointError {
         if self.status.is_server_error() {
             return Some("The token endpoint (or a proxy before it) failed: retry later".into());
         }
+        if self.status.is_redirection() {
+            return Some(
+                "The token endpoint answered with a redirect, which is not followed (credentials must not go elsewhere): configure the final token URL".into(),
+            );
+        }
         None
     }
 }

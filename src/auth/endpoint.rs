@@ -48,7 +48,8 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Longest backoff wait (10 s).
     pub max_delay: Duration,
-    /// Longest `Retry-After` honoured (120 s); longer values are cut to it.
+    /// Longest `Retry-After` honoured (120 s); longer values are cut to it,
+    /// for the wait before a retry and for the hold-off after a final 429.
     pub max_retry_after: Duration,
 }
 

@@ -23,6 +23,13 @@ macro_rules! generated_api {
         pub mod $module {
             include!(concat!(env!("OUT_DIR"), "/", $file, ".rs"));
 
+            /// The operations as clap commands, for `m2m call`.
+            #[cfg(feature = "cli")]
+            #[allow(unused_variables, unused_imports)]
+            pub mod cli {
+                include!(concat!(env!("OUT_DIR"), "/", $file, "-cli.rs"));
+            }
+
             /// The OpenAPI document this module was generated from, as JSON.
             pub const OPENAPI_JSON: &str =
                 include_str!(concat!(env!("OUT_DIR"), "/", $file, ".json"));

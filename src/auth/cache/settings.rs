@@ -186,10 +186,12 @@ mod tests {
 
     #[test]
     fn shares_are_clamped() {
-        let mut settings = CacheSettings::default();
-        settings.max_refresh_share = 7.0;
-        settings.refresh_jitter = f64::NAN;
-        settings.refresh_before = 10 * MIN;
+        let settings = CacheSettings {
+            max_refresh_share: 7.0,
+            refresh_jitter: f64::NAN,
+            refresh_before: 10 * MIN,
+            ..CacheSettings::default()
+        };
         let plan = Plan::new(&settings, at(600), 10 * MIN, 0.9);
         assert_eq!(plan.refresh_at, at(300));
     }

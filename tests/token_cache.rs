@@ -415,6 +415,24 @@ async fn an_expired_token_during_an_outage_gives_the_error_then_recovers() {
     );
 }
 
+#[tokio::test]
+async fn a_token_in_its_last_seconds_is_not_handed_out() {
+    // 5-minute tokens: the expiry margin is 10 s; no call during the
+    // refresh window, so the first call after it finds a token 5 s from
+    // expiry and must wait for a new one instead.
+    let s = setup(300, CacheSettings::default()).await;
+    let first = s.source.token().await.unwrap();
+    s.clock.advance(secs(295));
+    let next = s.source.token().await.unwrap();
+    assert!(!next.is_sent_as(first.authorization()));
+    assert_eq!(token_requests(&s.server).await, 2);
+    let stats = s.cache.stats();
+    assert_eq!(
+        (stats.misses, stats.adopted, stats.background_refreshes),
+        (2, 0, 0)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Rejected tokens, forced refresh, invalidation
 // ---------------------------------------------------------------------------
@@ -772,6 +790,90 @@ async fn a_failing_store_costs_fetches_but_no_failed_calls() {
         6,
         "one get and one put per call"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------
+
+/// Records every event of m2m's own targets as `LEVEL message field=value…`.
+#[derive(Clone, Default)]
+struct LogRecorder(Arc<Mutex<Vec<String>>>);
+
+struct FieldsToText<'a>(&'a mut String);
+
+impl tracing::field::Visit for FieldsToText<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
+impl tracing::Subscriber for LogRecorder {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target().starts_with("m2m")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut text = event.metadata().level().to_string();
+        event.record(&mut FieldsToText(&mut text));
+        self.0.lock().unwrap().push(text);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+impl LogRecorder {
+    fn count(&self, level_and_message: &str) -> usize {
+        let lines = self.0.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l.starts_with(level_and_message))
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn logs_tell_hits_misses_and_failed_refreshes_without_the_token() {
+    let recorder = LogRecorder::default();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    let s = setup(300, CacheSettings::default()).await;
+
+    s.source.token().await.unwrap();
+    s.source.token().await.unwrap();
+    s.server.reset().await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&s.server)
+        .await;
+    s.clock.advance(secs(150));
+    s.source.token().await.unwrap();
+    s.source.settled().await;
+
+    assert_eq!(recorder.count("DEBUG message=token cache miss"), 1);
+    assert_eq!(recorder.count("TRACE message=token cache hit"), 2);
+    assert_eq!(
+        recorder.count("DEBUG message=token refresh scheduled in the background"),
+        1
+    );
+    assert_eq!(recorder.count("DEBUG message=fetching a token"), 2);
+    assert_eq!(
+        recorder.count("WARN message=token refresh failed; the current token is still served"),
+        1
+    );
+    let lines = recorder.0.lock().unwrap();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(&format!("key=\"{}\"", &s.source.key().as_str()[..12])))
+    );
+    for line in lines.iter() {
+        assert!(!line.contains("loopback-token"), "{line}");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -42,14 +42,12 @@ impl FlightKind {
     fn may_take(
         &self,
         shared: &Shared,
+        state: &KeyState,
         token: &AccessToken,
         now: SystemTime,
         from_lock_holder: bool,
     ) -> bool {
-        let Ok(remaining) = token.expires_at().duration_since(now) else {
-            return false;
-        };
-        let plan = Plan::new(&shared.settings, token.expires_at(), remaining, 0.0);
+        let plan = state.lock().peek_plan(token, &shared.settings, now);
         if plan.standing(now) == Standing::Unusable {
             return false;
         }
@@ -179,7 +177,9 @@ async fn look_in_store(
     from_lock_holder: bool,
 ) -> Option<AccessToken> {
     match shared.store.get(&state.key).await {
-        Ok(Some(token)) if kind.may_take(shared, &token, shared.clock.now(), from_lock_holder) => {
+        Ok(Some(token))
+            if kind.may_take(shared, state, &token, shared.clock.now(), from_lock_holder) =>
+        {
             Counters::bump(&shared.counters.adopted);
             tracing::debug!(
                 provider = state.key.provider(),

@@ -268,10 +268,7 @@ impl CachedTokenSource {
         let shared = &self.shared;
         let now = shared.clock.now();
         let mut inner = self.state.lock();
-        let plan = inner.plan_for(&token, &shared.settings, || {
-            let remaining = token.expires_at().duration_since(now).unwrap_or_default();
-            (remaining, shared.jitter.fraction())
-        });
+        let plan = inner.plan_for(&token, &shared.settings, now, shared.jitter.as_ref());
         let standing = plan.standing(now);
         let refresh = match standing {
             Standing::Unusable => return None,

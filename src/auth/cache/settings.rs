@@ -81,20 +81,42 @@ pub(crate) enum Standing {
 }
 
 impl Plan {
-    /// Plans a token that expires at `expires_at` and lived `lifetime` when
-    /// first seen (for a token fetched here, its whole life; for one found
-    /// in a shared store, what was left of it). `jitter` is in `[0, 1)`.
+    /// Plans a token fetched here: it expires at `expires_at` after a life
+    /// of `lifetime`. `jitter` is in `[0, 1)`.
     pub fn new(
         settings: &CacheSettings,
         expires_at: SystemTime,
         lifetime: Duration,
         jitter: f64,
     ) -> Self {
+        let margin = settings.expiry_margin.min(lifetime / 4);
+        Self::with_margin(settings, expires_at, lifetime, jitter, margin)
+    }
+
+    /// Plans a token first seen in the store at `now` (another process
+    /// fetched it): its lifetime is unknown, so what is left of it caps the
+    /// refresh buffer, and the expiry margin is kept whole.
+    pub fn first_seen(
+        settings: &CacheSettings,
+        expires_at: SystemTime,
+        now: SystemTime,
+        jitter: f64,
+    ) -> Self {
+        let left = expires_at.duration_since(now).unwrap_or_default();
+        Self::with_margin(settings, expires_at, left, jitter, settings.expiry_margin)
+    }
+
+    fn with_margin(
+        settings: &CacheSettings,
+        expires_at: SystemTime,
+        lifetime: Duration,
+        jitter: f64,
+        margin: Duration,
+    ) -> Self {
         let share = clamp_share(settings.max_refresh_share);
         let base = settings.refresh_before.min(lifetime.mul_f64(share));
         let extra = clamp_share(settings.refresh_jitter) * jitter.clamp(0.0, 1.0);
         let buffer = base.mul_f64(1.0 + extra);
-        let margin = settings.expiry_margin.min(lifetime / 4);
         let usable_until = sub(expires_at, margin);
         let refresh_at = sub(expires_at, buffer).min(usable_until);
         Self {
@@ -182,6 +204,18 @@ mod tests {
             "{plan:?}"
         );
         assert_eq!(plan.standing(at(0)), Standing::Fresh);
+    }
+
+    #[test]
+    fn a_token_from_another_process_keeps_the_whole_margin() {
+        let settings = CacheSettings::default();
+        // 8 s left of a token of unknown life: 10 s margin, not a quarter.
+        let plan = Plan::first_seen(&settings, at(8), at(0), 0.0);
+        assert_eq!(plan.standing(at(0)), Standing::Unusable);
+        // 20 min left: refresh 5 min before expiry, as for own tokens.
+        let plan = Plan::first_seen(&settings, at(1200), at(0), 0.0);
+        assert_eq!(plan.refresh_at, at(900));
+        assert_eq!(plan.usable_until, at(1190));
     }
 
     #[test]

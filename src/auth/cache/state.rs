@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::Shared;
 use super::settings::{CacheSettings, Plan, retry_delay};
 use super::stats::Counters;
+use crate::auth::clock::Jitter;
 use crate::auth::{AccessToken, AuthError, CacheKey};
 
 /// Shared by every source bound to the same key.
@@ -146,22 +147,36 @@ impl KeyInner {
         (guard, rx)
     }
 
-    /// The plan for `token`, made now (with a fresh jitter draw) if the
-    /// token is new to this process. `lifetime` is used only then.
+    /// The plan for `token`: the one made when it was fetched or first
+    /// seen, else a new one (with a fresh jitter draw) that is kept.
     pub fn plan_for(
         &mut self,
         token: &AccessToken,
         settings: &CacheSettings,
-        lifetime: impl FnOnce() -> (Duration, f64),
+        now: SystemTime,
+        jitter: &dyn Jitter,
     ) -> Plan {
         match self.plan {
             Some(plan) if plan.expires_at == token.expires_at() => plan,
             _ => {
-                let (lifetime, jitter) = lifetime();
-                let plan = Plan::new(settings, token.expires_at(), lifetime, jitter);
+                let plan = Plan::first_seen(settings, token.expires_at(), now, jitter.fraction());
                 self.plan = Some(plan);
                 plan
             }
+        }
+    }
+
+    /// Like [`KeyInner::plan_for`], without keeping a new plan (for a token
+    /// that may not be taken at all) and without jitter.
+    pub fn peek_plan(
+        &self,
+        token: &AccessToken,
+        settings: &CacheSettings,
+        now: SystemTime,
+    ) -> Plan {
+        match self.plan {
+            Some(plan) if plan.expires_at == token.expires_at() => plan,
+            _ => Plan::first_seen(settings, token.expires_at(), now, 0.0),
         }
     }
 }

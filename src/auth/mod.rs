@@ -4,9 +4,11 @@
 //! fresh-enough [`AccessToken`] for each call and renews a token the API
 //! rejected. What sits behind it is a [`TokenSource`].
 
+mod cache;
 pub mod challenge;
 pub mod clock;
 mod error;
+mod store;
 mod token;
 
 use std::fmt;
@@ -14,7 +16,9 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
+pub use cache::{CacheKey, CacheSettings, CacheStats, CachedTokenSource, TokenCache};
 pub use error::AuthError;
+pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
 pub use token::{AccessToken, InvalidTokenValue};
 
 /// Where an [`Auth`] handle gets its tokens from.

@@ -3,6 +3,7 @@
 //! For every `openapi/<name>.{yaml,yml,json}` this writes, into `OUT_DIR`:
 //! - `<name>.rs`: the progenitor client (builder interface, [`Auth`] as the
 //!   inner type, hooks that the crate must implement, `JsonSchema` derived);
+//! - `<name>-cli.rs`: a clap command per operation, for `m2m call`;
 //! - `<name>.json`: the same document as JSON, so runtime code (the sandbox,
 //!   `m2m call --list`) reads the spec without a YAML parser.
 //!
@@ -93,15 +94,22 @@ fn generate(spec_path: &Path, out_dir: &Path) -> Result<(), String> {
         .with_hooks(HooksMode::Expected)
         .with_derive("schemars::JsonSchema");
 
-    let tokens = catch_generator_panic(|| Generator::new(&settings).generate_tokens(&spec))?
+    let client = catch_generator_panic(|| Generator::new(&settings).generate_tokens(&spec))?
         .map_err(|e| format!("progenitor cannot generate a client: {e}"))?;
-    let file = syn::parse2::<syn::File>(tokens)
-        .map_err(|e| format!("progenitor produced code that does not parse: {e}"))?;
-    let code = prettyplease::unparse(&file);
-
-    write(&out_dir.join(format!("{stem}.rs")), code.as_bytes())?;
+    write(&out_dir.join(format!("{stem}.rs")), &unparse(client)?)?;
+    // The command-line face of the same operations (`m2m call`), generated
+    // by a fresh generator: it lives in a child module of the client's.
+    let cli = catch_generator_panic(|| Generator::new(&settings).cli(&spec, "super"))?
+        .map_err(|e| format!("progenitor cannot generate the command-line interface: {e}"))?;
+    write(&out_dir.join(format!("{stem}-cli.rs")), &unparse(cli)?)?;
     let json = serde_json::to_vec(&value).map_err(|e| format!("cannot serialise: {e}"))?;
     write(&out_dir.join(format!("{stem}.json")), &json)
+}
+
+fn unparse(tokens: proc_macro2::TokenStream) -> Result<Vec<u8>, String> {
+    let file = syn::parse2::<syn::File>(tokens)
+        .map_err(|e| format!("progenitor produced code that does not parse: {e}"))?;
+    Ok(prettyplease::unparse(&file).into_bytes())
 }
 
 /// progenitor panics on some documents it does not support (two request

@@ -3,4 +3,5 @@
 
 pub mod apis;
 pub mod auth;
+pub mod config;
 pub mod provider;

@@ -31,8 +31,10 @@ pub(crate) async fn authorize<E>(
 }
 
 /// `exec` hook: sends the request; on 401 with `Bearer error="invalid_token"`
-/// renews the token and sends a copy once more. Requests whose body cannot be
-/// copied (streams) are sent once. Plain 401 and 403 are returned as they are.
+/// renews the token and sends a copy once more. A request whose body cannot
+/// be copied (a stream) is not sent again, but the token is still renewed so
+/// that the next call does not carry the rejected one. Plain 401 and 403 are
+/// returned as they are.
 pub(crate) async fn send(
     http: &reqwest::Client,
     auth: &Auth,
@@ -47,11 +49,7 @@ pub(crate) async fn send(
     {
         return Ok(response);
     }
-    let (Some(mut retry), Some(rejected)) = (retry, rejected) else {
-        tracing::debug!(
-            operation = info.operation_id,
-            "token rejected, but the request body is a stream: not retried"
-        );
+    let Some(rejected) = rejected else {
         return Ok(response);
     };
     let token = match auth.renew(&rejected).await {
@@ -61,6 +59,13 @@ pub(crate) async fn send(
             return Ok(response);
         }
     };
+    let Some(mut retry) = retry else {
+        tracing::debug!(
+            operation = info.operation_id,
+            "token rejected and renewed, but the request body is a stream: not sent again"
+        );
+        return Ok(response);
+    };
     tracing::debug!(
         operation = info.operation_id,
         "token rejected: sending once more with a new token"
@@ -69,4 +74,173 @@ pub(crate) async fn send(
         .headers_mut()
         .insert(AUTHORIZATION, token.authorization().clone());
     http.execute(retry).await
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hooks on raw `reqwest::Request`s, for what no generated operation
+    //! exercises: a body that is a stream. The generated-client view of the
+    //! hooks is in `tests/hooks.rs`.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+    use http::HeaderValue;
+    use secrecy::SecretString;
+    use wiremock::matchers::header;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::auth::{AccessToken, AuthError, BoxFuture, TokenSource};
+
+    const OLD: &str = "old-token";
+    const NEW: &str = "new-token";
+    const INFO: OperationInfo = OperationInfo {
+        operation_id: "upload_document",
+    };
+
+    /// Hands out `OLD` until renewed, then `NEW`; counts renewals.
+    #[derive(Clone, Default)]
+    struct OldThenNew(std::sync::Arc<AtomicUsize>);
+
+    impl OldThenNew {
+        fn renewals(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+
+        fn current(&self) -> Result<AccessToken, AuthError> {
+            let value = if self.renewals() == 0 { OLD } else { NEW };
+            let expires_at = SystemTime::UNIX_EPOCH + Duration::from_secs(4_102_444_800);
+            Ok(AccessToken::new(
+                SecretString::from(value),
+                "Bearer",
+                expires_at,
+                None,
+            )?)
+        }
+    }
+
+    impl TokenSource for OldThenNew {
+        fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
+            Box::pin(async move { self.current() })
+        }
+
+        fn renew<'a>(
+            &'a self,
+            rejected: &'a HeaderValue,
+        ) -> BoxFuture<'a, Result<AccessToken, AuthError>> {
+            assert_eq!(rejected.as_bytes(), format!("Bearer {OLD}").as_bytes());
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { self.current() })
+        }
+    }
+
+    /// A server that rejects `OLD` with `invalid_token` and accepts `NEW`.
+    async fn server_rejecting_the_old_token() -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(header("authorization", format!("Bearer {OLD}").as_str()))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .insert_header("www-authenticate", r#"Bearer error="invalid_token""#),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(header("authorization", format!("Bearer {NEW}").as_str()))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    /// Authorizes and sends `body` to `server` as the generated code does.
+    async fn call(
+        server: &MockServer,
+        http: &reqwest::Client,
+        auth: &Auth,
+        body: reqwest::Body,
+    ) -> reqwest::Response {
+        let mut request = http
+            .post(format!("{}/documents", server.uri()))
+            .body(body)
+            .build()
+            .unwrap();
+        authorize::<()>(auth, &mut request, &INFO).await.unwrap();
+        send(http, auth, request, &INFO).await.unwrap()
+    }
+
+    fn stream_of(chunks: &'static [&'static str]) -> reqwest::Body {
+        let chunks = chunks
+            .iter()
+            .map(|chunk| Ok::<_, std::io::Error>(Bytes::from_static(chunk.as_bytes())));
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+    }
+
+    fn authorizations(requests: &[wiremock::Request]) -> Vec<&str> {
+        requests
+            .iter()
+            .map(|request| request.headers[AUTHORIZATION].to_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_buffered_body_is_resent_with_the_new_token() {
+        let server = server_rejecting_the_old_token().await;
+        let (http, tokens) = (reqwest::Client::new(), OldThenNew::default());
+        let auth = Auth::from_source(tokens.clone());
+
+        let response = call(&server, &http, &auth, reqwest::Body::from("part-1 part-2")).await;
+
+        assert_eq!(response.status(), StatusCode::OK);
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(
+            authorizations(&requests),
+            ["Bearer old-token", "Bearer new-token"]
+        );
+        assert_eq!(requests[1].body, b"part-1 part-2");
+        assert_eq!(tokens.renewals(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_is_not_resent_but_the_next_call_has_the_new_token() {
+        let server = server_rejecting_the_old_token().await;
+        let (http, tokens) = (reqwest::Client::new(), OldThenNew::default());
+        let auth = Auth::from_source(tokens.clone());
+
+        let rejected = call(&server, &http, &auth, stream_of(&["part-1 ", "part-2"])).await;
+
+        assert_eq!(rejected.status(), StatusCode::UNAUTHORIZED);
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(authorizations(&requests), ["Bearer old-token"]);
+        assert_eq!(requests[0].body, b"part-1 part-2");
+        // The rejected token was renewed although the request could not be
+        // sent again: the next call goes out with the new one at once.
+        assert_eq!(tokens.renewals(), 1);
+
+        let next = call(&server, &http, &auth, stream_of(&["part-3"])).await;
+
+        assert_eq!(next.status(), StatusCode::OK);
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(
+            authorizations(&requests),
+            ["Bearer old-token", "Bearer new-token"]
+        );
+        assert_eq!(tokens.renewals(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_authorization_header_is_sensitive_and_not_in_debug_output() {
+        let auth = Auth::from_source(OldThenNew::default());
+        let mut request = reqwest::Client::new()
+            .get("http://127.0.0.1:9/organisations")
+            .build()
+            .unwrap();
+
+        authorize::<()>(&auth, &mut request, &INFO).await.unwrap();
+
+        let value = &request.headers()[AUTHORIZATION];
+        assert_eq!(value.as_bytes(), b"Bearer old-token");
+        assert!(value.is_sensitive());
+        assert!(!format!("{request:?}").contains(OLD));
+    }
 }

@@ -1,60 +1,99 @@
 //! Typed API clients, generated at build time from `openapi/`.
 //!
-//! Each line below turns one OpenAPI document into a module with its `Client`,
-//! its builders and its `types`. Every generated `Client` carries an
-//! [`Auth`](crate::auth::Auth) handle: each call gets an `Authorization`
-//! header, and a token the API rejects (401 `invalid_token`) is renewed and
-//! the call sent again once.
+//! Each line of the `generated_apis!` list below turns one OpenAPI document
+//! into a module with its `Client`, its builders and its `types`. Every
+//! generated `Client` carries an [`Auth`](crate::auth::Auth) handle: each call
+//! gets an `Authorization` header, and a token the API rejects (401
+//! `invalid_token`) is renewed and the call sent again once.
 //!
 //! To add an API, put its OpenAPI 3.0 document in `openapi/<name>.yaml` and
-//! add one line: `generated_api!(<module_name>, "<name>", "<what it is>");`.
+//! add one line to the list: `<module_name> = "<name>": "<what it is>";`.
 
+#[cfg(feature = "cli")]
+pub mod call;
 mod hooks;
 
 pub use hooks::AUTH_ERROR_PREFIX;
 
-/// Declares the module generated from `openapi/$file.{yaml,yml,json}`.
-macro_rules! generated_api {
-    ($module:ident, $file:literal, $doc:literal) => {
-        #[doc = $doc]
-        #[doc = ""]
-        #[doc = concat!("Generated from `openapi/", $file, "`.")]
-        #[allow(missing_docs, clippy::all, clippy::pedantic)]
-        pub mod $module {
-            include!(concat!(env!("OUT_DIR"), "/", $file, ".rs"));
+/// Declares one module per generated API, and [`Api`], the list of them.
+macro_rules! generated_apis {
+    ($($module:ident = $file:literal : $doc:literal;)+) => {
+        $(
+            #[doc = $doc]
+            #[doc = ""]
+            #[doc = concat!("Generated from `openapi/", $file, "`.")]
+            #[allow(missing_docs, clippy::all, clippy::pedantic)]
+            pub mod $module {
+                include!(concat!(env!("OUT_DIR"), "/", $file, ".rs"));
 
-            /// The OpenAPI document this module was generated from, as JSON.
-            pub const OPENAPI_JSON: &str =
-                include_str!(concat!(env!("OUT_DIR"), "/", $file, ".json"));
-
-            impl ClientHooks<crate::auth::Auth> for Client {
-                async fn pre<E>(
-                    &self,
-                    request: &mut reqwest::Request,
-                    info: &progenitor_client::OperationInfo,
-                ) -> Result<(), Error<E>> {
-                    crate::apis::hooks::authorize(self.inner(), request, info).await
+                /// The operations as clap commands, for `m2m call`.
+                #[cfg(feature = "cli")]
+                #[allow(unused_variables, unused_imports)]
+                pub mod cli {
+                    include!(concat!(env!("OUT_DIR"), "/", $file, "-cli.rs"));
                 }
 
-                async fn exec(
-                    &self,
-                    request: reqwest::Request,
-                    info: &progenitor_client::OperationInfo,
-                ) -> reqwest::Result<reqwest::Response> {
-                    crate::apis::hooks::send(self.client(), self.inner(), request, info).await
+                /// The OpenAPI document this module was generated from, as JSON.
+                pub const OPENAPI_JSON: &str =
+                    include_str!(concat!(env!("OUT_DIR"), "/", $file, ".json"));
+
+                impl ClientHooks<crate::auth::Auth> for Client {
+                    async fn pre<E>(
+                        &self,
+                        request: &mut reqwest::Request,
+                        info: &progenitor_client::OperationInfo,
+                    ) -> Result<(), Error<E>> {
+                        crate::apis::hooks::authorize(self.inner(), request, info).await
+                    }
+
+                    async fn exec(
+                        &self,
+                        request: reqwest::Request,
+                        info: &progenitor_client::OperationInfo,
+                    ) -> reqwest::Result<reqwest::Response> {
+                        crate::apis::hooks::send(self.client(), self.inner(), request, info).await
+                    }
+                }
+            }
+        )+
+
+        /// Every generated API, for code that picks one at run time.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(non_camel_case_types)]
+        pub enum Api {
+            $(
+                #[doc = $doc]
+                $module,
+            )+
+        }
+
+        impl Api {
+            /// All generated APIs, in declaration order.
+            pub const ALL: &[Api] = &[$(Api::$module),+];
+
+            /// The OpenAPI document's file stem (`cenda-configuration`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Api::$module => $file,)+
+                }
+            }
+
+            /// The OpenAPI document, as JSON.
+            pub fn openapi_json(self) -> &'static str {
+                match self {
+                    $(Api::$module => $module::OPENAPI_JSON,)+
                 }
             }
         }
+
+        #[cfg(feature = "cli")]
+        call::dispatch!($($module),+);
     };
 }
 
-generated_api!(
-    cenda_configuration,
-    "cenda-configuration",
-    "The Cenda Configuration API: organisations and their credential templates."
-);
-generated_api!(
-    nxtsoft_transactions,
-    "nxtsoft-transactions",
-    "NXTsoft transactions: validation messages (`transactions/mock`) and the transactions they rehearse."
-);
+generated_apis! {
+    cenda_configuration = "cenda-configuration":
+        "The Cenda Configuration API: organisations and their credential templates.";
+    nxtsoft_transactions = "nxtsoft-transactions":
+        "NXTsoft transactions: validation messages (`transactions/mock`) and the transactions they rehearse.";
+}

@@ -5,6 +5,7 @@
 //! rejected. What sits behind it is a [`TokenSource`].
 
 mod assertion;
+mod cache;
 pub mod challenge;
 pub mod clock;
 mod credentials;
@@ -13,6 +14,7 @@ mod endpoint;
 mod error;
 mod http;
 mod response;
+mod store;
 mod token;
 
 use std::fmt;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use ::http::HeaderValue;
 
 pub use assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm};
+pub use cache::{CacheKey, CacheSettings, CacheStats, CachedTokenSource, TokenCache};
 pub use credentials::{ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE};
 pub use discovery::{Discovery, ProviderMetadata};
 pub use endpoint::{EndpointIdentity, RetryPolicy, TokenEndpoint, TokenEndpointBuilder};
@@ -30,6 +33,7 @@ pub use error::{
 };
 pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
 pub use response::TokenLifetimes;
+pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
 pub use token::{AccessToken, InvalidTokenValue};
 
 /// Where an [`Auth`] handle gets its tokens from.

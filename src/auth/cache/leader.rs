@@ -1,0 +1,241 @@
+//! The work of one flight: look in the store, take the refresh lock, fetch,
+//! store, and tell the waiters. Runs in its own task, so a caller that gives
+//! up does not cancel the fetch the others are waiting for.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::HeaderValue;
+
+use super::Shared;
+use super::settings::{Plan, Standing};
+use super::state::{FlightEnd, FlightGuard, KeyState};
+use super::stats::Counters;
+use crate::auth::{AccessToken, AuthError, FetchToken, StoreError, StoreLock};
+
+/// Why a flight was started; decides which stored token it may take
+/// instead of fetching.
+#[derive(Debug, Clone)]
+pub(crate) enum FlightKind {
+    /// No usable token: callers wait. Any usable stored token will do,
+    /// except the one an API just rejected.
+    Cold { avoid: Option<HeaderValue> },
+    /// The token expiring at `replacing` is still served meanwhile; only a
+    /// later one will do.
+    Background { replacing: SystemTime },
+    /// Asked for explicitly: always fetches, unless another process holds
+    /// the refresh lock and stores a token later than `replacing`.
+    Forced { replacing: Option<SystemTime> },
+}
+
+impl FlightKind {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Cold { .. } => "cold",
+            Self::Background { .. } => "background",
+            Self::Forced { .. } => "forced",
+        }
+    }
+
+    /// Whether `token`, found in the store at `now`, may be taken.
+    /// `from_lock_holder`: it appeared while another process held the lock.
+    fn may_take(
+        &self,
+        shared: &Shared,
+        state: &KeyState,
+        token: &AccessToken,
+        now: SystemTime,
+        from_lock_holder: bool,
+    ) -> bool {
+        let plan = state.lock().peek_plan(token, &shared.settings, now);
+        if plan.standing(now) == Standing::Unusable {
+            return false;
+        }
+        match self {
+            Self::Cold { avoid } => !avoid.as_ref().is_some_and(|a| token.is_sent_as(a)),
+            Self::Background { replacing } => token.expires_at() > *replacing,
+            Self::Forced { replacing } => {
+                from_lock_holder && replacing.is_none_or(|r| token.expires_at() > r)
+            }
+        }
+    }
+}
+
+/// Runs a flight to its end and publishes the outcome.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    state: Arc<KeyState>,
+    fetcher: Arc<dyn FetchToken>,
+    kind: FlightKind,
+    guard: FlightGuard,
+) {
+    let result = obtain(&shared, &state, fetcher.as_ref(), &kind).await;
+    let now = shared.clock.now();
+    let mut inner = state.lock();
+    let result = match result {
+        Ok(Obtained::Fetched(token)) => {
+            inner.retry.succeeded();
+            let lifetime = token.expires_at().duration_since(now).unwrap_or_default();
+            let plan = Plan::new(
+                &shared.settings,
+                token.expires_at(),
+                lifetime,
+                shared.jitter.fraction(),
+            );
+            inner.plan = Some(plan);
+            Ok(token)
+        }
+        Ok(Obtained::Taken(token)) => {
+            inner.retry.succeeded();
+            Ok(token)
+        }
+        Err(error) => {
+            let retry_in = inner
+                .retry
+                .failed(&shared.settings, now, Some(error.clone()));
+            let failures = inner.retry.failures;
+            let key = &state.key;
+            if matches!(kind, FlightKind::Background { .. }) {
+                tracing::warn!(provider = key.provider(), key = key.short(), failures, ?retry_in, %error,
+                    "token refresh failed; the current token is still served");
+            } else {
+                tracing::warn!(provider = key.provider(), key = key.short(), failures, ?retry_in, %error,
+                    "token fetch failed");
+            }
+            Err(error)
+        }
+    };
+    let publish = guard.finish(&mut inner);
+    drop(inner);
+    publish.send(FlightEnd::Done(result));
+}
+
+enum Obtained {
+    Fetched(AccessToken),
+    Taken(AccessToken),
+}
+
+async fn obtain(
+    shared: &Shared,
+    state: &KeyState,
+    fetcher: &dyn FetchToken,
+    kind: &FlightKind,
+) -> Result<Obtained, AuthError> {
+    let key = &state.key;
+    if !matches!(kind, FlightKind::Forced { .. })
+        && let Some(token) = look_in_store(shared, state, kind, false).await
+    {
+        return Ok(Obtained::Taken(token));
+    }
+
+    let lock = match shared.store.try_lock(key, shared.settings.lock_ttl).await {
+        Ok(Some(lock)) => Some(lock),
+        Ok(None) => {
+            tracing::debug!(
+                provider = key.provider(),
+                key = key.short(),
+                "another process holds the refresh lock: watching the store for its token"
+            );
+            if let Some(token) = watch_lock_holder(shared, state, kind).await {
+                return Ok(Obtained::Taken(token));
+            }
+            tracing::debug!(
+                provider = key.provider(),
+                key = key.short(),
+                "no token from the lock holder in time: fetching"
+            );
+            None
+        }
+        Err(error) => {
+            store_failed(shared, state, "try_lock", &error);
+            None
+        }
+    };
+
+    Counters::bump(&shared.counters.fetches);
+    tracing::debug!(
+        provider = key.provider(),
+        key = key.short(),
+        kind = kind.label(),
+        "fetching a token"
+    );
+    let result = fetcher.fetch().await;
+    match &result {
+        Ok(token) => store_token(shared, state, token).await,
+        Err(_) => Counters::bump(&shared.counters.fetch_failures),
+    }
+    if let Some(lock) = lock {
+        release(shared, state, lock).await;
+    }
+    result.map(Obtained::Fetched)
+}
+
+async fn look_in_store(
+    shared: &Shared,
+    state: &KeyState,
+    kind: &FlightKind,
+    from_lock_holder: bool,
+) -> Option<AccessToken> {
+    match shared.store.get(&state.key).await {
+        Ok(Some(token))
+            if kind.may_take(shared, state, &token, shared.clock.now(), from_lock_holder) =>
+        {
+            Counters::bump(&shared.counters.adopted);
+            tracing::debug!(
+                provider = state.key.provider(),
+                key = state.key.short(),
+                "took a token from the store instead of fetching"
+            );
+            Some(token)
+        }
+        Ok(_) => None,
+        Err(error) => {
+            store_failed(shared, state, "get", &error);
+            None
+        }
+    }
+}
+
+/// Polls the store while another process fetches, for at most `lock_ttl`.
+async fn watch_lock_holder(
+    shared: &Shared,
+    state: &KeyState,
+    kind: &FlightKind,
+) -> Option<AccessToken> {
+    let poll = shared.settings.lock_poll.max(Duration::from_millis(1));
+    let rounds = (shared.settings.lock_ttl.as_nanos() / poll.as_nanos()).max(1);
+    for _ in 0..rounds {
+        shared.clock.sleep(poll).await;
+        if let Some(token) = look_in_store(shared, state, kind, true).await {
+            return Some(token);
+        }
+    }
+    None
+}
+
+async fn store_token(shared: &Shared, state: &KeyState, token: &AccessToken) {
+    let Ok(ttl) = token.expires_at().duration_since(shared.clock.now()) else {
+        tracing::debug!(
+            provider = state.key.provider(),
+            key = state.key.short(),
+            "the token endpoint returned an expired token: not stored"
+        );
+        return;
+    };
+    if ttl.is_zero() {
+        return;
+    }
+    if let Err(error) = shared.store.put(&state.key, token, ttl).await {
+        store_failed(shared, state, "put", &error);
+    }
+}
+
+async fn release(shared: &Shared, state: &KeyState, lock: StoreLock) {
+    if let Err(error) = shared.store.unlock(&state.key, lock).await {
+        store_failed(shared, state, "unlock", &error);
+    }
+}
+
+fn store_failed(shared: &Shared, state: &KeyState, operation: &'static str, error: &StoreError) {
+    super::store_failed(shared, &state.key, operation, error);
+}

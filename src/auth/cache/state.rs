@@ -1,0 +1,242 @@
+//! What the cache knows about one key in this process: the refresh plan of
+//! the current token, the fetch under way (single flight) and the failures
+//! that hold the next attempt back.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use super::Shared;
+use super::settings::{CacheSettings, Plan, retry_delay};
+use super::stats::Counters;
+use crate::auth::clock::Jitter;
+use crate::auth::{AccessToken, AuthError, CacheKey};
+
+/// Shared by every source bound to the same key.
+pub(crate) struct KeyState {
+    pub key: CacheKey,
+    inner: Mutex<KeyInner>,
+}
+
+#[derive(Default)]
+pub(crate) struct KeyInner {
+    /// The plan of the token seen last (tokens are told apart by expiry).
+    pub plan: Option<Plan>,
+    /// The fetch under way, if any: there is at most one per key.
+    pub flight: Option<Flight>,
+    next_flight_id: u64,
+    pub retry: RetryState,
+}
+
+/// Consecutive failures, and when the next attempt may start.
+#[derive(Default)]
+pub(crate) struct RetryState {
+    pub failures: u32,
+    pub not_before: Option<SystemTime>,
+    pub last_error: Option<AuthError>,
+}
+
+impl RetryState {
+    /// Whether a new attempt may start at `now`.
+    pub fn allows(&self, now: SystemTime) -> bool {
+        self.not_before.is_none_or(|at| now >= at)
+    }
+
+    /// The error to answer with instead of trying again, while backing off.
+    pub fn holding_off(&self, now: SystemTime) -> Option<AuthError> {
+        if self.allows(now) {
+            None
+        } else {
+            self.last_error.clone()
+        }
+    }
+
+    /// Records a failure at `now`; returns the wait before the next attempt.
+    pub fn failed(
+        &mut self,
+        settings: &CacheSettings,
+        now: SystemTime,
+        error: Option<AuthError>,
+    ) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let delay = retry_delay(settings, self.failures);
+        self.not_before = Some(now + delay);
+        self.last_error = error;
+        delay
+    }
+
+    pub fn succeeded(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// How a fetch ended, as its waiters see it.
+#[derive(Clone)]
+pub(crate) enum FlightEnd {
+    Done(Result<AccessToken, AuthError>),
+    /// The fetcher panicked (its panic was printed where it happened).
+    Panicked,
+}
+
+/// The fetch under way for a key; waiters clone the receiver.
+pub(crate) struct Flight {
+    id: u64,
+    done: watch::Receiver<Option<FlightEnd>>,
+}
+
+/// What a waiter learns.
+pub(crate) enum Waited {
+    Ended(FlightEnd),
+    /// The fetch was dropped unfinished (its runtime shut down, or the
+    /// caller running it inline went away): try again.
+    Abandoned,
+}
+
+impl Flight {
+    pub fn waiter(&self) -> watch::Receiver<Option<FlightEnd>> {
+        self.done.clone()
+    }
+}
+
+pub(crate) async fn wait(mut done: watch::Receiver<Option<FlightEnd>>) -> Waited {
+    match done.wait_for(Option::is_some).await {
+        Ok(end) => match end.as_ref() {
+            Some(end) => Waited::Ended(end.clone()),
+            None => Waited::Abandoned,
+        },
+        Err(_) => Waited::Abandoned,
+    }
+}
+
+impl KeyState {
+    pub fn new(key: CacheKey) -> Self {
+        Self {
+            key,
+            inner: Mutex::new(KeyInner::default()),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, KeyInner> {
+        // Critical sections only assign fields: poisoning is ignored.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl KeyInner {
+    /// Registers a new flight: the guard publishes its end, the receiver
+    /// is the starter's own way to wait for it.
+    pub fn start_flight(
+        &mut self,
+        shared: &Arc<Shared>,
+        state: &Arc<KeyState>,
+    ) -> (FlightGuard, watch::Receiver<Option<FlightEnd>>) {
+        let (tx, rx) = watch::channel(None);
+        self.next_flight_id += 1;
+        let id = self.next_flight_id;
+        self.flight = Some(Flight {
+            id,
+            done: rx.clone(),
+        });
+        let guard = FlightGuard {
+            shared: Arc::clone(shared),
+            state: Arc::clone(state),
+            id,
+            tx: Some(tx),
+        };
+        (guard, rx)
+    }
+
+    /// The plan for `token`: the one made when it was fetched or first
+    /// seen, else a new one (with a fresh jitter draw) that is kept.
+    pub fn plan_for(
+        &mut self,
+        token: &AccessToken,
+        settings: &CacheSettings,
+        now: SystemTime,
+        jitter: &dyn Jitter,
+    ) -> Plan {
+        match self.plan {
+            Some(plan) if plan.expires_at == token.expires_at() => plan,
+            _ => {
+                let plan = Plan::first_seen(settings, token.expires_at(), now, jitter.fraction());
+                self.plan = Some(plan);
+                plan
+            }
+        }
+    }
+
+    /// Like [`KeyInner::plan_for`], without keeping a new plan (for a token
+    /// that may not be taken at all) and without jitter.
+    pub fn peek_plan(
+        &self,
+        token: &AccessToken,
+        settings: &CacheSettings,
+        now: SystemTime,
+    ) -> Plan {
+        match self.plan {
+            Some(plan) if plan.expires_at == token.expires_at() => plan,
+            _ => Plan::first_seen(settings, token.expires_at(), now, 0.0),
+        }
+    }
+}
+
+/// Held by whoever runs a flight: publishes how it ended, and if it is
+/// dropped unfinished (a panic, a cancelled task) still clears the slot so
+/// the key is never stuck.
+pub(crate) struct FlightGuard {
+    shared: Arc<Shared>,
+    state: Arc<KeyState>,
+    id: u64,
+    tx: Option<watch::Sender<Option<FlightEnd>>>,
+}
+
+impl FlightGuard {
+    /// Clears the slot under `inner` (already locked by the caller, who
+    /// updates plan and retry state in the same critical section) and
+    /// publishes `end` once the lock is released.
+    pub fn finish(mut self, inner: &mut KeyInner) -> Publish {
+        clear_slot(inner, self.id);
+        Publish { tx: self.tx.take() }
+    }
+}
+
+/// Sends a flight's end to its waiters.
+pub(crate) struct Publish {
+    tx: Option<watch::Sender<Option<FlightEnd>>>,
+}
+
+impl Publish {
+    pub fn send(self, end: FlightEnd) {
+        if let Some(tx) = self.tx {
+            tx.send_replace(Some(end));
+        }
+    }
+}
+
+fn clear_slot(inner: &mut KeyInner, id: u64) {
+    if inner.flight.as_ref().is_some_and(|f| f.id == id) {
+        inner.flight = None;
+    }
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let Some(tx) = self.tx.take() else { return };
+        let panicked = std::thread::panicking();
+        let mut inner = self.state.lock();
+        clear_slot(&mut inner, self.id);
+        if panicked {
+            // Back off as after any failure: a fetcher that panics is not
+            // called again on every request.
+            Counters::bump(&self.shared.counters.fetch_failures);
+            let now = self.shared.clock.now();
+            inner.retry.failed(&self.shared.settings, now, None);
+        }
+        drop(inner);
+        if panicked {
+            tx.send_replace(Some(FlightEnd::Panicked));
+        }
+        // Otherwise the sender is dropped with no end: waiters try again.
+    }
+}

@@ -1,0 +1,484 @@
+//! The declarative configuration: `m2m.toml`.
+//!
+//! ```toml
+//! [clients.cenda]
+//! provider = "cenda"
+//! tenant_id = "00000000-0000-0000-0000-000000000001"      # PermissionsTenantId
+//! gateway_client_id = "00000000-0000-0000-0000-000000000002"
+//! client_id = "00000000-0000-0000-0000-000000000003"
+//! client_secret_env = "CENDA_CLIENT_SECRET"                # never the secret itself
+//! ```
+//!
+//! Every field of a client is also a command-line flag of `m2m token` and
+//! `m2m call` (the same struct derives both), so a client can be described
+//! on the command line alone. Secrets never have to be in the file:
+//! `client_secret_env` names an environment variable, `private_key_file` a
+//! PEM file, and `M2M_<CLIENT>_CLIENT_SECRET` overrides both.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "M2M_CONFIG";
+/// The configuration file used when neither `--config` nor `M2M_CONFIG` is set.
+pub const DEFAULT_CONFIG_FILE: &str = "m2m.toml";
+
+/// The whole `m2m.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Token cache settings shared by every client.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Named clients: `[clients.<name>]`.
+    #[serde(default)]
+    pub clients: BTreeMap<String, ClientConfig>,
+}
+
+/// `[cache]`: how tokens are kept and renewed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct CacheConfig {
+    /// Renew a token this many seconds before it expires (at most half of
+    /// its lifetime). Default 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    pub refresh_buffer_secs: Option<u64>,
+    /// Lifetime assumed for a token whose response has no `expires_in`.
+    /// Default 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    pub default_lifetime_secs: Option<u64>,
+    /// The most tokens kept in memory. Default 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    pub max_entries: Option<usize>,
+    /// A Redis server shared by every replica (`redis://…` or `rediss://…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long = "cache-url", value_name = "URL"))]
+    pub redis_url: Option<Url>,
+}
+
+/// The provider variants a client can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum ProviderKind {
+    /// NxtPort International (Azure AD B2C): `environment` and `tenant_id`.
+    Nxtport,
+    /// NXTsoft (Cognito-style token server).
+    Nxtsoft,
+    /// Cenda Configuration API (Entra ID): `tenant_id` (PermissionsTenantId)
+    /// and `gateway_client_id`.
+    Cenda,
+    /// Sequel (Duende IdentityServer): `authentication_server_url`.
+    Sequel,
+    /// Apiture (OIDC discovery, HTTP Basic): optional `environment`.
+    Apiture,
+    /// Any OAuth 2.0 server: `token_url` or `discovery_url`.
+    Custom,
+}
+
+/// An environment of a provider that has several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum EnvironmentName {
+    /// NxtPort Live.
+    Live,
+    /// NxtPort Staging.
+    Staging,
+    /// Apiture production.
+    Production,
+    /// Apiture test (CAT).
+    Test,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum AuthMethodName {
+    /// `client_secret_post`: id and secret in the form body.
+    Post,
+    /// `client_secret_basic`, RFC 6749 §2.3.1 encoding.
+    Basic,
+    /// HTTP Basic without the form encoding, for servers that do not decode.
+    BasicUnencoded,
+    /// Basic and the form body together (Apiture's guide).
+    BasicAndPost,
+    /// `private_key_jwt` (RFC 7523).
+    PrivateKeyJwt,
+}
+
+/// The JWS algorithm of a `private_key_jwt` assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum KeyAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+}
+
+/// One client: `[clients.<name>]`, or the flags of `m2m token`/`m2m call`.
+///
+/// Every field is optional in the file so that flags can complete or
+/// override it; what a provider needs is checked when the client is used.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ClientConfig {
+    /// The provider variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub provider: Option<ProviderKind>,
+    /// The environment: `live` or `staging` (NxtPort), `production` or
+    /// `test` (Apiture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub environment: Option<EnvironmentName>,
+    /// The Entra tenant: NxtPort's environment tenant, Cenda's
+    /// PermissionsTenantId.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "TENANT"))]
+    pub tenant_id: Option<String>,
+    /// Cenda's GatewayClientId (the scope is `{gateway_client_id}/.default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "ID"))]
+    pub gateway_client_id: Option<String>,
+    /// Sequel's AuthenticationServerUrl, with its virtual path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub authentication_server_url: Option<Url>,
+    /// The token endpoint (overrides the provider's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "URL", conflicts_with = "discovery_url")
+    )]
+    pub token_url: Option<Url>,
+    /// An OpenID Connect discovery document naming the token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub discovery_url: Option<Url>,
+    /// The Entra host for sovereign clouds (`https://login.microsoftonline.us`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub authority_host: Option<Url>,
+    /// The API's base URL, with any path prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    pub api_base_url: Option<Url>,
+    /// The client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "ID"))]
+    pub client_id: Option<String>,
+    /// The environment variable that holds the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "VAR"))]
+    pub client_secret_env: Option<String>,
+    /// A PEM private key for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub private_key_file: Option<PathBuf>,
+    /// The signing algorithm of the key (default: RS256 for RSA keys,
+    /// ES256 for EC keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub key_algorithm: Option<KeyAlgorithm>,
+    /// The `kid` the server knows the key by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "KID", conflicts_with = "certificate_file")
+    )]
+    pub key_id: Option<String>,
+    /// The key's X.509 certificate (PEM): its thumbprint becomes `x5t`, as
+    /// Entra wants for certificate credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub certificate_file: Option<PathBuf>,
+    /// The scopes to ask for (default: the provider's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "scope", value_name = "SCOPES", value_delimiter = ' ', num_args = 1..)
+    )]
+    pub scopes: Option<Vec<String>>,
+    /// An RFC 8707 resource indicator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "URI"))]
+    pub resource: Option<String>,
+    /// The client-authentication method (default: the provider's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub auth: Option<AuthMethodName>,
+    /// Allow plain `http` to a host that is not loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, num_args = 0, default_missing_value = "true")
+    )]
+    pub allow_http: Option<bool>,
+    /// Timeout of one token request, in seconds. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    pub timeout_secs: Option<u64>,
+}
+
+impl ClientConfig {
+    /// `self` with every field that `overrides` sets replaced.
+    pub fn overlaid_with(&self, overrides: &ClientConfig) -> ClientConfig {
+        overlay(self, overrides)
+    }
+
+    /// The environment variable that overrides this client's secret:
+    /// `M2M_<CLIENT>_CLIENT_SECRET`, the name upper-cased with every other
+    /// character turned into `_`.
+    pub fn secret_override_env(client_name: &str) -> String {
+        let name: String = client_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("M2M_{name}_CLIENT_SECRET")
+    }
+}
+
+impl CacheConfig {
+    /// `self` with every field that `overrides` sets replaced.
+    pub fn overlaid_with(&self, overrides: &CacheConfig) -> CacheConfig {
+        overlay(self, overrides)
+    }
+}
+
+/// Field-by-field overlay of two all-optional records through their serde
+/// form: a field `overrides` sets (not `None`) wins.
+fn overlay<T: Serialize + serde::de::DeserializeOwned + Clone>(base: &T, overrides: &T) -> T {
+    let (Ok(serde_json::Value::Object(mut merged)), Ok(serde_json::Value::Object(top))) =
+        (serde_json::to_value(base), serde_json::to_value(overrides))
+    else {
+        return base.clone();
+    };
+    merged.extend(top.into_iter().filter(|(_, v)| !v.is_null()));
+    serde_json::from_value(serde_json::Value::Object(merged)).unwrap_or_else(|_| base.clone())
+}
+
+/// A configuration that cannot be used. Its Display is one line naming the
+/// file, the line and the key where there is one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: cannot read the configuration: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not valid: bad TOML, an unknown key, a wrong type.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// No client of that name.
+    #[error("no client named {name:?} in {source_name}{known}")]
+    UnknownClient {
+        /// The requested name.
+        name: String,
+        /// Where clients were looked for.
+        source_name: String,
+        /// The names that exist, formatted for the message.
+        known: KnownClients,
+    },
+    /// A client lacks something its provider needs, or has a contradiction.
+    #[error("client {client:?}: {message}")]
+    Client {
+        /// The client's name.
+        client: String,
+        /// What is missing or wrong, naming the key.
+        message: String,
+    },
+}
+
+/// The client names of a configuration, for error messages.
+#[derive(Debug, Clone, Default)]
+pub struct KnownClients(pub Vec<String>);
+
+impl fmt::Display for KnownClients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str(" (it declares none)")
+        } else {
+            write!(f, " (it declares: {})", self.0.join(", "))
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The file named by `M2M_CONFIG`, else `./m2m.toml`; an absent default
+    /// file is an empty configuration (flags may describe the client).
+    pub fn load_default() -> Result<Config, ConfigError> {
+        match std::env::var_os(CONFIG_ENV) {
+            Some(path) => Self::load(PathBuf::from(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => Self::load(DEFAULT_CONFIG_FILE),
+            None => Ok(Config::default()),
+        }
+    }
+
+    /// Parses configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_and_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: origin.as_ref().to_owned(),
+                line,
+                column,
+                message: e.message().trim().replace('\n', " "),
+            }
+        })
+    }
+
+    /// The client called `name`.
+    pub fn client(&self, name: &str) -> Result<&ClientConfig, ConfigError> {
+        self.clients
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownClient {
+                name: name.to_owned(),
+                source_name: "the configuration".to_owned(),
+                known: KnownClients(self.clients.keys().cloned().collect()),
+            })
+    }
+
+    /// The JSON Schema of the file, as `m2m schema` prints it.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+    }
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[cache]
+refresh_buffer_secs = 120
+
+[clients.cenda]
+provider = "cenda"
+tenant_id = "tenant"
+gateway_client_id = "gateway"
+client_id = "client"
+client_secret_env = "CENDA_SECRET"
+
+[clients.sequel]
+provider = "sequel"
+authentication_server_url = "https://security.example/Authentication"
+client_id = "app.client"
+scopes = ["app.scope1", "app.scope2"]
+auth = "basic"
+"#;
+
+    #[test]
+    fn parses_clients_and_cache() {
+        let config = Config::parse(SAMPLE, "m2m.toml").unwrap();
+        assert_eq!(config.cache.refresh_buffer_secs, Some(120));
+        let cenda = config.client("cenda").unwrap();
+        assert_eq!(cenda.provider, Some(ProviderKind::Cenda));
+        assert_eq!(cenda.client_secret_env.as_deref(), Some("CENDA_SECRET"));
+        let sequel = config.client("sequel").unwrap();
+        assert_eq!(sequel.auth, Some(AuthMethodName::Basic));
+        assert_eq!(sequel.scopes.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_the_line() {
+        let text = "[clients.a]\nprovider = \"nxtsoft\"\nclient_secret = \"oops\"\n";
+        let err = Config::parse(text, "m2m.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("m2m.toml:3:1: unknown field `client_secret`"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn wrong_type_names_the_line() {
+        let text = "[cache]\nmax_entries = \"many\"\n";
+        let err = Config::parse(text, "x.toml").unwrap_err().to_string();
+        assert!(err.starts_with("x.toml:2:"), "{err}");
+        assert!(err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn unknown_client_lists_the_known_ones() {
+        let config = Config::parse(SAMPLE, "m2m.toml").unwrap();
+        let err = config.client("nope").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "no client named \"nope\" in the configuration (it declares: cenda, sequel)"
+        );
+    }
+
+    #[test]
+    fn flags_overlay_the_file() {
+        let config = Config::parse(SAMPLE, "m2m.toml").unwrap();
+        let flags = ClientConfig {
+            client_id: Some("other".into()),
+            ..ClientConfig::default()
+        };
+        let merged = config.client("cenda").unwrap().overlaid_with(&flags);
+        assert_eq!(merged.client_id.as_deref(), Some("other"));
+        assert_eq!(merged.tenant_id.as_deref(), Some("tenant"));
+    }
+
+    #[test]
+    fn secret_override_variable_name() {
+        assert_eq!(
+            ClientConfig::secret_override_env("cenda-prod"),
+            "M2M_CENDA_PROD_CLIENT_SECRET"
+        );
+    }
+}

@@ -34,7 +34,8 @@ use super::discovery::Discovery;
 use super::http::{HttpSettings, RecordingClient, TokenHttpClient, check_credentials_url};
 use super::response::{ErrorResponseBody, FailureContext, TokenLifetimes, TokenResponseBody};
 use super::{
-    AccessToken, AuthError, BoxFuture, ClientAuthMethod, ClientCredential, ConfigError, FetchToken,
+    AccessToken, AuthError, BoxFuture, CacheKey, ClientAuthMethod, ClientCredential, ConfigError,
+    FetchToken,
 };
 use crate::provider::{Provider, TokenAuthority};
 
@@ -123,20 +124,15 @@ pub struct EndpointIdentity {
 }
 
 impl EndpointIdentity {
-    /// A stable, unambiguous, secret-free key: a JSON array of the provider,
-    /// authority, client id, the sorted scopes and the resource.
-    pub fn cache_key(&self) -> String {
-        let mut scopes = self.scopes.clone();
-        scopes.sort();
-        scopes.dedup();
-        serde_json::json!([
+    /// The token cache's key for these tokens.
+    pub fn cache_key(&self) -> CacheKey {
+        CacheKey::new(
             self.provider,
-            self.authority,
-            self.client_id,
-            scopes,
-            self.resource
-        ])
-        .to_string()
+            &self.authority,
+            &self.client_id,
+            &self.scopes,
+            self.resource.as_deref(),
+        )
     }
 }
 
@@ -159,23 +155,21 @@ pub struct TokenEndpointBuilder {
 
 impl TokenEndpointBuilder {
     /// The scopes to request, replacing the provider's default. Each item may
-    /// hold several space-separated scopes.
+    /// hold several space-separated scopes; repeats are dropped, order kept.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.scopes = Some(
-            scopes
-                .into_iter()
-                .flat_map(|s| {
-                    s.as_ref()
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
-        );
+        let mut unique: Vec<String> = Vec::new();
+        for item in scopes {
+            for scope in item.as_ref().split_whitespace() {
+                if !unique.iter().any(|known| known == scope) {
+                    unique.push(scope.to_owned());
+                }
+            }
+        }
+        self.scopes = Some(unique);
         self
     }
 
@@ -607,21 +601,33 @@ mod tests {
     }
 
     #[test]
-    fn cache_key_is_stable_and_order_free() {
-        let identity = |scopes: &[&str]| EndpointIdentity {
-            provider: "sequel",
-            authority: "https://s.example/connect/token".into(),
-            client_id: "app.client".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            resource: None,
-        };
+    fn cache_key_is_the_caches_key_of_the_identity() {
+        let endpoint = TokenEndpoint::builder(
+            Provider::sequel(Url::parse("https://s.example/Auth").unwrap()),
+            "app.client",
+            ClientCredential::secret("s"),
+        )
+        .scopes(["b a", "a"])
+        .resource("https://api.example/")
+        .build()
+        .unwrap();
+        let key = endpoint.identity().cache_key();
+        assert_eq!(key.provider(), "sequel");
+        assert_eq!(key.token_endpoint(), "https://s.example/Auth/connect/token");
+        assert_eq!(key.client_id(), "app.client");
+        assert_eq!(key.scopes(), ["a", "b"]);
+        assert_eq!(key.resource(), Some("https://api.example/"));
+        assert_eq!(endpoint.scopes(), ["b", "a"]);
         assert_eq!(
-            identity(&["b", "a"]).cache_key(),
-            identity(&["a", "b"]).cache_key()
-        );
-        assert_eq!(
-            identity(&["a"]).cache_key(),
-            r#"["sequel","https://s.example/connect/token","app.client",["a"],null]"#
+            key.as_str(),
+            CacheKey::new(
+                "sequel",
+                "https://s.example/Auth/connect/token",
+                "app.client",
+                ["a b"],
+                Some("https://api.example/")
+            )
+            .as_str()
         );
     }
 

@@ -3,3 +3,5 @@
 
 pub mod apis;
 pub mod auth;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;

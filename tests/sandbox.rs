@@ -20,6 +20,13 @@ use serde_json::{Value, json};
 
 // ---------------------------------------------------------------- scaffolding
 
+/// Benchmarks and servers share these across tasks.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Sandbox>();
+    shareable::<m2m::sandbox::FaultControl>();
+};
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -302,6 +309,34 @@ async fn entra_answers_in_entras_shape() {
     .await;
     assert_eq!((status, body["error_codes"].clone()), (400, json!([90002])));
 
+    // The tenant in upper case is the same tenant; its token is accepted.
+    let upper = sandbox.entra_token_url(&demo::ENTRA_TENANT_ID.to_uppercase());
+    let (status, body) = json_of(http().post(&upper).form(&form).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let organisations = http()
+        .get(format!("{}/api/Organisation", sandbox.cenda_api_url()))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(organisations.status().as_u16(), 200);
+
+    // Tenants that share a first path segment or prefix with other routes.
+    for tenant in ["organizations", "oidc", "cenda", "oauth2"] {
+        let response = http()
+            .post(sandbox.entra_token_url(tenant))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(
+            (status, body["error_codes"].clone()),
+            (400, json!([90002])),
+            "{tenant}"
+        );
+    }
+
     let mut unknown = body_form(&client);
     unknown[1].1 = "00000000-0000-0000-0000-000000000000".into();
     let (status, body) = json_of(
@@ -318,8 +353,8 @@ async fn entra_answers_in_entras_shape() {
         (400, Some("unauthorized_client"))
     );
     assert_eq!(body["error_codes"], json!([700016]));
-    assert_eq!(sandbox.stats().entra_token_requests, 5);
-    assert_eq!(sandbox.stats().tokens_issued, 1);
+    assert_eq!(sandbox.stats().entra_token_requests, 10);
+    assert_eq!(sandbox.stats().tokens_issued, 2);
 }
 
 #[tokio::test]
@@ -1468,4 +1503,31 @@ async fn a_busy_port_is_a_bind_error() {
         matches!(error, m2m::sandbox::SandboxError::Bind { port, .. } if port == taken),
         "{error}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn latency_delays_token_responses_but_not_api_routes_by_default() {
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.faults().set_latency(Duration::from_secs(30));
+    let client = sandbox.demo_client(ProviderStyle::Cognito);
+    let started = tokio::time::Instant::now();
+    let token = access_token(&client, None).await;
+    let token_wait = started.elapsed();
+    assert!(token_wait >= Duration::from_secs(30), "{token_wait:?}");
+
+    let started = tokio::time::Instant::now();
+    let url = format!("{}/transactions/mock", sandbox.nxtsoft_api_url());
+    let tx =
+        serde_json::to_value(nxtsoft::types::TransactionRequest::try_from(transaction()).unwrap())
+            .unwrap();
+    let response = http()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&tx)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(sandbox.faults().get().latency, Duration::from_secs(30));
 }

@@ -183,7 +183,8 @@ fn exchange(
         return Err(Refusal::WrongSecret(client.id.to_owned()));
     }
     let granted = grant_scopes(style, client, params.get("scope").map(String::as_str))?;
-    let tenant = tenant.unwrap_or(demo::ENTRA_TENANT_ID);
+    // The one known tenant, as the issuer spells it (the path may differ in case).
+    let tenant = demo::ENTRA_TENANT_ID;
     let grant = Grant {
         issuer: server::issuer_url(&shared.base_url, style, tenant),
         client_id: client.id.to_owned(),

@@ -152,7 +152,8 @@ impl SandboxBuilder {
         self
     }
 
-    /// Binds 127.0.0.1, generates the signing key and starts serving.
+    /// Binds 127.0.0.1, generates the signing key and starts serving on a
+    /// task of the current Tokio runtime (call it from within one).
     pub async fn start(self) -> Result<Sandbox, SandboxError> {
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
@@ -210,7 +211,8 @@ impl fmt::Debug for Sandbox {
 }
 
 impl Sandbox {
-    /// Starts a sandbox with the defaults on a free port.
+    /// Starts a sandbox with the defaults on a free port (from within a
+    /// Tokio runtime).
     pub async fn start() -> Result<Sandbox, SandboxError> {
         Self::builder().start().await
     }

@@ -49,9 +49,7 @@ fn spec_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = fs::read_dir(dir).map_err(|e| format!("cannot read the directory: {e}"))?;
     let mut specs = Vec::new();
     for entry in entries {
-        let path = entry
-            .map_err(|e| format!("cannot list the directory: {e}"))?
-            .path();
+        let path = entry.map_err(|e| format!("cannot list the directory: {e}"))?.path();
         let is_spec = path
             .extension()
             .and_then(|ext| ext.to_str())

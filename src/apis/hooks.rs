@@ -19,10 +19,7 @@ pub(crate) async fn authorize<E>(
 ) -> Result<(), Error<E>> {
     let token = auth.token().await.map_err(|error| {
         tracing::warn!(operation = info.operation_id, %error, "no access token for the call");
-        Error::Custom(format!(
-            "{AUTH_ERROR_PREFIX} for {}: {error}",
-            info.operation_id
-        ))
+        Error::Custom(format!("{AUTH_ERROR_PREFIX} for {}: {error}", info.operation_id))
     })?;
     request
         .headers_mut()
@@ -61,10 +58,7 @@ pub(crate) async fn send(
             return Ok(response);
         }
     };
-    tracing::debug!(
-        operation = info.operation_id,
-        "token rejected: sending once more with a new token"
-    );
+    tracing::debug!(operation = info.operation_id, "token rejected: sending once more with a new token");
     retry
         .headers_mut()
         .insert(AUTHORIZATION, token.authorization().clone());

@@ -111,7 +111,11 @@ impl Parser<'_> {
 
     /// An RFC 7230 token (plus `/` and `=` padding so token68 survives).
     fn token(&mut self) -> Option<String> {
-        let len = self.rest.iter().take_while(|b| is_token_byte(**b)).count();
+        let len = self
+            .rest
+            .iter()
+            .take_while(|b| is_token_byte(**b))
+            .count();
         if len == 0 {
             return None;
         }
@@ -199,20 +203,10 @@ mod tests {
 
     #[test]
     fn escapes_and_garbage_do_not_panic() {
-        let found =
-            bearer_challenges(r#"Bearer error_description="say \"hi\"", error="invalid_token"#);
+        let found = bearer_challenges(r#"Bearer error_description="say \"hi\"", error="invalid_token"#);
         assert_eq!(found[0].error_description.as_deref(), Some(r#"say "hi""#));
         assert_eq!(found[0].error.as_deref(), Some("invalid_token"));
-        for input in [
-            "",
-            "=",
-            "\"",
-            "Bearer =",
-            "Bearer error=\"",
-            ",,,",
-            "Bearer \\",
-            "é Bearer",
-        ] {
+        for input in ["", "=", "\"", "Bearer =", "Bearer error=\"", ",,,", "Bearer \\", "é Bearer"] {
             let _ = bearer_challenges(input);
         }
     }

@@ -39,8 +39,9 @@ impl AccessToken {
         scopes: Option<Vec<String>>,
     ) -> Result<Self, InvalidTokenValue> {
         let token_type = normalise_token_type(token_type);
-        let mut header = HeaderValue::from_str(&format!("{token_type} {}", secret.expose_secret()))
-            .map_err(|_| InvalidTokenValue)?;
+        let mut header =
+            HeaderValue::from_str(&format!("{token_type} {}", secret.expose_secret()))
+                .map_err(|_| InvalidTokenValue)?;
         header.set_sensitive(true);
         Ok(Self(Arc::new(Inner {
             secret,

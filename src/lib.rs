@@ -4,3 +4,5 @@
 pub mod apis;
 pub mod auth;
 pub mod config;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;

@@ -5,3 +5,5 @@ pub mod apis;
 pub mod auth;
 pub mod config;
 pub mod provider;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;

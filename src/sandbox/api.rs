@@ -1,0 +1,493 @@
+//! What every sandbox API route does before its handler: routes come from
+//! the OpenAPI documents, faults and counters apply, the bearer token is
+//! checked (RFC 6750 challenges), the `api-version` header is honoured, and
+//! the body is read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter};
+use serde::de::DeserializeOwned;
+
+use super::SandboxError;
+use super::faults::{self, Injected, Site};
+use super::server::Shared;
+use super::stats::Counter;
+use super::tokens::AccessClaims;
+use super::{cenda, demo, nxtsoft};
+
+/// The realm of every bearer challenge.
+pub(crate) const REALM: &str = "sandbox";
+/// Largest request body an API route reads.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The APIs the sandbox serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    Cenda,
+    Nxtsoft,
+}
+
+impl Api {
+    /// Where the API is mounted below the base URL.
+    pub(crate) fn prefix(self) -> &'static str {
+        match self {
+            Api::Cenda => "/cenda",
+            Api::Nxtsoft => "/nxtsoft",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Api::Cenda => "cenda-configuration",
+            Api::Nxtsoft => "nxtsoft-transactions",
+        }
+    }
+
+    fn spec(self) -> &'static str {
+        match self {
+            Api::Cenda => crate::apis::cenda_configuration::OPENAPI_JSON,
+            Api::Nxtsoft => crate::apis::nxtsoft_transactions::OPENAPI_JSON,
+        }
+    }
+
+    fn audience(self) -> &'static str {
+        match self {
+            Api::Cenda => demo::CENDA_AUDIENCE,
+            Api::Nxtsoft => demo::NXTSOFT_AUDIENCE,
+        }
+    }
+
+    fn counter(self) -> Counter {
+        match self {
+            Api::Cenda => Counter::CendaApi,
+            Api::Nxtsoft => Counter::NxtsoftApi,
+        }
+    }
+
+    fn operation(self, operation_id: &str) -> Option<Operation> {
+        match self {
+            Api::Cenda => cenda::Operation::from_id(operation_id).map(Operation::Cenda),
+            Api::Nxtsoft => nxtsoft::Operation::from_id(operation_id).map(Operation::Nxtsoft),
+        }
+    }
+
+    /// Renders a problem in the API's own error schema.
+    pub(crate) fn problem(self, problem: Problem) -> Response {
+        match self {
+            Api::Cenda => cenda::problem_response(problem),
+            Api::Nxtsoft => nxtsoft::problem_response(problem),
+        }
+    }
+}
+
+/// One operation of one API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Cenda(cenda::Operation),
+    Nxtsoft(nxtsoft::Operation),
+}
+
+impl Operation {
+    fn api(self) -> Api {
+        match self {
+            Operation::Cenda(_) => Api::Cenda,
+            Operation::Nxtsoft(_) => Api::Nxtsoft,
+        }
+    }
+
+    fn required_scope(self) -> Option<&'static str> {
+        match self {
+            Operation::Cenda(_) => None,
+            Operation::Nxtsoft(operation) => Some(operation.required_scope()),
+        }
+    }
+}
+
+/// An error answer, before it is put in the API's schema.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Problem {
+    pub(crate) status: StatusCode,
+    /// Machine-readable code (NXTsoft's `code`).
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) fields: Vec<FieldProblem>,
+    pub(crate) headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+/// One offending field.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FieldProblem {
+    pub(crate) field: String,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A 400 for one field.
+    pub(crate) fn invalid_field(
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::invalid(vec![FieldProblem {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }])
+    }
+
+    /// A 400 for several fields (none: the body as a whole).
+    pub(crate) fn invalid(fields: Vec<FieldProblem>) -> Self {
+        Self {
+            fields,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request is not valid.",
+            )
+        }
+    }
+
+    pub(crate) fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// One request as the handlers see it, after the checks.
+pub(crate) struct ApiCall {
+    pub(crate) params: HashMap<String, String>,
+    pub(crate) query: Option<String>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) now: SystemTime,
+}
+
+impl ApiCall {
+    /// Deserializes the JSON body into a generated request type; a failure
+    /// names the offending field.
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+        let is_json = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|media| media.trim().to_ascii_lowercase())
+            .is_some_and(|media| media == "application/json" || media.ends_with("+json"));
+        if !is_json {
+            return Err(Problem::invalid_field(
+                "body",
+                "unsupported_media_type",
+                "The request body must be application/json.",
+            ));
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.body);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let message = error.inner().to_string();
+            Problem::invalid_field(field_of(&path, &message), "invalid", message)
+        })?;
+        deserializer
+            .end()
+            .map_err(|error| Problem::invalid_field("body", "invalid", error.to_string()))?;
+        Ok(value)
+    }
+
+    /// A path parameter that must be a UUID.
+    pub(crate) fn uuid_param(&self, name: &str) -> Result<uuid::Uuid, Problem> {
+        let raw = self.params.get(name).map(String::as_str).unwrap_or("");
+        uuid::Uuid::parse_str(raw).map_err(|_| {
+            Problem::invalid_field(
+                name,
+                "format",
+                format!("The value '{raw}' is not a valid UUID."),
+            )
+        })
+    }
+
+    /// The query parameters (the last value of a repeated name wins).
+    pub(crate) fn query_params(&self) -> HashMap<String, String> {
+        self.query
+            .as_deref()
+            .map(|query| {
+                url::form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The field a deserialization error is about: its path, or for a missing
+/// field at the top level, that field's name.
+fn field_of(path: &str, message: &str) -> String {
+    if path != "." {
+        return path.to_owned();
+    }
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or("body")
+        .to_owned()
+}
+
+/// An operation the OpenAPI document declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SpecOperation {
+    pub(crate) path: String,
+    pub(crate) method: Method,
+    pub(crate) operation_id: String,
+}
+
+const METHODS: [(&str, Method); 7] = [
+    ("get", Method::GET),
+    ("put", Method::PUT),
+    ("post", Method::POST),
+    ("delete", Method::DELETE),
+    ("patch", Method::PATCH),
+    ("head", Method::HEAD),
+    ("options", Method::OPTIONS),
+];
+
+/// Every operation of an OpenAPI document (JSON), with its `info.version`.
+pub(crate) fn spec_operations(spec: &str) -> Result<(String, Vec<SpecOperation>), String> {
+    let document: serde_json::Value =
+        serde_json::from_str(spec).map_err(|e| format!("not JSON: {e}"))?;
+    let version = document["info"]["version"]
+        .as_str()
+        .ok_or("no info.version")?
+        .to_owned();
+    let paths = document["paths"].as_object().ok_or("no paths")?;
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for (key, method) in &METHODS {
+            let Some(operation) = item.get(*key) else {
+                continue;
+            };
+            let operation_id = operation["operationId"]
+                .as_str()
+                .ok_or_else(|| format!("{key} {path} has no operationId"))?;
+            operations.push(SpecOperation {
+                path: path.clone(),
+                method: method.clone(),
+                operation_id: operation_id.to_owned(),
+            });
+        }
+    }
+    Ok((version, operations))
+}
+
+/// The routes of `api`, one per operation of its OpenAPI document.
+pub(crate) fn routes(api: Api) -> Result<Router<Arc<Shared>>, SandboxError> {
+    let spec_error = |problem: String| SandboxError::Spec {
+        api: api.name(),
+        problem,
+    };
+    let (version, operations) = spec_operations(api.spec()).map_err(spec_error)?;
+    let version: Arc<str> = Arc::from(version);
+    let mut by_path: BTreeMap<String, MethodRouter<Arc<Shared>>> = BTreeMap::new();
+    for spec_operation in operations {
+        let operation = api.operation(&spec_operation.operation_id).ok_or_else(|| {
+            spec_error(format!(
+                "no sandbox handler for operation {}",
+                spec_operation.operation_id
+            ))
+        })?;
+        let filter = MethodFilter::try_from(spec_operation.method.clone())
+            .map_err(|e| spec_error(e.to_string()))?;
+        let version = Arc::clone(&version);
+        let handler = move |State(shared): State<Arc<Shared>>,
+                            Path(params): Path<HashMap<String, String>>,
+                            request: Request| {
+            let version = Arc::clone(&version);
+            async move { handle(shared, operation, &version, params, request).await }
+        };
+        let path = format!("{}{}", api.prefix(), spec_operation.path);
+        let entry = by_path.remove(&path).unwrap_or_default();
+        by_path.insert(path, entry.on(filter, handler));
+    }
+    Ok(by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(&path, methods)
+        }))
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    operation: Operation,
+    version: &str,
+    params: HashMap<String, String>,
+    request: Request,
+) -> Response {
+    let api = operation.api();
+    shared.stats.count(api.counter());
+    if let Some(response) = shared
+        .inject_faults(Site::Api, |injected| api_fault_response(api, injected))
+        .await
+    {
+        return response;
+    }
+    let (parts, body) = request.into_parts();
+    let claims = match authenticate(&shared, api, &parts.headers) {
+        Ok(claims) => claims,
+        Err(problem) => return api.problem(problem),
+    };
+    if let Some(scope) = operation.required_scope()
+        && !claims.has_scope(scope)
+    {
+        return api.problem(insufficient_scope(scope));
+    }
+    if let Some(requested) = parts.headers.get("api-version")
+        && requested.as_bytes() != version.as_bytes()
+    {
+        return api.problem(Problem::invalid_field(
+            "api-version",
+            "unsupported_api_version",
+            format!(
+                "The api-version '{}' is not supported; supported: {version}.",
+                String::from_utf8_lossy(requested.as_bytes())
+            ),
+        ));
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            return api.problem(Problem::invalid_field(
+                "body",
+                "unreadable",
+                "The request body could not be read.",
+            ));
+        }
+    };
+    let call = ApiCall {
+        params,
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+        now: shared.now(),
+    };
+    let outcome = match operation {
+        Operation::Cenda(operation) => cenda::handle(&shared, operation, &call),
+        Operation::Nxtsoft(operation) => nxtsoft::handle(&shared, operation, &call),
+    };
+    outcome.unwrap_or_else(|problem| api.problem(problem))
+}
+
+/// The bearer token's claims, or the 401 to answer.
+fn authenticate(shared: &Shared, api: Api, headers: &HeaderMap) -> Result<AccessClaims, Problem> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        // RFC 6750 §3.1: no error code when the request has no token.
+        return Err(unauthorized(
+            format!("Bearer realm=\"{REALM}\""),
+            "The request has no access token.",
+        ));
+    };
+    shared
+        .issuer
+        .verify(token, shared.trusted_issuers(), api.audience(), shared.now())
+        .map_err(|rejection| {
+            unauthorized(
+                format!(
+                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{rejection}\""
+                ),
+                rejection.to_string(),
+            )
+        })
+}
+
+fn unauthorized(challenge: String, message: impl Into<String>) -> Problem {
+    let problem = Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", message);
+    match HeaderValue::from_str(&challenge) {
+        Ok(value) => problem.with_header(header::WWW_AUTHENTICATE, value),
+        Err(_) => problem,
+    }
+}
+
+fn insufficient_scope(scope: &str) -> Problem {
+    let message = format!("The access token does not carry the scope {scope}.");
+    let challenge = format!(
+        "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", error_description=\"{message}\", scope=\"{scope}\""
+    );
+    let problem = Problem::new(StatusCode::FORBIDDEN, "insufficient_scope", message);
+    match HeaderValue::from_str(&challenge) {
+        Ok(value) => problem.with_header(header::WWW_AUTHENTICATE, value),
+        Err(_) => problem,
+    }
+}
+
+/// Injected faults on an API route, in the API's error schema (garbage and
+/// gateway pages excepted).
+fn api_fault_response(api: Api, injected: Injected) -> Response {
+    match injected {
+        Injected::Throttle { retry_after_secs } => api.problem(
+            Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("Too many requests. Try again in {retry_after_secs} seconds."),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs)),
+        ),
+        Injected::ServerError { status } => faults::gateway_error_response(status),
+        Injected::Garbage(garbage) => faults::garbage_response(garbage),
+        Injected::RandomFailure => api.problem(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "An unexpected error occurred (sandbox: injected failure).",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_of_both_specs_has_a_handler() {
+        for api in [Api::Cenda, Api::Nxtsoft] {
+            let (version, operations) = spec_operations(api.spec()).unwrap();
+            assert_eq!(version, "1.0");
+            assert!(!operations.is_empty());
+            let missing: Vec<_> = operations
+                .iter()
+                .filter(|op| api.operation(&op.operation_id).is_none())
+                .map(|op| op.operation_id.clone())
+                .collect();
+            assert_eq!(missing, Vec::<String>::new(), "{api:?}");
+        }
+    }
+
+    #[test]
+    fn missing_top_level_field_is_named() {
+        assert_eq!(
+            field_of(".", "missing field `name` at line 1 column 2"),
+            "name"
+        );
+        assert_eq!(field_of("claims[0].name", "bad"), "claims[0].name");
+        assert_eq!(field_of(".", "expected value"), "body");
+    }
+}

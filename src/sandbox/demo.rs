@@ -1,0 +1,228 @@
+//! The clients registered in the sandbox and the scopes it knows.
+//!
+//! Every value here is a fixed, public, sandbox-only credential: `m2m demo`
+//! prints them, tests and examples use them. None of them is accepted by any
+//! real identity provider.
+
+use std::fmt;
+
+/// The Entra ID tenant the sandbox serves (`/{tenant}/oauth2/v2.0/token`).
+pub const ENTRA_TENANT_ID: &str = "7d1b3c5e-0f4a-4e8b-9c2d-5a6f7e8d9c0b";
+/// The client id of the Cenda API gateway: the resource of Entra's
+/// `{GatewayClientId}/.default` scope, and the audience of Cenda tokens.
+pub const CENDA_GATEWAY_CLIENT_ID: &str = "c3e1a7f0-5b2d-4c8e-9f1a-2b3c4d5e6f70";
+/// The scope an Entra client asks for to call the Cenda Configuration API.
+pub const CENDA_ENTRA_SCOPE: &str = "c3e1a7f0-5b2d-4c8e-9f1a-2b3c4d5e6f70/.default";
+/// The Entra demo client (Cenda style: secret in the form body).
+pub const ENTRA_CLIENT_ID: &str = "5a1d2b3c-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+/// The secret of [`ENTRA_CLIENT_ID`] (sandbox only).
+pub const ENTRA_CLIENT_SECRET: &str = "sbx~EntraDemo.Secret_4f2a9c71e0b8d365";
+
+/// The Cognito demo client (NXTsoft style), allowed both transaction scopes.
+pub const COGNITO_CLIENT_ID: &str = "5andb0xnxts0ftdem0c1ient01";
+/// The secret of [`COGNITO_CLIENT_ID`] (sandbox only).
+pub const COGNITO_CLIENT_SECRET: &str = "1q2w3e4r5t6y7u8i9o0pSandboxCognitoDemoSecretForNxtsoft";
+/// A Cognito client allowed only `transactions/mock` (for `insufficient_scope`).
+pub const COGNITO_MOCK_ONLY_CLIENT_ID: &str = "5andb0xnxts0ftm0ck0n1y0002";
+/// The secret of [`COGNITO_MOCK_ONLY_CLIENT_ID`] (sandbox only).
+pub const COGNITO_MOCK_ONLY_CLIENT_SECRET: &str =
+    "0p9o8i7u6y5t4r3e2w1qSandboxCognitoMockOnlySecret";
+
+/// Where the IdentityServer-style server lives under the sandbox's base URL
+/// (Sequel's `AuthenticationServerUrl` includes such a virtual path).
+pub const IDENTITYSERVER_VIRTUAL_PATH: &str = "/Authentication";
+/// The IdentityServer demo client (Sequel style).
+pub const IDENTITYSERVER_CLIENT_ID: &str = "sandbox.client";
+/// The secret of [`IDENTITYSERVER_CLIENT_ID`] (sandbox only).
+pub const IDENTITYSERVER_CLIENT_SECRET: &str = "PasswordInPlainText";
+
+/// The OIDC demo client (Apiture style: HTTP Basic from the discovery document).
+pub const OIDC_CLIENT_ID: &str = "sandbox-oidc-client";
+/// The secret of [`OIDC_CLIENT_ID`] (sandbox only). It holds characters that
+/// RFC 6749 §2.3.1 makes the client form-urlencode before Base64.
+pub const OIDC_CLIENT_SECRET: &str = "s3cret:with/reserved+chars%&=?";
+
+/// Scope of NXTsoft's `POST /transactions/mock`.
+pub const SCOPE_TRANSACTIONS_MOCK: &str = "transactions/mock";
+/// Scope of NXTsoft's `POST /transactions`.
+pub const SCOPE_TRANSACTIONS_POST: &str = "transactions/post";
+/// Scope of the Cenda Configuration API at the non-Entra token endpoints.
+pub const SCOPE_CENDA_CONFIGURATION: &str = "cenda/configuration";
+
+/// The audience (`aud`) of tokens for the Cenda Configuration API.
+pub const CENDA_AUDIENCE: &str = CENDA_GATEWAY_CLIENT_ID;
+/// The audience (`aud`) of tokens for the NXTsoft transactions API.
+pub const NXTSOFT_AUDIENCE: &str = "nxtsoft-transactions";
+
+/// The application role Entra puts in Cenda tokens (`roles`).
+pub(crate) const CENDA_APP_ROLE: &str = "Configuration.ReadWrite";
+
+/// The token-endpoint dialects the sandbox speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProviderStyle {
+    /// Microsoft Entra ID v2 (Cenda, NxtPort): tenant in the path, `scope`
+    /// `{resource}/.default`, AADSTS errors.
+    Entra,
+    /// AWS Cognito (NXTsoft): `/oauth2/token`, unknown scopes ignored, an
+    /// empty scope grants all the client's scopes, errors `{"error": …}`.
+    Cognito,
+    /// Duende IdentityServer (Sequel): `{virtual path}/connect/token`,
+    /// space-separated scopes, every error 400.
+    IdentityServer,
+    /// A generic OpenID provider found through discovery (Apiture): HTTP
+    /// Basic, or Basic and the form body together.
+    Oidc,
+}
+
+impl ProviderStyle {
+    /// Every style, in a stable order.
+    pub const ALL: [ProviderStyle; 4] = [
+        ProviderStyle::Entra,
+        ProviderStyle::Cognito,
+        ProviderStyle::IdentityServer,
+        ProviderStyle::Oidc,
+    ];
+
+    /// A short lowercase name (`entra`, `cognito`, `identityserver`, `oidc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderStyle::Entra => "entra",
+            ProviderStyle::Cognito => "cognito",
+            ProviderStyle::IdentityServer => "identityserver",
+            ProviderStyle::Oidc => "oidc",
+        }
+    }
+}
+
+impl fmt::Display for ProviderStyle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A client registered in the sandbox.
+pub(crate) struct RegisteredClient {
+    pub(crate) style: ProviderStyle,
+    pub(crate) id: &'static str,
+    pub(crate) secret: &'static str,
+    /// What the client may ask for. For Entra: the `.default` scopes of the
+    /// resources it may call.
+    pub(crate) scopes: &'static [&'static str],
+    pub(crate) description: &'static str,
+}
+
+pub(crate) const CLIENTS: [RegisteredClient; 5] = [
+    RegisteredClient {
+        style: ProviderStyle::Entra,
+        id: ENTRA_CLIENT_ID,
+        secret: ENTRA_CLIENT_SECRET,
+        scopes: &[CENDA_ENTRA_SCOPE],
+        description: "Cenda Configuration API via Entra ID (secret in the form body)",
+    },
+    RegisteredClient {
+        style: ProviderStyle::Cognito,
+        id: COGNITO_CLIENT_ID,
+        secret: COGNITO_CLIENT_SECRET,
+        scopes: &[SCOPE_TRANSACTIONS_MOCK, SCOPE_TRANSACTIONS_POST],
+        description: "NXTsoft via Cognito: validation messages and transactions",
+    },
+    RegisteredClient {
+        style: ProviderStyle::Cognito,
+        id: COGNITO_MOCK_ONLY_CLIENT_ID,
+        secret: COGNITO_MOCK_ONLY_CLIENT_SECRET,
+        scopes: &[SCOPE_TRANSACTIONS_MOCK],
+        description: "NXTsoft via Cognito: validation messages only",
+    },
+    RegisteredClient {
+        style: ProviderStyle::IdentityServer,
+        id: IDENTITYSERVER_CLIENT_ID,
+        secret: IDENTITYSERVER_CLIENT_SECRET,
+        scopes: &[
+            SCOPE_CENDA_CONFIGURATION,
+            SCOPE_TRANSACTIONS_MOCK,
+            SCOPE_TRANSACTIONS_POST,
+        ],
+        description: "IdentityServer (Sequel style): both APIs, space-separated scopes",
+    },
+    RegisteredClient {
+        style: ProviderStyle::Oidc,
+        id: OIDC_CLIENT_ID,
+        secret: OIDC_CLIENT_SECRET,
+        scopes: &[
+            SCOPE_TRANSACTIONS_MOCK,
+            SCOPE_TRANSACTIONS_POST,
+            SCOPE_CENDA_CONFIGURATION,
+        ],
+        description: "OIDC discovery (Apiture style): HTTP Basic with reserved characters",
+    },
+];
+
+/// The client registered under `id` for `style`.
+pub(crate) fn find_client(style: ProviderStyle, id: &str) -> Option<&'static RegisteredClient> {
+    CLIENTS
+        .iter()
+        .find(|client| client.style == style && client.id == id)
+}
+
+/// The API a scope grants access to, as its audience.
+pub(crate) fn audience_of(scope: &str) -> Option<&'static str> {
+    match scope {
+        SCOPE_TRANSACTIONS_MOCK | SCOPE_TRANSACTIONS_POST => Some(NXTSOFT_AUDIENCE),
+        SCOPE_CENDA_CONFIGURATION | CENDA_ENTRA_SCOPE => Some(CENDA_AUDIENCE),
+        _ => None,
+    }
+}
+
+/// A demo client as `m2m demo` prints it and tests use it.
+///
+/// The secret is a public, sandbox-only value, so it is a plain string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoClient {
+    /// The token-endpoint dialect.
+    pub style: ProviderStyle,
+    /// The client id.
+    pub client_id: &'static str,
+    /// The client secret (sandbox only).
+    pub client_secret: &'static str,
+    /// The scopes it may request (for Entra, the `.default` scope).
+    pub scopes: &'static [&'static str],
+    /// The token endpoint to post to.
+    pub token_url: String,
+    /// What the client is for.
+    pub description: &'static str,
+}
+
+impl DemoClient {
+    /// The scopes space-separated, as the `scope` form parameter.
+    pub fn scope_param(&self) -> String {
+        self.scopes.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entra_scope_is_the_gateway_default_scope() {
+        assert_eq!(
+            CENDA_ENTRA_SCOPE,
+            format!("{CENDA_GATEWAY_CLIENT_ID}/.default")
+        );
+    }
+
+    #[test]
+    fn every_client_scope_names_an_api() {
+        let unknown: Vec<_> = CLIENTS
+            .iter()
+            .flat_map(|client| client.scopes.iter())
+            .filter(|scope| audience_of(scope).is_none())
+            .collect();
+        assert_eq!(unknown, Vec::<&&str>::new());
+        assert_eq!(
+            find_client(ProviderStyle::Cognito, COGNITO_CLIENT_ID).map(|c| c.secret),
+            Some(COGNITO_CLIENT_SECRET)
+        );
+        assert!(find_client(ProviderStyle::Entra, COGNITO_CLIENT_ID).is_none());
+    }
+}

@@ -1,0 +1,452 @@
+//! An embedded sandbox: a local identity provider and API server on
+//! loopback, so the whole client-credentials flow runs with no credentials
+//! and no network.
+//!
+//! One [`Sandbox`] serves, on `127.0.0.1`:
+//! - token endpoints in four dialects ([`ProviderStyle`]): Entra ID v2,
+//!   Cognito, IdentityServer (under a virtual path, as Sequel's), and an
+//!   OpenID provider found through discovery (as Apiture's), each with its
+//!   provider's success body, error body and status codes;
+//! - a JWKS with the key that signs every access token (ES256 JWTs with
+//!   `iss`, `aud`, `sub`, `client_id`, `scope`, `iat`, `exp`, `jti`);
+//! - the Cenda Configuration API and the NXTsoft transactions API, routed
+//!   from their OpenAPI documents, with in-memory state, request bodies
+//!   checked by the generated types, and bearer-token checks that answer as
+//!   RFC 6750 says (`invalid_token` 401, `insufficient_scope` 403);
+//! - fault knobs ([`FaultControl`]) and request counters ([`SandboxStats`]).
+//!
+//! "Now" comes from an injected [`Clock`], so a test with a
+//! [`ManualClock`](crate::auth::clock::ManualClock) can expire tokens at will.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), m2m::sandbox::SandboxError> {
+//! use m2m::sandbox::{Sandbox, ProviderStyle};
+//!
+//! let sandbox = Sandbox::start().await?;
+//! let client = sandbox.demo_client(ProviderStyle::Cognito);
+//! println!("POST {} with client_id={}", client.token_url, client.client_id);
+//! println!("then call {}/transactions/mock", sandbox.nxtsoft_api_url());
+//! sandbox.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod cenda;
+pub mod demo;
+mod faults;
+mod identity;
+mod nxtsoft;
+mod server;
+mod stats;
+mod tokens;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use demo::{DemoClient, ProviderStyle};
+pub use faults::{FaultControl, Faults, GarbageBody};
+pub use stats::SandboxStats;
+
+use crate::auth::clock::{Clock, SystemClock};
+use server::Shared;
+
+/// The lifetime of sandbox tokens unless configured (Entra's usual).
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
+
+/// Why the sandbox could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The port could not be bound on 127.0.0.1.
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind {
+        /// The port asked for (0: any free port).
+        port: u16,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The signing key could not be generated.
+    #[error("sandbox signing key: {0}")]
+    Key(String),
+    /// An OpenAPI document could not be turned into routes.
+    #[error("sandbox routes for {api}: {problem}")]
+    Spec {
+        /// The API (`cenda-configuration`, `nxtsoft-transactions`).
+        api: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The server stopped with an I/O error.
+    #[error("sandbox server: {0}")]
+    Server(std::io::Error),
+    /// The server task panicked or was cancelled.
+    #[error("the sandbox server task did not finish cleanly")]
+    Task,
+}
+
+/// Configures a [`Sandbox`] before it starts.
+pub struct SandboxBuilder {
+    port: u16,
+    token_lifetime: Duration,
+    clock: Arc<dyn Clock>,
+    seed: Option<u64>,
+    faults: Faults,
+}
+
+impl fmt::Debug for SandboxBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxBuilder")
+            .field("port", &self.port)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("seed", &self.seed)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SandboxBuilder {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            clock: Arc::new(SystemClock),
+            seed: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl SandboxBuilder {
+    /// Listens on this port of 127.0.0.1 (default 0: a free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Issues tokens valid this long (default [`DEFAULT_TOKEN_LIFETIME`];
+    /// rounded down to whole seconds, at least 1).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Reads "now" from this clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Seeds the random-failure generator (default: a random seed).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Starts with these faults (default: none).
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Binds 127.0.0.1, generates the signing key and starts serving on a
+    /// task of the current Tokio runtime (call it from within one).
+    pub async fn start(self) -> Result<Sandbox, SandboxError> {
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
+                .await
+                .map_err(|source| SandboxError::Bind {
+                    port: self.port,
+                    source,
+                })?;
+        let address = listener.local_addr().map_err(|source| SandboxError::Bind {
+            port: self.port,
+            source,
+        })?;
+        let faults = FaultControl::new(self.faults, self.seed.unwrap_or_else(|| fastrand::u64(..)));
+        let shared = Arc::new(Shared::new(
+            format!("http://{address}"),
+            self.clock,
+            self.token_lifetime,
+            faults,
+        )?);
+        let router = server::router(Arc::clone(&shared))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    // A dropped sender stops the server too.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::debug!(%address, "sandbox listening");
+        Ok(Sandbox {
+            shared,
+            address,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running sandbox. Dropping it stops the server (in the background);
+/// [`Sandbox::shutdown`] stops it and waits.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("base_url", &self.shared.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Starts a sandbox with the defaults on a free port (from within a
+    /// Tokio runtime).
+    pub async fn start() -> Result<Sandbox, SandboxError> {
+        Self::builder().start().await
+    }
+
+    /// A builder for port, token lifetime, clock, seed and initial faults.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// `http://127.0.0.1:{port}`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// The address the sandbox listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Entra v2 token endpoint: `{base}/{tenant}/oauth2/v2.0/token`. Only
+    /// [`demo::ENTRA_TENANT_ID`] is a known tenant; others get AADSTS90002.
+    pub fn entra_token_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.base_url())
+    }
+
+    /// Cognito token endpoint: `{base}/oauth2/token`.
+    pub fn cognito_token_url(&self) -> String {
+        format!("{}{}", self.base_url(), server::COGNITO_TOKEN_PATH)
+    }
+
+    /// Sequel's `AuthenticationServerUrl`: `{base}/Authentication`.
+    pub fn sequel_authentication_server_url(&self) -> String {
+        format!("{}{}", self.base_url(), demo::IDENTITYSERVER_VIRTUAL_PATH)
+    }
+
+    /// IdentityServer token endpoint: `{base}/Authentication/connect/token`.
+    pub fn identityserver_token_url(&self) -> String {
+        format!(
+            "{}{}",
+            self.sequel_authentication_server_url(),
+            server::IDENTITYSERVER_TOKEN_SUFFIX
+        )
+    }
+
+    /// OIDC discovery document: `{base}/oidc/.well-known/openid-configuration`.
+    pub fn oidc_discovery_url(&self) -> String {
+        format!("{}{}", self.base_url(), server::OIDC_DISCOVERY_PATH)
+    }
+
+    /// The OIDC token endpoint the discovery document names: `{base}/oidc/token`.
+    pub fn oidc_token_url(&self) -> String {
+        format!("{}{}", self.base_url(), server::OIDC_TOKEN_PATH)
+    }
+
+    /// The JWKS of every sandbox token: `{base}/.well-known/jwks.json`.
+    pub fn jwks_url(&self) -> String {
+        format!("{}{}", self.base_url(), server::JWKS_PATH)
+    }
+
+    /// The token endpoint of `style` (Entra with the demo tenant).
+    pub fn token_url(&self, style: ProviderStyle) -> String {
+        match style {
+            ProviderStyle::Entra => self.entra_token_url(demo::ENTRA_TENANT_ID),
+            ProviderStyle::Cognito => self.cognito_token_url(),
+            ProviderStyle::IdentityServer => self.identityserver_token_url(),
+            ProviderStyle::Oidc => self.oidc_token_url(),
+        }
+    }
+
+    /// The `iss` of tokens from the endpoint of `style` (Entra: the demo
+    /// tenant's `{base}/{tenant}/v2.0`).
+    pub fn issuer(&self, style: ProviderStyle) -> String {
+        server::issuer_url(self.base_url(), style, demo::ENTRA_TENANT_ID)
+    }
+
+    /// Base URL of the Cenda Configuration API (`{base}/cenda`), as the
+    /// generated client takes it.
+    pub fn cenda_api_url(&self) -> String {
+        format!("{}{}", self.base_url(), api::Api::Cenda.prefix())
+    }
+
+    /// Base URL of the NXTsoft API (`{base}/nxtsoft`), as the generated
+    /// client takes it.
+    pub fn nxtsoft_api_url(&self) -> String {
+        format!("{}{}", self.base_url(), api::Api::Nxtsoft.prefix())
+    }
+
+    /// Every registered demo client with its token endpoint.
+    pub fn demo_clients(&self) -> Vec<DemoClient> {
+        demo::CLIENTS
+            .iter()
+            .map(|client| DemoClient {
+                style: client.style,
+                client_id: client.id,
+                client_secret: client.secret,
+                scopes: client.scopes,
+                token_url: self.token_url(client.style),
+                description: client.description,
+            })
+            .collect()
+    }
+
+    /// The main demo client of `style` (for Cognito: the one allowed both
+    /// transaction scopes).
+    pub fn demo_client(&self, style: ProviderStyle) -> DemoClient {
+        let registered = demo::CLIENTS
+            .iter()
+            .find(|client| client.style == style)
+            .unwrap_or(&demo::CLIENTS[0]);
+        DemoClient {
+            style: registered.style,
+            client_id: registered.id,
+            client_secret: registered.secret,
+            scopes: registered.scopes,
+            token_url: self.token_url(registered.style),
+            description: registered.description,
+        }
+    }
+
+    /// The request counters so far.
+    pub fn stats(&self) -> SandboxStats {
+        self.shared.stats.snapshot(self.shared.faults.injected())
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_stats(&self) {
+        self.shared.stats.reset();
+        self.shared.faults.reset_injected();
+    }
+
+    /// The fault knobs; changes apply to the next request.
+    pub fn faults(&self) -> FaultControl {
+        self.shared.faults.clone()
+    }
+
+    /// The clock the sandbox reads "now" from.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.shared.clock)
+    }
+
+    /// What `m2m sandbox` prints: URLs and demo credentials.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            base_url: self.base_url().to_owned(),
+            oidc_discovery_url: self.oidc_discovery_url(),
+            jwks_url: self.jwks_url(),
+            sequel_authentication_server_url: self.sequel_authentication_server_url(),
+            cenda_api_url: self.cenda_api_url(),
+            nxtsoft_api_url: self.nxtsoft_api_url(),
+            entra_tenant_id: demo::ENTRA_TENANT_ID,
+            clients: self.demo_clients(),
+        }
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and
+    /// waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), SandboxError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(SandboxError::Server(error)),
+                Err(_) => Err(SandboxError::Task),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl fmt::Display for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.summary().fmt(f)
+    }
+}
+
+/// The URLs and demo credentials of a running sandbox, printable.
+///
+/// The client secrets in it are public, sandbox-only values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// `http://127.0.0.1:{port}`.
+    pub base_url: String,
+    /// The OIDC discovery document.
+    pub oidc_discovery_url: String,
+    /// The JWKS.
+    pub jwks_url: String,
+    /// Sequel's `AuthenticationServerUrl`.
+    pub sequel_authentication_server_url: String,
+    /// Base URL of the Cenda Configuration API.
+    pub cenda_api_url: String,
+    /// Base URL of the NXTsoft API.
+    pub nxtsoft_api_url: String,
+    /// The Entra tenant the sandbox knows.
+    pub entra_tenant_id: &'static str,
+    /// The demo clients.
+    pub clients: Vec<DemoClient>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "m2m sandbox on {}", self.base_url)?;
+        writeln!(f)?;
+        writeln!(f, "APIs")?;
+        writeln!(f, "  Cenda Configuration API   {}", self.cenda_api_url)?;
+        writeln!(f, "  NXTsoft transactions      {}", self.nxtsoft_api_url)?;
+        writeln!(f)?;
+        writeln!(f, "Identity")?;
+        writeln!(f, "  Entra tenant              {}", self.entra_tenant_id)?;
+        writeln!(
+            f,
+            "  Sequel auth server URL    {}",
+            self.sequel_authentication_server_url
+        )?;
+        writeln!(f, "  OIDC discovery            {}", self.oidc_discovery_url)?;
+        writeln!(f, "  JWKS                      {}", self.jwks_url)?;
+        writeln!(f)?;
+        writeln!(f, "Demo clients (sandbox-only credentials)")?;
+        for client in &self.clients {
+            writeln!(f, "  {} — {}", client.style, client.description)?;
+            writeln!(f, "    token URL      {}", client.token_url)?;
+            writeln!(f, "    client_id      {}", client.client_id)?;
+            writeln!(f, "    client_secret  {}", client.client_secret)?;
+            writeln!(f, "    scope          {}", client.scope_param())?;
+        }
+        Ok(())
+    }
+}

@@ -18,10 +18,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use crate::auth::{
+    Auth, CacheSettings, ClientAuthMethod, ClientCredential, KeyIdentifier, MemoryStore,
+    PrivateKeyJwt, SigningAlgorithm, TokenCache, TokenEndpoint, TokenEndpointBuilder,
+    clock::{RandomJitter, SystemClock},
+};
+use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
 
 /// Environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "M2M_CONFIG";
@@ -117,18 +126,6 @@ pub enum AuthMethodName {
     PrivateKeyJwt,
 }
 
-/// The JWS algorithm of a `private_key_jwt` assertion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-pub enum KeyAlgorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    RS256,
-    /// RSASSA-PSS with SHA-256.
-    PS256,
-    /// ECDSA P-256 with SHA-256.
-    ES256,
-}
-
 /// One client: `[clients.<name>]`, or the flags of `m2m token`/`m2m call`.
 ///
 /// Every field is optional in the file so that flags can complete or
@@ -194,7 +191,7 @@ pub struct ClientConfig {
     /// ES256 for EC keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
-    pub key_algorithm: Option<KeyAlgorithm>,
+    pub key_algorithm: Option<SigningAlgorithm>,
     /// The `kid` the server knows the key by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
@@ -282,7 +279,7 @@ fn overlay<T: Serialize + serde::de::DeserializeOwned + Clone>(base: &T, overrid
 /// file, the line and the key where there is one.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum ConfigFileError {
     /// The file cannot be read.
     #[error("{path}: cannot read the configuration: {reason}")]
     Unreadable {
@@ -339,9 +336,9 @@ impl fmt::Display for KnownClients {
 
 impl Config {
     /// Reads and checks a configuration file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigFileError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::Unreadable {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
@@ -350,7 +347,7 @@ impl Config {
 
     /// The file named by `M2M_CONFIG`, else `./m2m.toml`; an absent default
     /// file is an empty configuration (flags may describe the client).
-    pub fn load_default() -> Result<Config, ConfigError> {
+    pub fn load_default() -> Result<Config, ConfigFileError> {
         match std::env::var_os(CONFIG_ENV) {
             Some(path) => Self::load(PathBuf::from(path)),
             None if Path::new(DEFAULT_CONFIG_FILE).exists() => Self::load(DEFAULT_CONFIG_FILE),
@@ -359,13 +356,13 @@ impl Config {
     }
 
     /// Parses configuration text; `origin` names it in errors.
-    pub fn parse(text: &str, origin: impl AsRef<Path>) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, origin: impl AsRef<Path>) -> Result<Config, ConfigFileError> {
         toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
                 .map(|span| line_and_column(text, span.start))
                 .unwrap_or((1, 1));
-            ConfigError::Invalid {
+            ConfigFileError::Invalid {
                 path: origin.as_ref().to_owned(),
                 line,
                 column,
@@ -375,10 +372,10 @@ impl Config {
     }
 
     /// The client called `name`.
-    pub fn client(&self, name: &str) -> Result<&ClientConfig, ConfigError> {
+    pub fn client(&self, name: &str) -> Result<&ClientConfig, ConfigFileError> {
         self.clients
             .get(name)
-            .ok_or_else(|| ConfigError::UnknownClient {
+            .ok_or_else(|| ConfigFileError::UnknownClient {
                 name: name.to_owned(),
                 source_name: "the configuration".to_owned(),
                 known: KnownClients(self.clients.keys().cloned().collect()),
@@ -388,6 +385,252 @@ impl Config {
     /// The JSON Schema of the file, as `m2m schema` prints it.
     pub fn json_schema() -> serde_json::Value {
         serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+    }
+}
+
+impl Config {
+    /// The token endpoint of the client called `name`, ready to build (a
+    /// builder, so a caller can still set a clock, retries, …).
+    pub fn token_endpoint(&self, name: &str) -> Result<TokenEndpointBuilder, ConfigFileError> {
+        self.token_endpoint_for(name, self.client(name)?)
+    }
+
+    /// The token endpoint of `client` (for instance a file's client with
+    /// command-line flags laid over it), named `name` in errors.
+    pub fn token_endpoint_for(
+        &self,
+        name: &str,
+        client: &ClientConfig,
+    ) -> Result<TokenEndpointBuilder, ConfigFileError> {
+        let fail = |message: String| ConfigFileError::Client {
+            client: name.to_owned(),
+            message,
+        };
+        let provider = client.provider().map_err(fail)?;
+        let client_id = client
+            .client_id
+            .clone()
+            .ok_or_else(|| fail("client_id is required".to_owned()))?;
+        let credential = client.credential(name).map_err(fail)?;
+        let mut builder = TokenEndpoint::builder(provider, client_id, credential)
+            .allow_http(client.allow_http.unwrap_or(false));
+        if let Some(scopes) = &client.scopes {
+            builder = builder.scopes(scopes.iter());
+        }
+        if let Some(resource) = &client.resource {
+            builder = builder.resource(resource.clone());
+        }
+        if let Some(method) = client.auth {
+            builder = builder.client_auth(method.into());
+        }
+        if let Some(seconds) = client.timeout_secs {
+            builder = builder.http_settings(
+                crate::auth::HttpSettings::default().with_timeout(Duration::from_secs(seconds)),
+            );
+        }
+        if let Some(seconds) = self.cache.default_lifetime_secs {
+            builder = builder.lifetimes(
+                crate::auth::TokenLifetimes::default().with_default(Duration::from_secs(seconds)),
+            );
+        }
+        Ok(builder)
+    }
+
+    /// A token cache with the `[cache]` settings (in this process; the
+    /// Redis store is set up by the `redis` feature's own constructor).
+    pub fn token_cache(&self) -> TokenCache {
+        let mut settings = CacheSettings::default();
+        if let Some(seconds) = self.cache.refresh_buffer_secs {
+            settings.refresh_before = Duration::from_secs(seconds);
+        }
+        let store = MemoryStore::with_capacity(
+            self.cache
+                .max_entries
+                .unwrap_or(MemoryStore::DEFAULT_CAPACITY),
+        );
+        TokenCache::new(
+            Arc::new(store),
+            Arc::new(SystemClock),
+            Arc::new(RandomJitter),
+            settings,
+        )
+    }
+
+    /// The auth handle of the client called `name`, over `cache`: the one
+    /// call a service needs.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = m2m::config::Config::load_default()?;
+    /// let auth = config.auth("cenda", &config.token_cache())?;
+    /// let base_url = config.api_base_url("cenda")?;
+    /// let cenda = m2m::apis::cenda_configuration::Client::new(base_url.as_str(), auth);
+    /// # Ok(()) }
+    /// ```
+    pub fn auth(&self, name: &str, cache: &TokenCache) -> Result<Auth, ConfigFileError> {
+        let endpoint = self
+            .token_endpoint(name)?
+            .build()
+            .map_err(|e| ConfigFileError::Client {
+                client: name.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(Auth::with_cache(endpoint, cache))
+    }
+
+    /// The API base URL of the client called `name`: its `api_base_url`,
+    /// else its provider's.
+    pub fn api_base_url(&self, name: &str) -> Result<Url, ConfigFileError> {
+        let client = self.client(name)?;
+        client
+            .provider()
+            .ok()
+            .and_then(|provider| provider.api_base_url())
+            .ok_or_else(|| ConfigFileError::Client {
+                client: name.to_owned(),
+                message: "no API base URL: set api_base_url".to_owned(),
+            })
+    }
+}
+
+impl ClientConfig {
+    /// The provider this client describes, with its URL overrides.
+    pub fn provider(&self) -> Result<Provider, String> {
+        let kind = self.provider.ok_or_else(|| {
+            "provider is required (nxtport, nxtsoft, cenda, sequel, apiture or custom)".to_owned()
+        })?;
+        let required = |value: &Option<String>, key: &str| {
+            value
+                .clone()
+                .ok_or_else(|| format!("provider {} needs {key}", kind.name()))
+        };
+        let mut provider = match kind {
+            ProviderKind::Nxtport => {
+                let environment = match self.environment {
+                    Some(EnvironmentName::Live) => NxtPortEnvironment::Live,
+                    Some(EnvironmentName::Staging) => NxtPortEnvironment::Staging,
+                    _ => {
+                        return Err(
+                            "provider nxtport needs environment = \"live\" or \"staging\""
+                                .to_owned(),
+                        );
+                    }
+                };
+                Provider::nxtport(environment, required(&self.tenant_id, "tenant_id")?)
+            }
+            ProviderKind::Nxtsoft => Provider::nxtsoft(),
+            ProviderKind::Cenda => Provider::cenda(
+                required(&self.tenant_id, "tenant_id (the PermissionsTenantId)")?,
+                required(&self.gateway_client_id, "gateway_client_id")?,
+            ),
+            ProviderKind::Sequel => Provider::sequel(
+                self.authentication_server_url
+                    .clone()
+                    .ok_or_else(|| "provider sequel needs authentication_server_url".to_owned())?,
+            ),
+            ProviderKind::Apiture => Provider::apiture(match self.environment {
+                None | Some(EnvironmentName::Production) => ApitureEnvironment::Production,
+                Some(EnvironmentName::Test) => ApitureEnvironment::Test,
+                Some(_) => {
+                    return Err(
+                        "provider apiture takes environment = \"production\" or \"test\""
+                            .to_owned(),
+                    );
+                }
+            }),
+            ProviderKind::Custom => match (&self.token_url, &self.discovery_url) {
+                (Some(url), _) => Provider::custom_token_url(url.clone()),
+                (None, Some(url)) => Provider::custom_discovery(url.clone()),
+                (None, None) => {
+                    return Err("provider custom needs token_url or discovery_url".to_owned());
+                }
+            },
+        };
+        if let Some(url) = &self.authority_host {
+            provider = provider.with_authority_host(url.clone());
+        }
+        if let Some(url) = &self.token_url {
+            provider = provider.with_token_url(url.clone());
+        }
+        if let Some(url) = &self.discovery_url {
+            provider = provider.with_discovery_url(url.clone());
+        }
+        if let Some(url) = &self.api_base_url {
+            provider = provider.with_api_base_url(url.clone());
+        }
+        Ok(provider)
+    }
+
+    /// The credential: `M2M_<CLIENT>_CLIENT_SECRET`, else the variable named
+    /// by `client_secret_env`, else the key in `private_key_file`.
+    pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
+        let override_var = Self::secret_override_env(client_name);
+        if let Some(secret) = non_empty_env(&override_var) {
+            return Ok(ClientCredential::secret(secret));
+        }
+        if let Some(var) = &self.client_secret_env {
+            return non_empty_env(var)
+                .map(ClientCredential::secret)
+                .ok_or_else(|| format!("client_secret_env names {var}, which is not set"));
+        }
+        let Some(key_file) = &self.private_key_file else {
+            return Err(format!(
+                "no credential: set client_secret_env (or {override_var}) or private_key_file"
+            ));
+        };
+        let pem = std::fs::read_to_string(key_file)
+            .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
+        let algorithm = self
+            .key_algorithm
+            .unwrap_or(if pem.contains("EC PRIVATE KEY") {
+                SigningAlgorithm::ES256
+            } else {
+                SigningAlgorithm::RS256
+            });
+        let key_id = match (&self.key_id, &self.certificate_file) {
+            (Some(kid), _) => KeyIdentifier::Kid(kid.clone()),
+            (None, Some(certificate)) => {
+                let text = std::fs::read_to_string(certificate)
+                    .map_err(|e| format!("certificate_file {}: {e}", certificate.display()))?;
+                KeyIdentifier::x5t_of_certificate_pem(&text).map_err(|e| e.to_string())?
+            }
+            (None, None) => {
+                return Err("private_key_file needs key_id or certificate_file".to_owned());
+            }
+        };
+        PrivateKeyJwt::from_pem(&secrecy::SecretString::from(pem), algorithm, key_id)
+            .map(ClientCredential::from)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+impl ProviderKind {
+    /// The name used in the file and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nxtport => "nxtport",
+            Self::Nxtsoft => "nxtsoft",
+            Self::Cenda => "cenda",
+            Self::Sequel => "sequel",
+            Self::Apiture => "apiture",
+            Self::Custom => "custom",
+        }
+    }
+}
+
+impl From<AuthMethodName> for ClientAuthMethod {
+    fn from(name: AuthMethodName) -> Self {
+        match name {
+            AuthMethodName::Post => ClientAuthMethod::ClientSecretPost,
+            AuthMethodName::Basic => ClientAuthMethod::ClientSecretBasic,
+            AuthMethodName::BasicUnencoded => ClientAuthMethod::ClientSecretBasicUnencoded,
+            AuthMethodName::BasicAndPost => ClientAuthMethod::ClientSecretBasicAndPost,
+            AuthMethodName::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use crate::auth::{Auth, challenge};
 
 /// Start of the message of `Error::Custom` when a call failed because no
-/// token could be had.
+/// token could be had; [`Auth::error_of`] turns such an error back into
+/// the typed [`AuthError`](crate::auth::AuthError).
 pub const AUTH_ERROR_PREFIX: &str = "m2m: no access token";
 
 /// `pre` hook: sets `Authorization` (marked sensitive) from the auth handle.
@@ -19,8 +20,9 @@ pub(crate) async fn authorize<E>(
 ) -> Result<(), Error<E>> {
     let token = auth.token().await.map_err(|error| {
         tracing::warn!(operation = info.operation_id, %error, "no access token for the call");
+        let reference = auth.record_failure(&error);
         Error::Custom(format!(
-            "{AUTH_ERROR_PREFIX} for {}: {error}",
+            "{AUTH_ERROR_PREFIX} for {} {reference}: {error}",
             info.operation_id
         ))
     })?;

@@ -840,6 +840,9 @@ impl LogRecorder {
 async fn logs_tell_hits_misses_and_failed_refreshes_without_the_token() {
     let recorder = LogRecorder::default();
     let _guard = tracing::subscriber::set_default(recorder.clone());
+    // Another test's thread may have cached these callsites as "never" just
+    // before this subscriber was installed: ask every callsite again.
+    tracing::callsite::rebuild_interest_cache();
     let s = setup(300, CacheSettings::default()).await;
 
     s.source.token().await.unwrap();

@@ -8,6 +8,8 @@ mod cache;
 pub mod challenge;
 pub mod clock;
 mod error;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod store;
 mod token;
 
@@ -18,6 +20,8 @@ use http::HeaderValue;
 
 pub use cache::{CacheKey, CacheSettings, CacheStats, CachedTokenSource, TokenCache};
 pub use error::AuthError;
+#[cfg(feature = "redis")]
+pub use redis_store::{CacheEncryptionKey, EncryptionKeyError, RedisStore, RedisStoreConfig};
 pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
 pub use token::{AccessToken, InvalidTokenValue};
 

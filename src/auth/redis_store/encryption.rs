@@ -104,9 +104,9 @@ impl CacheEncryptionKey {
                 Self::from_base64(value.expose_secret()).map(Some)
             }
             Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(EncryptionKeyError::NotUnicode {
-                var: Self::ENV_VAR,
-            }),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(EncryptionKeyError::NotUnicode { var: Self::ENV_VAR })
+            }
         }
     }
 
@@ -119,11 +119,7 @@ impl CacheEncryptionKey {
 
     /// Encrypts `plaintext` bound to `aad`: the random nonce and the
     /// ciphertext with its tag.
-    pub(super) fn seal(
-        &self,
-        aad: &[u8],
-        plaintext: &[u8],
-    ) -> Option<([u8; NONCE_LEN], Vec<u8>)> {
+    pub(super) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Option<([u8; NONCE_LEN], Vec<u8>)> {
         let mut in_out = plaintext.to_vec();
         let nonce = self
             .key
@@ -178,7 +174,10 @@ mod tests {
     #[test]
     fn parses_standard_and_url_safe_base64_with_or_without_padding() {
         let bytes: Vec<u8> = (0..32).collect();
-        let id = CacheEncryptionKey::from_bytes(&bytes).unwrap().id().to_owned();
+        let id = CacheEncryptionKey::from_bytes(&bytes)
+            .unwrap()
+            .id()
+            .to_owned();
         assert_eq!(id.len(), 16);
         for text in [
             KEY_B64,

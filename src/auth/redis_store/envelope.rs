@@ -313,12 +313,17 @@ mod tests {
         // The largest expiry still reads (SystemTime holds it on 64-bit Unix).
         assert!(codec.decode(&key("a"), huge).is_ok());
         let with_key = encrypted(7);
-        let kid = CacheEncryptionKey::from_bytes(&[7; 32]).unwrap().id().to_owned();
+        let kid = CacheEncryptionKey::from_bytes(&[7; 32])
+            .unwrap()
+            .id()
+            .to_owned();
         let bad_nonce = format!(
             r#"{{"v":1,"token_type":"Bearer","expires_at_ms":1,"access_token":{{"alg":"A256GCM","kid":"{kid}","nonce":"%%","ciphertext":"AA=="}}}}"#
         );
         assert_eq!(
-            with_key.decode(&key("a"), bad_nonce.as_bytes()).unwrap_err(),
+            with_key
+                .decode(&key("a"), bad_nonce.as_bytes())
+                .unwrap_err(),
             Unreadable::Malformed
         );
         let short = bad_nonce.replace("%%", "AAAA");

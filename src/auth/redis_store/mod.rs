@@ -207,7 +207,10 @@ impl RedisStore {
         let token_key = self.token_key(key);
         let mut redis = self.redis.clone();
         let raw: Option<Vec<u8>> = self
-            .run("GET", redis::cmd("GET").arg(&token_key).query_async(&mut redis))
+            .run(
+                "GET",
+                redis::cmd("GET").arg(&token_key).query_async(&mut redis),
+            )
             .await?;
         let Some(raw) = raw else { return Ok(None) };
         match self.codec.decode(key, &raw) {
@@ -297,7 +300,10 @@ impl RedisStore {
         let token_key = self.token_key(key);
         let mut redis = self.redis.clone();
         let raw: Option<Vec<u8>> = self
-            .run("GET", redis::cmd("GET").arg(&token_key).query_async(&mut redis))
+            .run(
+                "GET",
+                redis::cmd("GET").arg(&token_key).query_async(&mut redis),
+            )
             .await?;
         let same = raw.as_deref().is_some_and(|raw| {
             self.codec

@@ -8,7 +8,8 @@
 //! `M2M_FLEET_*` environment variables and print one result line each.
 //!
 //! The fleet figure can be measured with other sizes:
-//! `M2M_FLEET_PROCESSES=16 M2M_FLEET_CALLS=500 cargo test --features redis --test fleet -- --nocapture eight_processes`.
+//! `M2M_FLEET_PROCESSES=16 M2M_FLEET_CALLS=500 M2M_FLEET_TOKEN_LATENCY_MS=300 cargo test --features redis --test fleet -- --nocapture eight_processes`
+//! (it prints the processes, calls, token requests and timings).
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
@@ -519,6 +520,42 @@ async fn refresh_lock_is_exclusive_and_released_only_by_its_owner() {
     assert!((1..=700).contains(&pttl), "PTTL {pttl}");
 }
 
+/// The race the double check closes: this process looked (nothing there),
+/// then the last holder stored its token and released the lock, then this
+/// process asks for the lock.
+#[tokio::test]
+async fn a_lock_granted_just_after_another_holder_stored_is_declined() {
+    let server = RedisServer::start();
+    let late = RedisStore::connect(config(&server, "recheck").encryption_key(fleet_key()))
+        .await
+        .unwrap();
+    let holder = RedisStore::connect(config(&server, "recheck").encryption_key(fleet_key()))
+        .await
+        .unwrap();
+    let k = key("recheck");
+    let hour = Duration::from_secs(3600);
+    assert!(late.get(&k).await.unwrap().is_none());
+    let fresh = token("just-stored", hour);
+    holder.put(&k, &fresh, hour).await.unwrap();
+
+    assert_eq!(late.try_lock(&k, hour).await.unwrap(), None);
+    let mut conn = raw(&server).await;
+    assert_eq!(
+        raw_get(&mut conn, &late.lock_key(&k)).await,
+        None,
+        "the declined lock is handed back"
+    );
+    let taken = late.get(&k).await.unwrap().unwrap();
+    assert!(taken.is_sent_as(fresh.authorization()));
+
+    // Once this process knows that token, the lock is for replacing it.
+    let lock = late.try_lock(&k, hour).await.unwrap().expect("granted");
+    assert_eq!(
+        raw_get(&mut conn, &late.lock_key(&k)).await.as_deref(),
+        lock.owner().map(str::as_bytes)
+    );
+}
+
 #[tokio::test]
 async fn remove_if_same_spares_a_token_another_process_stored() {
     let server = RedisServer::start();
@@ -782,8 +819,10 @@ async fn eight_processes_share_one_token_fetch() {
     let processes = env_usize("M2M_FLEET_PROCESSES", 8);
     let calls = env_usize("M2M_FLEET_CALLS", 200);
     let server = RedisServer::start();
-    // A slow token endpoint: every process is waiting while the one fetch runs.
-    let tokens = token_server(Duration::from_millis(300)).await;
+    // A token endpoint as slow as Entra on a bad day: every process is
+    // waiting while the one fetch runs.
+    let latency = Duration::from_millis(env_usize("M2M_FLEET_TOKEN_LATENCY_MS", 300) as u64);
+    let tokens = token_server(latency).await;
     let fleet_prefix = prefix("fleet");
     let env = vec![
         (ROLE, "fleet".to_owned()),
@@ -850,7 +889,7 @@ async fn eight_processes_share_one_token_fetch() {
     eprintln!(
         "fleet: {processes} processes x {calls} concurrent calls = {} ok, {} token request(s); \
          spawn+connect {spawned_in:?}, cold fleet served in {fleet_time:?} \
-         (token endpoint latency 300 ms); slowest process {} ms",
+         (token endpoint latency {latency:?}); slowest process {} ms",
         total.ok,
         token_requests(&tokens).await,
         total.slowest_ms

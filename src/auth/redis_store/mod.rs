@@ -26,7 +26,11 @@
 //!   does not read back (garbage, another format version, another key) is a
 //!   miss, and the next token overwrites it.
 //! - **One fetch across the fleet**: [`TokenStore::try_lock`] is
-//!   `SET key:lock <random owner> NX PX <ttl>`; [`TokenStore::unlock`] and
+//!   `SET key:lock <random owner> NX PX <ttl>`, then a look at the token: if
+//!   a token newer than this process knows was stored meanwhile (the last
+//!   holder finished between the caller's look and the grant), the lock is
+//!   handed back and `None` returned, so the cache takes that token instead
+//!   of fetching again. [`TokenStore::unlock`] and
 //!   [`TokenStore::remove_if_same`] are compare-and-delete Lua scripts. The
 //!   cache's callers that do not get the lock watch Redis for the holder's
 //!   token; a holder that dies is replaced when its lock expires.
@@ -342,7 +346,26 @@ impl RedisStore {
                     .query_async(&mut redis),
             )
             .await?;
-        Ok(granted.map(|_| StoreLock::owned(owner)))
+        if granted.is_none() {
+            return Ok(None);
+        }
+        let lock = StoreLock::owned(owner);
+        // The previous holder may have stored its token and released the
+        // lock between the caller's look in the store and this grant: then
+        // there is nothing to fetch. Decline; the cache's first look at the
+        // store finds that token.
+        let known = self.local.peek(key);
+        match self.read(key).await {
+            Ok(Some(stored)) if known.is_none_or(|known| is_later(&stored, &known)) => {
+                tracing::debug!(
+                    key = key.short(),
+                    "a newer token was stored just before the refresh lock was granted: not fetching"
+                );
+                self.release(key, lock).await?;
+                Ok(None)
+            }
+            _ => Ok(Some(lock)),
+        }
     }
 
     async fn release(&self, key: &CacheKey, lock: StoreLock) -> Result<(), StoreError> {

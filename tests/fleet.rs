@@ -690,6 +690,61 @@ async fn redis_down_mid_run_then_back_calls_keep_succeeding() {
 }
 
 #[tokio::test]
+async fn a_frozen_redis_costs_only_the_operation_timeouts() {
+    let server = RedisServer::start();
+    let tokens = token_server(Duration::ZERO).await;
+    let store = Arc::new(
+        RedisStore::connect(config(&server, "frozen").encryption_key(fleet_key()))
+            .await
+            .unwrap(),
+    );
+    // A long lock TTL: a lock left behind would block other processes long.
+    let cache = cache_over(
+        store.clone(),
+        settings(Duration::from_secs(20), Duration::from_millis(20)),
+    );
+    let fetcher = HttpFetcher::new(format!("{}/oauth2/token", tokens.uri()));
+    let warm = cache.source(key("frozen-warm"), fetcher.clone());
+    assert_eq!(token_number(&warm.token().await.unwrap()), 1);
+
+    server.freeze();
+    for _ in 0..100 {
+        assert_eq!(token_number(&warm.token().await.unwrap()), 1);
+    }
+    assert_eq!(
+        cache.stats().store_errors,
+        0,
+        "hot calls never wait for Redis"
+    );
+    let cold = cache.source(key("frozen-cold"), fetcher.clone());
+    let started = Instant::now();
+    assert_eq!(token_number(&cold.token().await.unwrap()), 2);
+    let cold_call = started.elapsed();
+    // get, try_lock and put each give up after 250 ms.
+    assert!(
+        cold_call < Duration::from_secs(2),
+        "cold call took {cold_call:?}"
+    );
+    assert_eq!(cache.stats().store_errors, 3, "{:?}", cache.stats());
+    server.thaw();
+
+    // The lock request that timed out may still reach Redis after the thaw:
+    // it is released, not left to block other processes for its TTL.
+    let mut conn = raw(&server).await;
+    let lock_key = store.lock_key(&key("frozen-cold"));
+    let thawed = Instant::now();
+    while raw_get(&mut conn, &lock_key).await.is_some() {
+        assert!(
+            thawed.elapsed() < Duration::from_secs(5),
+            "an orphaned refresh lock outlives the thaw"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.ping().await.is_ok());
+    eprintln!("frozen Redis: cold call served in {cold_call:?}");
+}
+
+#[tokio::test]
 async fn connect_fails_fast_without_redis_and_connect_lazy_waits_for_it() {
     let mut server = RedisServer::reserve();
     let started = Instant::now();

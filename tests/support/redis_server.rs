@@ -115,6 +115,27 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is
+    /// answered, as with a Redis that is overloaded or paused.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT): it answers what was queued.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server running").id();
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("the `kill` command");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// Stops the server if it runs and starts it again on the same port,
     /// empty (nothing is persisted).
     pub fn restart(&mut self) {

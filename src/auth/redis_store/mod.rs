@@ -70,6 +70,9 @@ end
 return 0
 ";
 
+/// The wait between two releases of a lock whose request failed.
+const ORPHAN_RETRY: Duration = Duration::from_millis(500);
+
 /// The longest wait between two reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
@@ -334,7 +337,7 @@ impl RedisStore {
         let ttl = self.lock_ttl.unwrap_or(ttl);
         let owner = random_owner()?;
         let mut redis = self.redis.clone();
-        let granted: Option<String> = self
+        let granted: Option<String> = match self
             .run(
                 "SET NX",
                 redis::cmd("SET")
@@ -345,7 +348,14 @@ impl RedisStore {
                     .arg(millis(ttl))
                     .query_async(&mut redis),
             )
-            .await?;
+            .await
+        {
+            Ok(granted) => granted,
+            Err(error) => {
+                self.release_orphan(key, owner, ttl);
+                return Err(error);
+            }
+        };
         if granted.is_none() {
             return Ok(None);
         }
@@ -366,6 +376,35 @@ impl RedisStore {
             }
             _ => Ok(Some(lock)),
         }
+    }
+
+    /// A lock request that failed (timed out, most likely) may still reach
+    /// a slow Redis later and hold the lock nobody will release: release it
+    /// in the background as soon as Redis answers, for at most its TTL.
+    /// Answers come in order on a connection, so once one arrives, the lock
+    /// request sent before it has been handled; a second release a moment
+    /// later covers a request stuck on a connection that was replaced.
+    fn release_orphan(&self, key: &CacheKey, owner: String, ttl: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut redis = self.redis.clone();
+        let script = self.compare_and_delete.clone();
+        let lock_key = self.lock_key(key);
+        let retry = self.op_timeout.max(ORPHAN_RETRY);
+        runtime.spawn(async move {
+            let deadline = tokio::time::Instant::now() + ttl;
+            let mut answered = 0;
+            while answered < 2 && tokio::time::Instant::now() < deadline {
+                let mut invocation = script.key(&lock_key);
+                invocation.arg(&owner);
+                let attempt = invocation.invoke_async::<i64>(&mut redis);
+                if let Ok(Ok(_)) = tokio::time::timeout_at(deadline, attempt).await {
+                    answered += 1;
+                }
+                tokio::time::sleep(retry).await;
+            }
+        });
     }
 
     async fn release(&self, key: &CacheKey, lock: StoreLock) -> Result<(), StoreError> {
@@ -498,4 +537,51 @@ fn random_owner() -> Result<String, StoreError> {
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| StoreError::new("no randomness for the lock owner"))?;
     Ok(encryption::to_hex(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> RedisStoreConfig {
+        RedisStoreConfig::new(url.parse().unwrap())
+    }
+
+    #[test]
+    fn outside_a_tokio_runtime_it_fails_instead_of_panicking() {
+        let error =
+            futures::executor::block_on(RedisStore::connect_lazy(config("redis://127.0.0.1:6379")))
+                .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "token store failed: the Redis token store needs a Tokio runtime"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_that_is_not_redis_is_refused_without_echoing_its_password() {
+        let error = RedisStore::connect_lazy(config("http://user:url-password@cache.test/"))
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("invalid Redis settings"), "{message}");
+        assert!(!message.contains("url-password"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn keys_are_the_prefix_and_the_hashed_cache_key() {
+        let store = RedisStore::connect_lazy(config("redis://127.0.0.1:1/").prefix("env-a:"))
+            .await
+            .unwrap();
+        let key = CacheKey::new("Cenda", "https://login.test/t", "client-id", ["s"], None);
+        assert_eq!(store.token_key(&key), format!("env-a:{}", key.as_str()));
+        assert_eq!(store.lock_key(&key), format!("env-a:{}:lock", key.as_str()));
+        assert!(!store.token_key(&key).contains("client-id"));
+        assert!(!store.encrypts());
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(2_500)), 2);
+        let owner = random_owner().unwrap();
+        assert_eq!(owner.len(), 32);
+        assert_ne!(owner, random_owner().unwrap());
+    }
 }

@@ -1,44 +1,4 @@
-//! The fleet-wide token store: Redis behind an in-process tier, so every
-//! process of a service shares one token per key and one fetch per token
-//! lifetime (feature `redis`).
-//!
-//! ```no_run
-//! # use std::sync::Arc;
-//! # use m2m::auth::{Auth, CacheKey, CacheSettings, FetchToken, RedisStore, RedisStoreConfig, TokenCache};
-//! # use m2m::auth::clock::{RandomJitter, SystemClock};
-//! # async fn wire(fetcher: Arc<dyn FetchToken>) -> Result<(), Box<dyn std::error::Error>> {
-//! let config = RedisStoreConfig::new("redis://127.0.0.1:6379".parse()?).encryption_key_from_env()?;
-//! let store = RedisStore::connect(config).await?;
-//! let cache = TokenCache::new(Arc::new(store), Arc::new(SystemClock), Arc::new(RandomJitter), CacheSettings::default());
-//! let key = CacheKey::new("Cenda", "https://login.example/token", "client-id", ["api/.default"], None);
-//! let auth = Auth::from_source(cache.source(key, fetcher));
-//! # Ok(()) }
-//! ```
-//!
-//! - **Reads**: [`TokenStore::peek`] answers from the in-process tier, so
-//!   a hot call never touches Redis; [`TokenStore::get`] reads Redis and
-//!   keeps what it finds in the in-process tier.
-//! - **Keys**: the prefix (`m2m:token:`) and the [`CacheKey`]'s SHA-256 form,
-//!   so no secret is ever in a key; the refresh lock is the same key and `:lock`.
-//! - **Values**: versioned JSON, the access token AES-256-GCM encrypted when a
-//!   [`CacheEncryptionKey`] is configured (a loud warning at start-up
-//!   otherwise). They expire with their token, less a margin. A value that
-//!   does not read back (garbage, another format version, another key) is a
-//!   miss, and the next token overwrites it.
-//! - **One fetch across the fleet**: [`TokenStore::try_lock`] is
-//!   `SET key:lock <random owner> NX PX <ttl>`, then a look at the token: if
-//!   a token newer than this process knows was stored meanwhile (the last
-//!   holder finished between the caller's look and the grant), the lock is
-//!   handed back and `None` returned, so the cache takes that token instead
-//!   of fetching again. [`TokenStore::unlock`] and
-//!   [`TokenStore::remove_if_same`] are compare-and-delete Lua scripts. The
-//!   cache's callers that do not get the lock watch Redis for the holder's
-//!   token; a holder that dies is replaced when its lock expires.
-//! - **Redis down or slow**: every operation is cut at the operation timeout
-//!   (250 ms) and fails with a [`StoreError`]; the cache then fetches by
-//!   itself (one fetch per key per process) and serves from the in-process
-//!   tier. Warnings are rate-limited. The connection is re-established in the
-//!   background, and Redis is used again as soon as it answers.
+//! The fleet-wide token store (feature `redis`): see [`RedisStore`].
 
 mod config;
 mod encryption;
@@ -77,9 +37,49 @@ const ORPHAN_RETRY: Duration = Duration::from_millis(500);
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// A [`TokenStore`] shared by every process that uses the same Redis and
-/// prefix, with an in-process tier in front. See the [module
-/// docs](self) for how it behaves. Cloning is not needed: share it in an
-/// `Arc` (as [`TokenCache::new`](crate::auth::TokenCache::new) takes it).
+/// prefix: Redis behind an in-process tier, so every process of a service
+/// shares one token per key and one fetch per token lifetime (feature `redis`).
+/// Share one per process in an `Arc` (as
+/// [`TokenCache::new`](crate::auth::TokenCache::new) takes it): it holds one
+/// multiplexed connection that reconnects by itself.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use m2m::auth::{Auth, CacheKey, CacheSettings, FetchToken, RedisStore, RedisStoreConfig, TokenCache};
+/// # use m2m::auth::clock::{RandomJitter, SystemClock};
+/// # async fn wire(fetcher: Arc<dyn FetchToken>) -> Result<(), Box<dyn std::error::Error>> {
+/// let config = RedisStoreConfig::new("redis://127.0.0.1:6379".parse()?).encryption_key_from_env()?;
+/// let store = RedisStore::connect(config).await?;
+/// let cache = TokenCache::new(Arc::new(store), Arc::new(SystemClock), Arc::new(RandomJitter), CacheSettings::default());
+/// let key = CacheKey::new("Cenda", "https://login.example/token", "client-id", ["api/.default"], None);
+/// let auth = Auth::from_source(cache.source(key, fetcher));
+/// # Ok(()) }
+/// ```
+///
+/// - **Reads**: [`TokenStore::peek`] answers from the in-process tier, so
+///   a hot call never touches Redis; [`TokenStore::get`] reads Redis and
+///   keeps what it finds in the in-process tier.
+/// - **Keys**: the prefix (`m2m:token:`) and the [`CacheKey`]'s SHA-256 form,
+///   so no secret is ever in a key; the refresh lock is the same key and `:lock`.
+/// - **Values**: versioned JSON, the access token AES-256-GCM encrypted when a
+///   [`CacheEncryptionKey`] is configured (a loud warning at start-up
+///   otherwise). They expire with their token, less a margin. A value that
+///   does not read back (garbage, another format version, another key) is a
+///   miss, and the next token overwrites it.
+/// - **One fetch across the fleet**: [`TokenStore::try_lock`] is
+///   `SET key:lock <random owner> NX PX <ttl>`, then a look at the token: if
+///   a token newer than this process knows was stored meanwhile (the last
+///   holder finished between the caller's look and the grant), the lock is
+///   handed back and `None` returned, so the cache takes that token instead
+///   of fetching again. [`TokenStore::unlock`] and
+///   [`TokenStore::remove_if_same`] are compare-and-delete Lua scripts. The
+///   cache's callers that do not get the lock watch Redis for the holder's
+///   token; a holder that dies is replaced when its lock expires.
+/// - **Redis down or slow**: every operation is cut at the operation timeout
+///   (250 ms) and fails with a [`StoreError`]; the cache then fetches by
+///   itself (one fetch per key per process) and serves from the in-process
+///   tier. Warnings are rate-limited. The connection is re-established in the
+///   background, and Redis is used again as soon as it answers.
 pub struct RedisStore {
     local: MemoryStore,
     redis: ConnectionManager,

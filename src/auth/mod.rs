@@ -14,6 +14,8 @@ mod endpoint;
 mod error;
 mod http;
 mod response;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod store;
 mod token;
 
@@ -33,6 +35,8 @@ pub use error::{
 };
 pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
 pub use response::TokenLifetimes;
+#[cfg(feature = "redis")]
+pub use redis_store::{CacheEncryptionKey, EncryptionKeyError, RedisStore, RedisStoreConfig};
 pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
 pub use token::{AccessToken, InvalidTokenValue};
 

@@ -310,6 +310,12 @@ pub enum ConfigFileError {
         /// The names that exist, formatted for the message.
         known: KnownClients,
     },
+    /// The `[cache]` section cannot be used.
+    #[error("[cache]: {message}")]
+    Cache {
+        /// What is wrong.
+        message: String,
+    },
     /// A client lacks something its provider needs, or has a contradiction.
     #[error("client {client:?}: {message}")]
     Client {
@@ -436,24 +442,30 @@ impl Config {
         Ok(builder)
     }
 
-    /// A token cache with the `[cache]` settings (in this process; the
-    /// Redis store is set up by the `redis` feature's own constructor).
-    pub fn token_cache(&self) -> TokenCache {
+    /// A token cache with the `[cache]` settings: in this process, with
+    /// Redis behind it when `redis_url` is set (feature `redis`; the
+    /// encryption key, if any, comes from `M2M_CACHE_KEY`). Redis that does
+    /// not answer yet is not an error: the cache fetches directly until it
+    /// does.
+    pub async fn token_cache(&self) -> Result<TokenCache, ConfigFileError> {
         let mut settings = CacheSettings::default();
         if let Some(seconds) = self.cache.refresh_buffer_secs {
             settings.refresh_before = Duration::from_secs(seconds);
         }
-        let store = MemoryStore::with_capacity(
-            self.cache
-                .max_entries
-                .unwrap_or(MemoryStore::DEFAULT_CAPACITY),
-        );
-        TokenCache::new(
-            Arc::new(store),
+        let capacity = self
+            .cache
+            .max_entries
+            .unwrap_or(MemoryStore::DEFAULT_CAPACITY);
+        let store: Arc<dyn crate::auth::TokenStore> = match &self.cache.redis_url {
+            None => Arc::new(MemoryStore::with_capacity(capacity)),
+            Some(url) => redis_store(url, capacity).await?,
+        };
+        Ok(TokenCache::new(
+            store,
             Arc::new(SystemClock),
             Arc::new(RandomJitter),
             settings,
-        )
+        ))
     }
 
     /// The auth handle of the client called `name`, over `cache`: the one
@@ -462,7 +474,7 @@ impl Config {
     /// ```no_run
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
     /// let config = m2m::config::Config::load_default()?;
-    /// let auth = config.auth("cenda", &config.token_cache())?;
+    /// let auth = config.auth("cenda", &config.token_cache().await?)?;
     /// let base_url = config.api_base_url("cenda")?;
     /// let cenda = m2m::apis::cenda_configuration::Client::new(base_url.as_str(), auth);
     /// # Ok(()) }
@@ -602,6 +614,33 @@ impl ClientConfig {
             .map(ClientCredential::from)
             .map_err(|e| e.to_string())
     }
+}
+
+#[cfg(feature = "redis")]
+async fn redis_store(
+    url: &Url,
+    local_capacity: usize,
+) -> Result<Arc<dyn crate::auth::TokenStore>, ConfigFileError> {
+    use crate::auth::{RedisStore, RedisStoreConfig};
+    let invalid = |message: String| ConfigFileError::Cache { message };
+    let config = RedisStoreConfig::new(url.clone())
+        .local_capacity(local_capacity)
+        .encryption_key_from_env()
+        .map_err(|e| invalid(e.to_string()))?;
+    let store = RedisStore::connect_lazy(config)
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_store(
+    _url: &Url,
+    _local_capacity: usize,
+) -> Result<Arc<dyn crate::auth::TokenStore>, ConfigFileError> {
+    Err(ConfigFileError::Cache {
+        message: "redis_url is set, but this build of m2m has no `redis` feature".to_owned(),
+    })
 }
 
 fn non_empty_env(name: &str) -> Option<String> {

@@ -15,8 +15,8 @@ use crate::auth::Auth;
 pub struct Operation {
     /// The API it belongs to.
     pub api: Api,
-    /// Its `operationId`.
-    pub operation_id: &'static str,
+    /// Its `operationId`, as the OpenAPI document spells it.
+    pub operation_id: String,
     /// Its one-line summary from the OpenAPI document.
     pub summary: String,
 }
@@ -73,6 +73,43 @@ impl Api {
     }
 }
 
+/// Whether two names are the same but for case, `-` and `_`
+/// (`postValidationMessage` and `post_validation_message`).
+pub(super) fn same_name(a: &str, b: &str) -> bool {
+    let loose = |name: &str| -> String {
+        name.chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    loose(a) == loose(b)
+}
+
+/// Every `operationId` of an OpenAPI document (JSON).
+pub(super) fn spec_operation_ids(openapi_json: &str) -> Vec<String> {
+    let Ok(spec) = serde_json::from_str::<serde_json::Value>(openapi_json) else {
+        return Vec::new();
+    };
+    spec.get("paths")
+        .and_then(|paths| paths.as_object())
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(|item| item.as_object())
+        .flat_map(|item| item.values())
+        .filter_map(|operation| operation.get("operationId")?.as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `generated` (progenitor's snake_case name) as the document spells it.
+pub(super) fn as_spelled(generated: &str, spelled: &[String]) -> String {
+    spelled
+        .iter()
+        .find(|name| same_name(name, generated))
+        .cloned()
+        .unwrap_or_else(|| generated.to_owned())
+}
+
 /// Turns `name=value` pairs into the argument list of the generated clap
 /// command, matching names loosely (`organisationId`, `organisation-id` and
 /// `organisation_id` are the same parameter).
@@ -81,20 +118,11 @@ pub(super) fn to_args(
     params: &[(String, String)],
     body_file: Option<&std::path::Path>,
 ) -> Result<Vec<String>, CallError> {
-    fn loose(name: &str) -> String {
-        name.chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .flat_map(char::to_lowercase)
-            .collect()
-    }
     let mut args = vec![command.get_name().to_owned()];
     for (name, value) in params {
         let arg = command
             .get_arguments()
-            .find(|arg| {
-                arg.get_long()
-                    .is_some_and(|long| loose(long) == loose(name))
-            })
+            .find(|arg| arg.get_long().is_some_and(|long| same_name(long, name)))
             .and_then(|arg| arg.get_long())
             .filter(|long| !long.starts_with("json-body"))
             .ok_or_else(|| {
@@ -210,13 +238,17 @@ macro_rules! dispatch {
             match api {
                 $($crate::apis::Api::$module => {
                     use $crate::apis::$module::cli::{Cli, CliCommand};
+                    let spelled = $crate::apis::call::spec_operation_ids(api.openapi_json());
                     CliCommand::iter()
                         .map(|command| $crate::apis::call::Operation {
                             api,
-                            operation_id: command.operation_id(),
+                            operation_id: $crate::apis::call::as_spelled(
+                                command.operation_id(),
+                                &spelled,
+                            ),
                             summary: Cli::<$crate::apis::call::Collector>::get_command(command)
                                 .get_about()
-                                .map(|about| about.to_string())
+                                .and_then(|about| about.to_string().lines().next().map(str::to_owned))
                                 .unwrap_or_default(),
                         })
                         .collect()
@@ -237,7 +269,7 @@ macro_rules! dispatch {
                 $($crate::apis::Api::$module => {
                     use $crate::apis::$module::cli::{Cli, CliCommand};
                     let command = CliCommand::iter()
-                        .find(|c| c.operation_id() == operation_id)
+                        .find(|c| $crate::apis::call::same_name(c.operation_id(), operation_id))
                         .ok_or_else(|| CallError::UnknownOperation {
                             api: api.name(),
                             operation_id: operation_id.to_owned(),

@@ -13,9 +13,9 @@ mod discovery;
 mod endpoint;
 mod error;
 mod http;
-mod response;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod response;
 mod store;
 mod token;
 
@@ -34,9 +34,9 @@ pub use error::{
     TransportError, TransportErrorKind,
 };
 pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
-pub use response::TokenLifetimes;
 #[cfg(feature = "redis")]
 pub use redis_store::{CacheEncryptionKey, EncryptionKeyError, RedisStore, RedisStoreConfig};
+pub use response::TokenLifetimes;
 pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
 pub use token::{AccessToken, InvalidTokenValue};
 

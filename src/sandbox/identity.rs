@@ -337,6 +337,21 @@ fn client_credentials(
 ) -> Result<ClientCredentials, Refusal> {
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
+    if let (ProviderStyle::Oidc, Some(id), Some(secret), true) =
+        (style, body_id, body_secret, has_basic(headers))
+    {
+        // Apiture's guide: Basic `base64(client-id:client-secret)` as is,
+        // and the same id and secret in the body. The body is authoritative;
+        // the header must say the same, raw or RFC 6749-encoded.
+        return if basic_matches(headers, id, secret) {
+            Ok(ClientCredentials {
+                id: id.clone(),
+                secret: Some(secret.clone()),
+            })
+        } else {
+            Err(Refusal::CredentialsDisagree)
+        };
+    }
     let Some((id, secret)) = basic_credentials(headers)? else {
         let id = body_id.ok_or(Refusal::NoClientAuth)?;
         return Ok(ClientCredentials {
@@ -367,6 +382,19 @@ fn has_basic(headers: &HeaderMap) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+}
+
+/// Whether the Basic header carries `id` and `secret`, either as RFC 6749
+/// §2.3.1 prescribes or raw (`base64(id ":" secret)`).
+fn basic_matches(headers: &HeaderMap, id: &str, secret: &str) -> bool {
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .and_then(|(_, credentials)| STANDARD.decode(credentials.trim()).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    raw.is_some_and(|raw| raw == format!("{id}:{secret}"))
+        || matches!(basic_credentials(headers), Ok(Some((i, s))) if i == id && s == secret)
 }
 
 /// The id and secret of an `Authorization: Basic` header, decoded as

@@ -1,0 +1,89 @@
+//! Which client a command works with: a client of the configuration file,
+//! completed or overridden by flags, or one described by flags alone.
+
+use clap::Args;
+use m2m::auth::{Auth, AuthError, CachedTokenSource, TokenCache};
+use m2m::config::{CacheConfig, ClientConfig, Config};
+
+use crate::failure::Failure;
+
+/// The name given to a client described on the command line alone.
+pub const COMMAND_LINE_CLIENT: &str = "command-line";
+
+/// Client and cache flags, shared by `m2m token` and `m2m call`.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub client: ClientConfig,
+    #[command(flatten)]
+    pub cache: CacheConfig,
+}
+
+/// A client ready to use.
+pub struct ResolvedClient {
+    /// Its name (the file's, or `command-line`).
+    pub name: String,
+    /// Its settings, flags applied.
+    pub settings: ClientConfig,
+    /// The token source behind `auth`, for its counters.
+    pub source: CachedTokenSource,
+    /// The auth handle.
+    pub auth: Auth,
+}
+
+/// Resolves `name` (or the flags alone) into a client with its token cache.
+pub async fn resolve(
+    config: &Config,
+    name: Option<&str>,
+    args: &ClientArgs,
+) -> Result<ResolvedClient, Failure> {
+    let flags_describe_a_client = args.client != ClientConfig::default();
+    let (name, base) = match name {
+        Some(name) => (name.to_owned(), config.client(name)?.clone()),
+        None if flags_describe_a_client => {
+            (COMMAND_LINE_CLIENT.to_owned(), ClientConfig::default())
+        }
+        None => {
+            let known: Vec<_> = config.clients.keys().cloned().collect();
+            return Err(Failure::usage(if known.is_empty() {
+                "no client: name one from m2m.toml, or describe one with --provider, --client-id, …"
+                    .to_owned()
+            } else {
+                format!(
+                    "no client: name one of {} or describe one with --provider, …",
+                    known.join(", ")
+                )
+            }));
+        }
+    };
+    let settings = base.overlaid_with(&args.client);
+    let mut effective = Config {
+        cache: config.cache.overlaid_with(&args.cache),
+        clients: Default::default(),
+    };
+    effective.clients.insert(name.clone(), settings.clone());
+    let cache: TokenCache = effective.token_cache().await?;
+    let endpoint = effective
+        .token_endpoint(&name)?
+        .build()
+        .map_err(|e| Failure::usage(format!("client {name:?}: {e}")))?;
+    let key = endpoint.identity().cache_key();
+    let source = cache.source(key, std::sync::Arc::new(endpoint));
+    let auth = Auth::from_source(source.clone());
+    Ok(ResolvedClient {
+        name,
+        settings,
+        source,
+        auth,
+    })
+}
+
+/// The failure for a token that could not be had: exit 2 when the settings
+/// are at fault, 1 when the server said no or could not be reached.
+pub fn token_failure(client: &str, error: &AuthError) -> Failure {
+    let message = format!("client {client:?}: no token: {error}");
+    match error {
+        AuthError::Config(_) => Failure::usage(message),
+        _ => Failure::remote(message),
+    }
+}

@@ -1,0 +1,550 @@
+//! `m2m demo`: the whole flow against the embedded sandbox, no credentials.
+//!
+//! It starts the sandbox on a free loopback port, generates a configuration
+//! with one client per provider variant (secrets in environment variables,
+//! as a real deployment would have them), fetches a token in every
+//! provider's style, creates an organisation and a credential template on
+//! the Cenda Configuration API, reads them back, and posts an NXTsoft
+//! validation message. Each step prints one line; a summary table closes.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use m2m::apis::{cenda_configuration as cenda, nxtsoft_transactions as nxtsoft};
+use m2m::auth::{Auth, ClientAuthMethod, TokenCache};
+use m2m::config::{AuthMethodName, ClientConfig, Config, EnvironmentName, ProviderKind};
+use m2m::sandbox::{Sandbox, demo};
+use serde::Serialize;
+use serde_json::json;
+use url::Url;
+
+use crate::failure::Failure;
+
+/// Arguments of `m2m demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Also print the generated m2m.toml.
+    #[arg(long)]
+    show_config: bool,
+}
+
+/// The environment variables the generated configuration reads secrets
+/// from, and their sandbox values. `main` sets them before any thread
+/// starts.
+pub const SECRET_VARIABLES: [(&str, &str); 4] = [
+    ("M2M_DEMO_ENTRA_SECRET", demo::ENTRA_CLIENT_SECRET),
+    ("M2M_DEMO_COGNITO_SECRET", demo::COGNITO_CLIENT_SECRET),
+    (
+        "M2M_DEMO_IDENTITYSERVER_SECRET",
+        demo::IDENTITYSERVER_CLIENT_SECRET,
+    ),
+    ("M2M_DEMO_OIDC_SECRET", demo::OIDC_CLIENT_SECRET),
+];
+
+/// One line of the report.
+struct Step {
+    name: String,
+    client: String,
+    elapsed: Duration,
+    ok: bool,
+}
+
+/// Collects steps and prints each as it ends.
+#[derive(Default)]
+struct Report {
+    steps: Vec<Step>,
+}
+
+impl Report {
+    async fn run<T, F>(&mut self, name: &str, client: &str, shape: &str, step: F) -> Option<T>
+    where
+        F: Future<Output = Result<(T, String), String>>,
+    {
+        let number = self.steps.len() + 1;
+        let started = Instant::now();
+        let result = step.await;
+        let elapsed = started.elapsed();
+        let (ok, outcome, value) = match result {
+            Ok((value, outcome)) => (true, outcome, Some(value)),
+            Err(error) => (false, error, None),
+        };
+        println!(
+            "[{number:>2}] {mark} {name:<34} {client:<9} {outcome}  ({ms:.1} ms)",
+            mark = if ok { "ok  " } else { "FAIL" },
+            ms = elapsed.as_secs_f64() * 1000.0,
+        );
+        for line in shape.lines() {
+            println!("          {line}");
+        }
+        self.steps.push(Step {
+            name: name.to_owned(),
+            client: client.to_owned(),
+            elapsed,
+            ok,
+        });
+        value
+    }
+
+    fn print_summary(&self, sandbox: &Sandbox) {
+        println!("\nSummary");
+        println!("  {:<34} {:<9} {:>9}  result", "step", "client", "ms");
+        for step in &self.steps {
+            println!(
+                "  {:<34} {:<9} {:>9.1}  {}",
+                step.name,
+                step.client,
+                step.elapsed.as_secs_f64() * 1000.0,
+                if step.ok { "ok" } else { "FAILED" }
+            );
+        }
+        let stats = sandbox.stats();
+        let passed = self.steps.iter().filter(|s| s.ok).count();
+        println!(
+            "\n  {passed}/{} steps passed; the sandbox saw {} token requests and {} API requests \
+             (API calls reuse the cached token).",
+            self.steps.len(),
+            stats.token_requests(),
+            stats.api_requests()
+        );
+    }
+}
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> Result<(), Failure> {
+    let sandbox = Sandbox::start()
+        .await
+        .map_err(|e| Failure::remote(format!("cannot start the sandbox: {e}")))?;
+    println!(
+        "m2m demo: the embedded sandbox is at {}",
+        sandbox.base_url()
+    );
+    let config = generated_config(&sandbox).map_err(Failure::usage)?;
+    let toml = toml::to_string_pretty(&config).expect("the configuration serialises");
+    if args.show_config {
+        println!("\nGenerated m2m.toml (secrets are read from environment variables):\n");
+        println!("{toml}");
+    } else {
+        println!(
+            "A configuration with {} clients was generated (--show-config prints it); \
+             their secrets come from M2M_DEMO_* environment variables.\n",
+            config.clients.len()
+        );
+    }
+
+    let cache = config.token_cache().await?;
+    let mut report = Report::default();
+    let mut auths = Vec::new();
+    for name in ["nxtport", "cenda", "nxtsoft", "sequel", "apiture", "custom"] {
+        let client = &config.clients[name];
+        let shape = token_request_shape(&config, name, client);
+        let auth = report
+            .run(
+                &format!(
+                    "token, {} style",
+                    client.provider.map_or("?", ProviderKind::name)
+                ),
+                name,
+                &shape,
+                fetch_token(&config, name, &cache),
+            )
+            .await;
+        if let Some(auth) = auth {
+            auths.push((name.to_owned(), auth));
+        }
+    }
+    let auth_of = |wanted: &str| {
+        auths
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, auth)| auth.clone())
+    };
+
+    if let Some(auth) = auth_of("cenda") {
+        let api = cenda::Client::new(&sandbox.cenda_api_url(), auth);
+        cenda_steps(&mut report, &api).await;
+    }
+    if let Some(auth) = auth_of("nxtsoft") {
+        let api = nxtsoft::Client::new(&sandbox.nxtsoft_api_url(), auth);
+        nxtsoft_steps(&mut report, &api).await;
+    }
+
+    report.print_summary(&sandbox);
+    let failed = report.steps.iter().filter(|s| !s.ok).count();
+    let _ = sandbox.shutdown().await;
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Failure::remote(format!("{failed} demo steps failed")))
+    }
+}
+
+/// One client per provider variant, all pointing at the sandbox.
+fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
+    let url = |text: String| Url::parse(&text).map_err(|e| format!("{text}: {e}"));
+    let base = url(sandbox.base_url().to_owned())?;
+    let entra = |secret_env: &str| ClientConfig {
+        tenant_id: Some(demo::ENTRA_TENANT_ID.to_owned()),
+        authority_host: Some(base.clone()),
+        client_id: Some(demo::ENTRA_CLIENT_ID.to_owned()),
+        client_secret_env: Some(secret_env.to_owned()),
+        ..ClientConfig::default()
+    };
+    let mut config = Config::default();
+    config.clients.insert(
+        "nxtport".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Nxtport),
+            environment: Some(EnvironmentName::Staging),
+            ..entra(SECRET_VARIABLES[0].0)
+        },
+    );
+    config.clients.insert(
+        "cenda".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Cenda),
+            gateway_client_id: Some(demo::CENDA_GATEWAY_CLIENT_ID.to_owned()),
+            api_base_url: Some(url(sandbox.cenda_api_url())?),
+            ..entra(SECRET_VARIABLES[0].0)
+        },
+    );
+    config.clients.insert(
+        "nxtsoft".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Nxtsoft),
+            token_url: Some(url(sandbox.cognito_token_url())?),
+            api_base_url: Some(url(sandbox.nxtsoft_api_url())?),
+            client_id: Some(demo::COGNITO_CLIENT_ID.to_owned()),
+            client_secret_env: Some(SECRET_VARIABLES[1].0.to_owned()),
+            scopes: Some(vec![
+                demo::SCOPE_TRANSACTIONS_MOCK.to_owned(),
+                demo::SCOPE_TRANSACTIONS_POST.to_owned(),
+            ]),
+            ..ClientConfig::default()
+        },
+    );
+    let identity_server = sandbox.demo_client(demo::ProviderStyle::IdentityServer);
+    config.clients.insert(
+        "sequel".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Sequel),
+            authentication_server_url: Some(url(sandbox.sequel_authentication_server_url())?),
+            client_id: Some(identity_server.client_id.to_owned()),
+            client_secret_env: Some(SECRET_VARIABLES[2].0.to_owned()),
+            scopes: Some(
+                identity_server
+                    .scopes
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            ),
+            ..ClientConfig::default()
+        },
+    );
+    let oidc = sandbox.demo_client(demo::ProviderStyle::Oidc);
+    let oidc_scopes: Vec<String> = oidc.scopes.iter().map(|s| (*s).to_owned()).collect();
+    config.clients.insert(
+        "apiture".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Apiture),
+            discovery_url: Some(url(sandbox.oidc_discovery_url())?),
+            client_id: Some(oidc.client_id.to_owned()),
+            client_secret_env: Some(SECRET_VARIABLES[3].0.to_owned()),
+            scopes: Some(oidc_scopes.clone()),
+            ..ClientConfig::default()
+        },
+    );
+    config.clients.insert(
+        "custom".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Custom),
+            discovery_url: Some(url(sandbox.oidc_discovery_url())?),
+            client_id: Some(oidc.client_id.to_owned()),
+            client_secret_env: Some(SECRET_VARIABLES[3].0.to_owned()),
+            scopes: Some(oidc_scopes),
+            auth: Some(AuthMethodName::Basic),
+            ..ClientConfig::default()
+        },
+    );
+    Ok(config)
+}
+
+/// Fetches a token for `name`, returning its auth handle.
+async fn fetch_token(
+    config: &Config,
+    name: &str,
+    cache: &TokenCache,
+) -> Result<(Auth, String), String> {
+    let auth = config.auth(name, cache).map_err(|e| e.to_string())?;
+    let token = auth.token().await.map_err(|e| e.to_string())?;
+    let expires_in = token
+        .expires_at()
+        .duration_since(std::time::SystemTime::now())
+        .map_or(0, |d| d.as_secs());
+    Ok((
+        auth,
+        format!("{} token, expires in {expires_in} s", token.token_type()),
+    ))
+}
+
+/// What the token request of `name` looks like, secrets redacted.
+fn token_request_shape(config: &Config, name: &str, client: &ClientConfig) -> String {
+    let Ok(builder) = config.token_endpoint(name) else {
+        return String::new();
+    };
+    let Ok(endpoint) = builder.build() else {
+        return String::new();
+    };
+    let identity = endpoint.identity();
+    let via = if client.discovery_url.is_some() {
+        " (token endpoint from discovery)"
+    } else {
+        ""
+    };
+    let scope = identity.scopes.join(" ");
+    let method = endpoint.client_auth();
+    let (header, body) = match method {
+        ClientAuthMethod::ClientSecretPost => (
+            None,
+            format!(
+                "grant_type=client_credentials&client_id={}&client_secret=[redacted]&scope={scope}",
+                identity.client_id
+            ),
+        ),
+        ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretBasicUnencoded => (
+            Some("Authorization: Basic [redacted]"),
+            format!("grant_type=client_credentials&scope={scope}"),
+        ),
+        ClientAuthMethod::ClientSecretBasicAndPost => (
+            Some("Authorization: Basic [redacted]"),
+            format!(
+                "grant_type=client_credentials&client_id={}&client_secret=[redacted]&scope={scope}",
+                identity.client_id
+            ),
+        ),
+        ClientAuthMethod::PrivateKeyJwt => (
+            None,
+            format!(
+                "grant_type=client_credentials&client_id={}&client_assertion_type=…jwt-bearer&client_assertion=[redacted]&scope={scope}",
+                identity.client_id
+            ),
+        ),
+    };
+    let mut shape = format!("POST {}{via}  [{method}]", identity.authority);
+    if let Some(header) = header {
+        shape.push_str(&format!("\n{header}"));
+    }
+    shape.push_str(&format!("\n{body}"));
+    shape
+}
+
+/// The request shape of an API call: method, path and JSON body.
+fn api_shape(method: &str, path: &str, body: Option<&impl Serialize>) -> String {
+    let mut shape = format!("{method} {path}\nAuthorization: Bearer [redacted]");
+    if let Some(body) = body {
+        shape.push('\n');
+        shape.push_str(&serde_json::to_string(body).unwrap_or_default());
+    }
+    shape
+}
+
+fn describe<E: std::fmt::Debug>(error: progenitor_client::Error<E>) -> String {
+    match error.status() {
+        Some(status) => format!("HTTP {status}: {error}"),
+        None => error.to_string(),
+    }
+}
+
+async fn cenda_steps(report: &mut Report, api: &cenda::Client) {
+    let organisation_request: cenda::types::CreateOrganisationRequest =
+        serde_json::from_value(json!({
+            "name": "Acme Demo Ltd",
+            "description": "Created by m2m demo against the embedded sandbox.",
+            "contactEmail": "it-admin@acme.example",
+            "website": "https://www.acme.example",
+            "country": "GB"
+        }))
+        .expect("a valid CreateOrganisationRequest");
+    let Some(organisation) = report
+        .run(
+            "createOrganisation",
+            "cenda",
+            &api_shape("POST", "/api/Organisation", Some(&organisation_request)),
+            async {
+                let created = api
+                    .create_organisation()
+                    .body(organisation_request.clone())
+                    .send()
+                    .await
+                    .map_err(describe)?;
+                let outcome = format!(
+                    "{} → organisation {}",
+                    created.status(),
+                    created.organisation_id
+                );
+                Ok((created.into_inner(), outcome))
+            },
+        )
+        .await
+    else {
+        return;
+    };
+    let id = organisation.organisation_id;
+
+    let template_request: cenda::types::CreateCredentialTemplateRequest =
+        serde_json::from_value(json!({
+            "name": "Employee Badge",
+            "description": "Proves current employment at Acme Demo Ltd.",
+            "credentialType": "EmployeeBadgeCredential",
+            "format": "JwtVc",
+            "validityPeriodDays": 365,
+            "claims": [
+                {"name": "employeeNumber", "displayName": "Employee number", "dataType": "String", "required": true},
+                {"name": "startDate", "displayName": "Start date", "dataType": "Date"}
+            ]
+        }))
+        .expect("a valid CreateCredentialTemplateRequest");
+    let template = report
+        .run(
+            "createCredentialTemplate",
+            "cenda",
+            &api_shape(
+                "POST",
+                &format!("/api/Organisation/{id}/credentialtemplate"),
+                Some(&template_request),
+            ),
+            async {
+                let created = api
+                    .create_credential_template()
+                    .organisation_id(id)
+                    .body(template_request.clone())
+                    .send()
+                    .await
+                    .map_err(describe)?;
+                let outcome = format!(
+                    "{} → template {}",
+                    created.status(),
+                    created.credential_template_id
+                );
+                Ok((created.into_inner(), outcome))
+            },
+        )
+        .await;
+
+    report
+        .run(
+            "getOrganisation",
+            "cenda",
+            &api_shape("GET", &format!("/api/Organisation/{id}"), None::<&()>),
+            async {
+                let read = api
+                    .get_organisation()
+                    .organisation_id(id)
+                    .send()
+                    .await
+                    .map_err(describe)?;
+                if read.name != organisation.name {
+                    return Err(format!(
+                        "read back {:?}, created {:?}",
+                        read.name, organisation.name
+                    ));
+                }
+                let outcome = format!("{} → {:?} ({:?})", read.status(), read.name, read.status);
+                Ok(((), outcome))
+            },
+        )
+        .await;
+
+    if let Some(template) = template {
+        let template_id = template.credential_template_id;
+        report
+            .run(
+                "getCredentialTemplate",
+                "cenda",
+                &api_shape(
+                    "GET",
+                    &format!("/api/Organisation/{id}/credentialtemplate/{template_id}"),
+                    None::<&()>,
+                ),
+                async {
+                    let read = api
+                        .get_credential_template()
+                        .organisation_id(id)
+                        .credential_template_id(template_id)
+                        .send()
+                        .await
+                        .map_err(describe)?;
+                    let outcome = format!(
+                        "{} → {:?} with {} claims",
+                        read.status(),
+                        read.name,
+                        read.claims.len()
+                    );
+                    Ok(((), outcome))
+                },
+            )
+            .await;
+    }
+
+    report
+        .run(
+            "listCredentialTemplates",
+            "cenda",
+            &api_shape(
+                "GET",
+                &format!("/api/Organisation/{id}/credentialtemplate"),
+                None::<&()>,
+            ),
+            async {
+                let page = api
+                    .list_credential_templates()
+                    .organisation_id(id)
+                    .send()
+                    .await
+                    .map_err(describe)?;
+                if page.total_count != 1 {
+                    return Err(format!("listed {} templates, created 1", page.total_count));
+                }
+                let outcome = format!("{} → {} template(s)", page.status(), page.total_count);
+                Ok(((), outcome))
+            },
+        )
+        .await;
+}
+
+async fn nxtsoft_steps(report: &mut Report, api: &nxtsoft::Client) {
+    let message: nxtsoft::types::TransactionRequest = serde_json::from_value(json!({
+        "accountNumber": "000123456789",
+        "routingNumber": "021000021",
+        "amount": 125.5,
+        "currency": "USD",
+        "transactionType": "Credit",
+        "reference": "INV-2024-0042",
+        "memo": "Invoice 42 settlement",
+        "counterpartyName": "Jane Doe"
+    }))
+    .expect("a valid TransactionRequest");
+    report
+        .run(
+            "postValidationMessage",
+            "nxtsoft",
+            &api_shape("POST", "/transactions/mock", Some(&message)),
+            async {
+                let result = api
+                    .post_validation_message()
+                    .body(message.clone())
+                    .send()
+                    .await
+                    .map_err(describe)?;
+                let passed = result.checks.iter().filter(|c| c.passed).count();
+                let outcome = format!(
+                    "{} → {:?}, {passed}/{} checks passed",
+                    result.status(),
+                    result.status,
+                    result.checks.len()
+                );
+                Ok(((), outcome))
+            },
+        )
+        .await;
+}

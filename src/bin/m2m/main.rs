@@ -1,0 +1,116 @@
+//! `m2m`: machine-to-machine API access from the command line.
+//!
+//! Exit codes: 0 success, 1 remote or authentication failure, 2 usage or
+//! configuration error.
+
+mod call;
+mod client;
+mod demo;
+mod failure;
+mod providers;
+mod sandbox;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use m2m::config::{CONFIG_ENV, Config};
+
+use crate::failure::Failure;
+
+/// Machine-to-machine API access: cached OAuth 2.0 client-credentials tokens
+/// and typed calls to the APIs generated from `openapi/`.
+#[derive(Debug, Parser)]
+#[command(name = "m2m", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// The configuration file (default: ./m2m.toml when it exists).
+    #[arg(long, global = true, env = CONFIG_ENV, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// More output on stderr: -v for m2m's own events, -vv for everything.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the built-in provider variants and what each needs.
+    Providers,
+    /// Fetch a token and print a summary (the token only with --show-token).
+    Token(token::TokenArgs),
+    /// Call any generated API operation by its operationId.
+    Call(call::CallArgs),
+    /// Run the embedded sandbox (identity providers and APIs) until Ctrl-C.
+    Sandbox(sandbox::SandboxArgs),
+    /// Run the whole flow against the embedded sandbox: no credentials needed.
+    Demo(demo::DemoArgs),
+    /// Print the JSON Schema of m2m.toml.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    if matches!(cli.command, Command::Demo(_)) {
+        for (name, value) in demo::SECRET_VARIABLES {
+            // SAFETY: no other thread exists yet (the runtime starts below),
+            // so nothing can read the environment concurrently.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return Failure::remote(format!("cannot start the runtime: {error}")).report();
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let load_config = || match &cli.config {
+        Some(path) => Config::load(path).map_err(Failure::from),
+        None => Config::load_default().map_err(Failure::from),
+    };
+    match cli.command {
+        Command::Providers => {
+            providers::print();
+            Ok(())
+        }
+        Command::Schema => {
+            let schema = serde_json::to_string_pretty(&Config::json_schema())
+                .expect("a JSON value serialises");
+            println!("{schema}");
+            Ok(())
+        }
+        Command::Token(args) => token::run(&load_config()?, args).await,
+        Command::Call(args) => call::run(&load_config()?, args).await,
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+/// Tracing to stderr: off by default (errors are reported by `Failure`),
+/// `-v` shows m2m's events, `-vv` everything down to TRACE. Secrets never
+/// reach an event, so this is safe to turn on in production.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let filter = match verbose {
+        0 => return,
+        1 => Targets::new().with_target("m2m", LevelFilter::DEBUG),
+        _ => Targets::new().with_default(LevelFilter::TRACE),
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .init();
+}

@@ -1,0 +1,366 @@
+//! The `m2m` command as a user runs it: exit codes, one-line errors, the
+//! demo, the committed JSON Schema, and no secret in any output even at
+//! TRACE.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use m2m::sandbox::{Sandbox, demo};
+
+const M2M: &str = env!("CARGO_BIN_EXE_m2m");
+
+fn m2m(args: &[&str]) -> Output {
+    m2m_with_env(args, &[])
+}
+
+fn m2m_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(M2M);
+    command
+        .args(args)
+        .env_remove("M2M_CONFIG")
+        .env_remove("RUST_LOG")
+        .current_dir(env!("CARGO_TARGET_TMPDIR"));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the m2m binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every secret the sandbox knows, the ones the tests below use, and the
+/// shape of any JWT (an access token or a client assertion).
+fn assert_no_secret(what: &str, text: &str) {
+    let secrets = [
+        demo::ENTRA_CLIENT_SECRET,
+        demo::COGNITO_CLIENT_SECRET,
+        demo::COGNITO_MOCK_ONLY_CLIENT_SECRET,
+        demo::IDENTITYSERVER_CLIENT_SECRET,
+        demo::OIDC_CLIENT_SECRET,
+        "wrong-secret-0f9e8d",
+        "PRIVATE KEY",
+    ];
+    for secret in secrets {
+        assert!(
+            !text.contains(secret),
+            "{what} contains a secret ({secret:?}):\n{text}"
+        );
+    }
+    // JWTs (access tokens, client assertions) start with a base64url `{"`.
+    let jwt = text.match_indices("eyJ").find(|(at, _)| {
+        text[*at..]
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.matches('.').count() >= 2)
+    });
+    assert!(jwt.is_none(), "{what} contains a JWT:\n{text}");
+}
+
+fn one_line(text: &str) -> &str {
+    let trimmed = text.trim_end();
+    assert_eq!(
+        trimmed.lines().count(),
+        1,
+        "expected one line, got:\n{text}"
+    );
+    trimmed
+}
+
+#[test]
+fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
+    let output = m2m(&["-vv", "demo", "--show-config"]);
+    let out = stdout(&output);
+    let err = stderr(&output);
+    assert!(output.status.success(), "demo failed:\n{out}\n{err}");
+    assert!(out.contains("12/12 steps passed"), "{out}");
+    for step in [
+        "createOrganisation",
+        "createCredentialTemplate",
+        "getOrganisation",
+        "getCredentialTemplate",
+        "listCredentialTemplates",
+        "postValidationMessage",
+    ] {
+        assert!(out.contains(step), "the report lacks {step}:\n{out}");
+    }
+    for provider in ["nxtport", "cenda", "nxtsoft", "sequel", "apiture", "custom"] {
+        assert!(out.contains(&format!("token, {provider} style")), "{out}");
+    }
+    // Six clients, six token requests: API calls reuse the cached tokens.
+    assert!(out.contains("the sandbox saw 6 token requests"), "{out}");
+    assert!(
+        err.contains("TRACE") || err.contains("DEBUG"),
+        "-vv shows tracing:\n{err}"
+    );
+    assert_no_secret("demo stdout", &out);
+    assert_no_secret("demo stderr (TRACE)", &err);
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in [
+        vec!["--help"],
+        vec!["providers", "--help"],
+        vec!["token", "--help"],
+        vec!["call", "--help"],
+        vec!["sandbox", "--help"],
+        vec!["demo", "--help"],
+        vec!["schema", "--help"],
+    ] {
+        let output = m2m(&command);
+        assert!(output.status.success(), "{command:?}: {}", stderr(&output));
+        assert!(stdout(&output).contains("Usage:"), "{command:?}");
+    }
+}
+
+#[test]
+fn providers_lists_every_variant() {
+    let output = m2m(&["providers"]);
+    assert!(output.status.success());
+    let out = stdout(&output);
+    for name in ["nxtport", "nxtsoft", "cenda", "sequel", "apiture", "custom"] {
+        assert!(
+            out.contains(&format!("\n  {name}\n")),
+            "{name} missing:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("https://auth.nxtsoft.com/oauth2/token"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_committed_schema_is_what_the_code_prints() {
+    let output = m2m(&["schema"]);
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("m2m.schema.json"))
+            .expect("m2m.schema.json is committed");
+    assert_eq!(
+        stdout(&output),
+        committed,
+        "m2m.schema.json is stale: run `cargo run -- schema > m2m.schema.json`"
+    );
+}
+
+#[test]
+fn a_bad_config_exits_2_with_one_line_naming_the_key_and_line() {
+    let dir = tempdir("bad-config");
+    let file = dir.join("m2m.toml");
+    std::fs::write(
+        &file,
+        "[clients.cenda]\nprovider = \"cenda\"\nclient_secret = \"inline\"\n",
+    )
+    .unwrap();
+    let output = m2m(&["token", "cenda", "--config", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let line = one_line(&stderr(&output)).to_owned();
+    assert!(line.contains("m2m.toml:3:1"), "{line}");
+    assert!(line.contains("unknown field `client_secret`"), "{line}");
+    assert!(!line.contains("inline"), "the value is not echoed: {line}");
+
+    let wrong_type = dir.join("types.toml");
+    std::fs::write(&wrong_type, "[cache]\nmax_entries = \"lots\"\n").unwrap();
+    let output = m2m(&["providers", "--config", wrong_type.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "providers does not read the config"
+    );
+    let output = m2m(&["token", "x", "--config", wrong_type.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(one_line(&stderr(&output)).contains("types.toml:2:"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let unknown = m2m(&["token", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(one_line(&stderr(&unknown)).contains("no client named \"nope\""));
+
+    let missing_env = m2m(&[
+        "token",
+        "--provider",
+        "nxtsoft",
+        "--client-id",
+        "id",
+        "--client-secret-env",
+        "M2M_TEST_UNSET_VAR",
+    ]);
+    assert_eq!(missing_env.status.code(), Some(2));
+    assert!(one_line(&stderr(&missing_env)).contains("M2M_TEST_UNSET_VAR, which is not set"));
+
+    let http = m2m_with_env(
+        &[
+            "token",
+            "--provider",
+            "custom",
+            "--token-url",
+            "http://192.0.2.1/token",
+            "--client-id",
+            "id",
+            "--client-secret-env",
+            "M2M_TEST_SECRET",
+        ],
+        &[("M2M_TEST_SECRET", "wrong-secret-0f9e8d")],
+    );
+    assert_eq!(http.status.code(), Some(2), "{}", stderr(&http));
+    assert!(one_line(&stderr(&http)).contains("refusing to send credentials over plain http"));
+
+    let show = m2m(&["token", "--format", "header", "--provider", "nxtsoft"]);
+    assert_eq!(show.status.code(), Some(2));
+    assert!(one_line(&stderr(&show)).contains("--show-token"));
+
+    let clap_error = m2m(&["token", "--auth", "telepathy"]);
+    assert_eq!(clap_error.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_and_call_by_flags_alone_against_the_sandbox() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let token_url = sandbox.cognito_token_url();
+    let api_url = sandbox.nxtsoft_api_url();
+    let flags = |secret_var: &'static str| -> Vec<String> {
+        [
+            "--provider",
+            "custom",
+            "--token-url",
+            &token_url,
+            "--client-id",
+            demo::COGNITO_CLIENT_ID,
+            "--client-secret-env",
+            secret_var,
+            "--scope",
+            "transactions/mock transactions/post",
+            "--auth",
+            "post",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let run = |args: Vec<String>, env: Vec<(&'static str, &'static str)>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            m2m_with_env(&args, &env)
+        })
+    };
+
+    let mut args = vec!["-vv".to_owned(), "token".to_owned()];
+    args.extend(flags("M2M_TEST_SECRET"));
+    let ok = run(args, vec![("M2M_TEST_SECRET", demo::COGNITO_CLIENT_SECRET)])
+        .await
+        .unwrap();
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let summary: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(summary["client"], "command-line");
+    assert_eq!(summary["provider"], "custom");
+    assert_eq!(summary["token_type"], "Bearer");
+    assert_eq!(summary["cached"], false);
+    assert_eq!(
+        summary["scopes"],
+        serde_json::json!(["transactions/mock", "transactions/post"])
+    );
+    assert!(
+        summary.get("access_token").is_none(),
+        "no token without --show-token"
+    );
+    assert!(summary["expires_in"].as_u64().unwrap() > 3000);
+    assert_no_secret("token stdout", &stdout(&ok));
+    assert_no_secret("token stderr (TRACE)", &stderr(&ok));
+
+    let mut args = vec!["-vv".to_owned(), "token".to_owned()];
+    args.extend(flags("M2M_TEST_SECRET"));
+    let wrong = run(args, vec![("M2M_TEST_SECRET", "wrong-secret-0f9e8d")])
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong.status.code(),
+        Some(1),
+        "a refused secret is a remote failure"
+    );
+    let err = stderr(&wrong);
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("m2m: error: client \"command-line\""),
+        "{last}"
+    );
+    assert!(last.contains("invalid_client"), "{last}");
+    assert_no_secret("failed token stderr (TRACE)", &err);
+
+    let mut args = vec![
+        "call".to_owned(),
+        "-".to_owned(),
+        "postValidationMessage".to_owned(),
+    ];
+    args.extend(flags("M2M_TEST_SECRET"));
+    args.extend(
+        [
+            "--api-base-url",
+            &api_url,
+            "--param",
+            "accountNumber=000123456789",
+            "--param",
+            "routingNumber=021000021",
+            "--param",
+            "amount=10.5",
+            "--param",
+            "currency=USD",
+            "--param",
+            "transactionType=Debit",
+            "--param",
+            "reference=CLI-1",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned()),
+    );
+    let call = run(args, vec![("M2M_TEST_SECRET", demo::COGNITO_CLIENT_SECRET)])
+        .await
+        .unwrap();
+    assert!(call.status.success(), "{}", stderr(&call));
+    let result: serde_json::Value = serde_json::from_slice(&call.stdout).unwrap();
+    assert_eq!(result["status"], "Valid", "{result}");
+    assert_eq!(sandbox.stats().nxtsoft_api_requests, 1);
+}
+
+#[test]
+fn no_snapshot_holds_a_secret_or_a_token() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_no_secret(&path.display().to_string(), &text);
+        for line in text.lines() {
+            if let Some(at) = line
+                .find("client_secret=")
+                .or_else(|| line.find("client_assertion="))
+            {
+                let value = &line[at..];
+                assert!(
+                    value.contains("[redacted]") || value.contains("REDACTED"),
+                    "{}: {line}",
+                    path.display()
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 28,
+        "expected the API and token request snapshots, found {checked}"
+    );
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,4 +1,4 @@
-//! m2m: machine-to-machine API access.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod apis;

@@ -757,6 +757,62 @@ auth = "basic"
     }
 
     #[test]
+    fn provider_needs_name_the_missing_key() {
+        let client = |text: &str| -> ClientConfig {
+            let config = Config::parse(&format!("[clients.c]\n{text}"), "m2m.toml").unwrap();
+            config.clients["c"].clone()
+        };
+        assert!(
+            client("")
+                .provider()
+                .unwrap_err()
+                .contains("provider is required")
+        );
+        assert_eq!(
+            client("provider = \"cenda\"\ntenant_id = \"t\"")
+                .provider()
+                .unwrap_err(),
+            "provider cenda needs gateway_client_id"
+        );
+        assert!(
+            client("provider = \"nxtport\"\ntenant_id = \"t\"")
+                .provider()
+                .unwrap_err()
+                .contains("environment")
+        );
+        assert_eq!(
+            client("provider = \"custom\"").provider().unwrap_err(),
+            "provider custom needs token_url or discovery_url"
+        );
+        let sequel = client(
+            "provider = \"sequel\"\nauthentication_server_url = \"https://s.example/Authentication\"",
+        )
+        .provider()
+        .unwrap();
+        assert_eq!(sequel.name(), "sequel");
+        let overridden =
+            client("provider = \"nxtsoft\"\napi_base_url = \"http://127.0.0.1:9/nxtsoft\"")
+                .provider()
+                .unwrap();
+        assert_eq!(
+            overridden.api_base_url().unwrap().as_str(),
+            "http://127.0.0.1:9/nxtsoft"
+        );
+    }
+
+    #[test]
+    fn a_client_without_credential_names_the_keys_to_set() {
+        let config = Config::parse(
+            "[clients.nocred]\nprovider = \"nxtsoft\"\nclient_id = \"id\"\n",
+            "m2m.toml",
+        )
+        .unwrap();
+        let err = config.token_endpoint("nocred").err().unwrap().to_string();
+        assert!(err.starts_with("client \"nocred\": no credential"), "{err}");
+        assert!(err.contains("M2M_NOCRED_CLIENT_SECRET"), "{err}");
+    }
+
+    #[test]
     fn secret_override_variable_name() {
         assert_eq!(
             ClientConfig::secret_override_env("cenda-prod"),

@@ -99,6 +99,34 @@ async fn token_server_down_fails_the_call_with_a_typed_connect_error_after_three
     assert_eq!(sandbox.stats().api_requests(), 0, "no call went out");
 }
 
+/// Every caller of a burst that fails together can still read its typed
+/// error: the calls share one fetch, hence one error, which `Auth` keeps once
+/// for all of them (not once per call, which would push the first callers'
+/// errors out of the `RecentFailures::CAPACITY` most recent).
+#[tokio::test]
+async fn every_call_of_a_failing_burst_gets_the_typed_error() {
+    let clock = manual_clock();
+    let sandbox = sandbox(&clock, LIFETIME).await;
+    let endpoint = e2e::nxtsoft_endpoint(&refused_token_url(), &clock)
+        .build()
+        .unwrap();
+    let chain = Chain::new(endpoint, &clock);
+    let client = chain.client(&sandbox.nxtsoft_api_url());
+    let burst = 4 * m2m::auth::RecentFailures::CAPACITY;
+
+    let results = join_all((0..burst).map(|_| validate(&client))).await;
+
+    let typed = results
+        .into_iter()
+        .map(|result| auth_error(&client, result))
+        .filter(|error| transport(error).kind == TransportErrorKind::Connect)
+        .count();
+    assert_eq!(typed, burst);
+    assert_eq!(clock.sleeps(), millis(&[250, 500]), "one fetch for all");
+    assert_eq!(chain.cache.stats().fetches, 1);
+    assert_eq!(sandbox.stats().api_requests(), 0);
+}
+
 #[tokio::test]
 async fn a_slow_token_server_fails_the_call_with_a_typed_timeout() {
     let clock = manual_clock();

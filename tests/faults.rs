@@ -368,42 +368,40 @@ async fn truncated_json_is_a_typed_error_that_shows_no_part_of_the_token() {
     assert_eq!(stats.nxtsoft_api_requests, 0);
 }
 
-/// A token server that answers every connection with a chunked body that
-/// never ends, counting connections and bytes sent.
-struct EndlessServer {
+/// How a [`RawTokenServer`] answers.
+#[derive(Clone, Copy)]
+enum RawAnswer {
+    /// Status 200 and a chunked body that never ends.
+    EndlessBody,
+    /// Status 200, `Content-Length: 1000`, ten bytes of it, then silence
+    /// with the connection held open.
+    StallMidBody,
+}
+
+/// A token server on a raw socket, for answers no HTTP server library
+/// would send; counts connections and body bytes sent.
+struct RawTokenServer {
     url: String,
     connections: Arc<AtomicUsize>,
     bytes_sent: Arc<AtomicU64>,
-    finished: tokio::sync::mpsc::UnboundedReceiver<()>,
+    hung_up: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
 
-impl EndlessServer {
-    async fn start() -> Self {
+impl RawTokenServer {
+    async fn start(answer: RawAnswer) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}{TOKEN_PATH}", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
         let bytes_sent = Arc::new(AtomicU64::new(0));
-        let (done, finished) = tokio::sync::mpsc::unbounded_channel();
+        let (hang_up, hung_up) = tokio::sync::mpsc::unbounded_channel();
         let (count, sent) = (connections.clone(), bytes_sent.clone());
         tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
+            while let Ok((socket, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                let (sent, done) = (sent.clone(), done.clone());
+                let (sent, hang_up) = (sent.clone(), hang_up.clone());
                 tokio::spawn(async move {
-                    let mut request = vec![0u8; 8192];
-                    let _ = socket.read(&mut request).await;
-                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                                transfer-encoding: chunked\r\n\r\n";
-                    let chunk = format!("1000\r\n{}\r\n", "a".repeat(0x1000));
-                    let mut result = socket.write_all(head.as_bytes()).await;
-                    while result.is_ok() {
-                        result = socket.write_all(chunk.as_bytes()).await;
-                        if result.is_ok() {
-                            sent.fetch_add(0x1000, Ordering::SeqCst);
-                        }
-                    }
-                    // The client hung up: this body would have gone on forever.
-                    let _ = done.send(());
+                    Self::answer(socket, answer, &sent).await;
+                    let _ = hang_up.send(());
                 });
             }
         });
@@ -411,14 +409,79 @@ impl EndlessServer {
             url,
             connections,
             bytes_sent,
-            finished,
+            hung_up,
+        }
+    }
+
+    /// Answers one connection; returns when the client has hung up.
+    async fn answer(mut socket: tokio::net::TcpStream, answer: RawAnswer, sent: &AtomicU64) {
+        let mut request = vec![0u8; 8192];
+        let _ = socket.read(&mut request).await;
+        match answer {
+            RawAnswer::EndlessBody => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                let chunk = format!("1000\r\n{}\r\n", "a".repeat(0x1000));
+                let mut result = socket.write_all(head.as_bytes()).await;
+                while result.is_ok() {
+                    result = socket.write_all(chunk.as_bytes()).await;
+                    if result.is_ok() {
+                        sent.fetch_add(0x1000, Ordering::SeqCst);
+                    }
+                }
+            }
+            RawAnswer::StallMidBody => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            content-length: 1000\r\n\r\n{\"access_";
+                if socket.write_all(head.as_bytes()).await.is_ok() {
+                    sent.fetch_add(10, Ordering::SeqCst);
+                    // Nothing more is sent; reading ends when the client
+                    // hangs up.
+                    while matches!(socket.read(&mut request).await, Ok(n) if n > 0) {}
+                }
+            }
         }
     }
 }
 
 #[tokio::test]
+async fn a_server_that_stalls_mid_body_fails_the_call_with_a_typed_timeout() {
+    let mut server = RawTokenServer::start(RawAnswer::StallMidBody).await;
+    let clock = manual_clock();
+    let sandbox = sandbox(&clock, LIFETIME).await;
+    let endpoint = e2e::nxtsoft_endpoint(&server.url, &clock)
+        .http_settings(HttpSettings::default().with_timeout(Duration::from_millis(200)))
+        .retry(RetryPolicy::default().with_max_attempts(2))
+        .build()
+        .unwrap();
+    let chain = Chain::new(endpoint, &clock);
+    let client = chain.client(&sandbox.nxtsoft_api_url());
+
+    let error = auth_error(&client, validate(&client).await);
+
+    let stalled = transport(&error);
+    assert_eq!(stalled.kind, TransportErrorKind::Timeout);
+    assert_eq!(
+        stalled.status,
+        Some(http::StatusCode::OK),
+        "headers had arrived"
+    );
+    assert!(error.is_retryable());
+    assert_eq!(clock.sleeps(), millis(&[250]));
+    for _ in 0..2 {
+        tokio::time::timeout(secs(30), server.hung_up.recv())
+            .await
+            .expect("the client hung up")
+            .expect("the server reports it");
+    }
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(server.bytes_sent.load(Ordering::SeqCst), 20);
+    assert_eq!(sandbox.stats().api_requests(), 0);
+}
+
+#[tokio::test]
 async fn an_endless_body_is_cut_off_at_64_kib_and_the_server_is_hung_up_on() {
-    let mut server = EndlessServer::start().await;
+    let mut server = RawTokenServer::start(RawAnswer::EndlessBody).await;
     let clock = manual_clock();
     let sandbox = sandbox(&clock, LIFETIME).await;
     let endpoint = e2e::nxtsoft_endpoint(&server.url, &clock).build().unwrap();
@@ -436,7 +499,7 @@ async fn an_endless_body_is_cut_off_at_64_kib_and_the_server_is_hung_up_on() {
     assert!(!error.is_retryable());
     // The server sees the connection closed and stops: the test does not
     // hang on a body without end. (The limit guards a hang, it is no timing.)
-    tokio::time::timeout(secs(30), server.finished.recv())
+    tokio::time::timeout(secs(30), server.hung_up.recv())
         .await
         .expect("the client hung up")
         .expect("the server reports the end of its stream");

@@ -232,8 +232,8 @@ async fn after_a_final_429_other_callers_are_held_off_without_a_request() {
     }
     assert_eq!(sandbox.stats().cognito_token_requests, 1);
 
-    // t = 5 s: the cache's own backoff (1 s) is over, but the endpoint
-    // still holds off for 25 s: twenty failures, no request.
+    // t = 5 s: Retry-After holds the key off for 25 s more: twenty
+    // failures, no request.
     clock.advance(secs(5));
     let held: Vec<AuthError> = wave()
         .await
@@ -255,7 +255,55 @@ async fn after_a_final_429_other_callers_are_held_off_without_a_request() {
     assert_eq!(stats.nxtsoft_api_requests, 20);
     assert!(clock.sleeps().is_empty(), "nobody slept through a hold-off");
     let cache = chain.cache.stats();
-    assert_eq!((cache.fetches, cache.fetch_failures), (3, 2));
+    assert_eq!(
+        (cache.fetches, cache.fetch_failures),
+        (2, 1),
+        "no fetch was even started while held off"
+    );
+}
+
+/// `Config::auth` builds a token endpoint per call: two clients of one
+/// configured client share the cache key, each with its own endpoint. A
+/// `Retry-After` one of them was given holds the other off too.
+#[tokio::test]
+async fn a_retry_after_holds_off_every_client_sharing_the_cache_key() {
+    let clock = manual_clock();
+    let sandbox = sandbox(&clock, LIFETIME).await;
+    sandbox.faults().throttle_next(1, secs(30));
+    let cache = e2e::cache(&clock);
+    let chain = || {
+        let endpoint = sandbox_endpoint(&sandbox, &clock)
+            .retry(RetryPolicy::no_retries())
+            .build()
+            .unwrap();
+        Chain::with_cache(endpoint, cache.clone())
+    };
+    let (first, second) = (chain(), chain());
+    let first_client = first.client(&sandbox.nxtsoft_api_url());
+    let second_client = second.client(&sandbox.nxtsoft_api_url());
+
+    let throttled = auth_error(&first_client, validate(&first_client).await);
+    assert_eq!(throttled.retry_after(), Some(secs(30)));
+    assert_eq!(sandbox.stats().cognito_token_requests, 1);
+
+    // 5 s later the other client asks: no request before Retry-After.
+    clock.advance(secs(5));
+    let held = auth_error(&second_client, validate(&second_client).await);
+    assert_eq!(held.status(), None, "{held:?}");
+    assert!(matches!(held, AuthError::HeldOff { .. }), "{held:?}");
+    assert_eq!(held.retry_after(), Some(secs(25)));
+    clock.advance(secs(20));
+    let held = auth_error(&second_client, validate(&second_client).await);
+    assert_eq!(held.retry_after(), Some(secs(5)));
+    assert_eq!(sandbox.stats().cognito_token_requests, 1);
+
+    // Once it has passed, one request serves both clients.
+    clock.advance(secs(5));
+    assert!(validate(&second_client).await.is_ok());
+    assert!(validate(&first_client).await.is_ok());
+    let stats = sandbox.stats();
+    assert_eq!(stats.cognito_token_requests, 2);
+    assert_eq!(stats.nxtsoft_api_requests, 2);
 }
 
 // ---------------------------------------------------------- bodies that fail

@@ -81,15 +81,26 @@ pub struct Chain {
     pub auth: Auth,
 }
 
+/// An in-memory cache with default settings and no refresh jitter, on
+/// `clock`.
+pub fn cache(clock: &Arc<ManualClock>) -> TokenCache {
+    TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    )
+}
+
 impl Chain {
-    /// Wires `endpoint` into a fresh in-memory cache on `clock`.
+    /// Wires `endpoint` into a fresh cache (see [`cache`]).
     pub fn new(endpoint: TokenEndpoint, clock: &Arc<ManualClock>) -> Self {
-        let cache = TokenCache::new(
-            Arc::new(MemoryStore::default()),
-            clock.clone(),
-            Arc::new(FixedJitter(0.0)),
-            CacheSettings::default(),
-        );
+        Self::with_cache(endpoint, cache(clock))
+    }
+
+    /// Wires `endpoint` into `cache`, shared with other chains, under the
+    /// endpoint's key (as `Auth::with_cache` and `Config::auth` do).
+    pub fn with_cache(endpoint: TokenEndpoint, cache: TokenCache) -> Self {
         let key = endpoint.identity().cache_key();
         let source = cache.source(key, Arc::new(endpoint));
         let auth = Auth::from_source(source.clone());

@@ -138,8 +138,9 @@ impl Auth {
     /// Such calls fail with `progenitor_client::Error::Custom(message)`,
     /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] and
     /// carries a reference this handle resolves (the last
-    /// [`RecentFailures::CAPACITY`] failures are kept). `None` for any other
-    /// error.
+    /// [`RecentFailures::CAPACITY`] distinct failures are kept; calls that
+    /// failed with the same error, such as every caller waiting for one
+    /// failed fetch, share one entry). `None` for any other error.
     ///
     /// ```no_run
     /// # async fn example(cenda: m2m::apis::cenda_configuration::Client) {
@@ -172,24 +173,47 @@ impl fmt::Debug for Auth {
 
 /// The last few token failures of an [`Auth`] handle, so that a generated
 /// call's string error can be turned back into the typed [`AuthError`].
+///
+/// A failure equal to one already kept (the same error handed to every
+/// caller of one failed fetch) reuses that entry and makes it the most
+/// recent, so a burst of calls failing together takes one entry, not one
+/// per call: none of those callers loses its error to the others.
 #[derive(Debug, Default)]
 pub struct RecentFailures {
     next: std::sync::atomic::AtomicU64,
-    kept: std::sync::Mutex<std::collections::VecDeque<(u64, AuthError)>>,
+    kept: std::sync::Mutex<std::collections::VecDeque<KeptFailure>>,
+}
+
+/// One entry of [`RecentFailures`].
+#[derive(Debug)]
+struct KeptFailure {
+    id: u64,
+    /// The error's `Debug` text: equal texts are the same failure. (Errors
+    /// never hold a secret; this text is only compared, never shown.)
+    fingerprint: String,
+    error: AuthError,
 }
 
 impl RecentFailures {
-    /// How many failures are kept.
+    /// How many distinct failures are kept.
     pub const CAPACITY: usize = 32;
     const TAG: &'static str = "[m2m-auth-failure ";
 
     fn record(&self, error: &AuthError) -> String {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fingerprint = format!("{error:?}");
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = kept.iter().rposition(|k| k.fingerprint == fingerprint);
+        let entry = seen.and_then(|index| kept.remove(index));
+        let entry = entry.unwrap_or_else(|| KeptFailure {
+            id: self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            fingerprint,
+            error: error.clone(),
+        });
+        let id = entry.id;
         if kept.len() == Self::CAPACITY {
             kept.pop_front();
         }
-        kept.push_back((id, error.clone()));
+        kept.push_back(entry);
         format!("{}{id}]", Self::TAG)
     }
 
@@ -197,8 +221,44 @@ impl RecentFailures {
         let start = message.find(Self::TAG)? + Self::TAG.len();
         let id: u64 = message[start..].split(']').next()?.parse().ok()?;
         let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        kept.iter()
-            .find(|(kept_id, _)| *kept_id == id)
-            .map(|(_, error)| error.clone())
+        kept.iter().find(|k| k.id == id).map(|k| k.error.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held_off(seconds: u64) -> AuthError {
+        AuthError::HeldOff {
+            retry_after: std::time::Duration::from_secs(seconds),
+        }
+    }
+
+    #[test]
+    fn equal_failures_share_one_entry_and_stay_findable() {
+        let failures = RecentFailures::default();
+        let first = failures.record(&held_off(1));
+        // Many calls failing with the same error take one entry.
+        for _ in 0..10 * RecentFailures::CAPACITY {
+            assert_eq!(failures.record(&held_off(1)), first);
+        }
+        // Distinct failures fill the rest: every one is still there.
+        let others: Vec<String> = (2..=RecentFailures::CAPACITY as u64)
+            .map(|seconds| failures.record(&held_off(seconds)))
+            .collect();
+        assert_eq!(
+            failures.find(&first).and_then(|e| e.retry_after()),
+            Some(std::time::Duration::from_secs(1))
+        );
+        assert!(others.iter().all(|other| failures.find(other).is_some()));
+        // Seen again, the first failure becomes the most recent; the next
+        // new one pushes out the least recent (2 s), not the first.
+        assert_eq!(failures.record(&held_off(1)), first);
+        failures.record(&held_off(1000));
+        assert!(failures.find(&first).is_some());
+        assert!(failures.find(&others[0]).is_none());
+        assert!(failures.find(&others[1]).is_some());
+        assert!(failures.find("no reference").is_none());
     }
 }

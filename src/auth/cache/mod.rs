@@ -1,7 +1,8 @@
 //! The token cache: one fetch per key at a time, refresh ahead of expiry in
 //! the background, a still-valid token served through endpoint outages,
-//! backoff between failed attempts, and eviction of a rejected token only if
-//! it is still the cached one.
+//! backoff between failed attempts (at least the `Retry-After` a throttled
+//! fetch was given, for every source of the key), and eviction of a
+//! rejected token only if it is still the cached one.
 //!
 //! A [`TokenCache`] is shared (clone it freely); [`TokenCache::source`] binds
 //! a [`CacheKey`] and a [`FetchToken`] into a [`CachedTokenSource`], the
@@ -171,7 +172,8 @@ impl CachedTokenSource {
     /// A token valid now: the cached one, or the result of the one fetch
     /// under way for the key. Fails only when no usable token is cached and
     /// the fetch fails (or failed less than the backoff ago: its error is
-    /// returned again without a new request).
+    /// returned again without a new request; after a throttle, that is
+    /// [`AuthError::HeldOff`] with the time left of its `Retry-After`).
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
         if let Some(token) = self.shared.store.peek(&self.state.key)
             && let Some(token) = self.serve(token)

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use http::StatusCode;
 use tokio::sync::watch;
 
 use super::Shared;
@@ -44,15 +45,27 @@ impl RetryState {
     }
 
     /// The error to answer with instead of trying again, while backing off.
+    /// After a throttle (HTTP 429, or the endpoint's own hold-off), that is
+    /// [`AuthError::HeldOff`] with the time left, as the endpoint says it.
     pub fn holding_off(&self, now: SystemTime) -> Option<AuthError> {
         if self.allows(now) {
-            None
-        } else {
-            self.last_error.clone()
+            return None;
+        }
+        let error = self.last_error.as_ref()?;
+        let throttled = matches!(error, AuthError::HeldOff { .. })
+            || error.status() == Some(StatusCode::TOO_MANY_REQUESTS);
+        match self.not_before {
+            Some(at) if throttled => Some(AuthError::HeldOff {
+                retry_after: at.duration_since(now).unwrap_or_default(),
+            }),
+            _ => Some(error.clone()),
         }
     }
 
-    /// Records a failure at `now`; returns the wait before the next attempt.
+    /// Records a failure at `now`; returns the wait before the next attempt:
+    /// the backoff, or the `Retry-After` the error carries if longer. The
+    /// wait is the key's, so it holds back every source bound to the key,
+    /// whichever token endpoint instance was told to wait.
     pub fn failed(
         &mut self,
         settings: &CacheSettings,
@@ -60,7 +73,9 @@ impl RetryState {
         error: Option<AuthError>,
     ) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let delay = retry_delay(settings, self.failures);
+        let backoff = retry_delay(settings, self.failures);
+        let retry_after = error.as_ref().and_then(AuthError::retry_after);
+        let delay = retry_after.map_or(backoff, |after| after.max(backoff));
         self.not_before = Some(now + delay);
         self.last_error = error;
         delay
@@ -238,5 +253,60 @@ impl Drop for FlightGuard {
             tx.send_replace(Some(FlightEnd::Panicked));
         }
         // Otherwise the sender is dropped with no end: waiters try again.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::EndpointError;
+
+    fn throttled(retry_after: Option<u64>, status: StatusCode) -> AuthError {
+        AuthError::Rejected(Box::new(EndpointError {
+            url: "https://login.example/token".into(),
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+            oauth: None,
+            excerpt: None,
+            scope_format: None,
+        }))
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_the_backoff_holds_the_key_off() {
+        let settings = CacheSettings::default();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let at = |secs: u64| now + Duration::from_secs(secs);
+        let mut retry = RetryState::default();
+
+        let error = throttled(Some(30), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            retry.failed(&settings, now, Some(error)),
+            Duration::from_secs(30)
+        );
+        let held = retry.holding_off(at(5)).unwrap();
+        assert!(matches!(held, AuthError::HeldOff { .. }), "{held:?}");
+        assert_eq!(held.retry_after(), Some(Duration::from_secs(25)));
+        assert!(retry.holding_off(at(30)).is_none());
+
+        // A 503 with a Retry-After is honoured too, and answered as it was.
+        let error = throttled(Some(10), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            retry.failed(&settings, at(30), Some(error)),
+            Duration::from_secs(10)
+        );
+        let again = retry.holding_off(at(31)).unwrap();
+        assert_eq!(again.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        // A Retry-After shorter than the backoff (third failure: 4 s) does
+        // not shorten it.
+        let error = throttled(Some(1), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            retry.failed(&settings, at(40), Some(error)),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            retry.holding_off(at(41)).and_then(|e| e.retry_after()),
+            Some(Duration::from_secs(3))
+        );
     }
 }

@@ -18,7 +18,8 @@ pub const ENTRA_CLIENT_ID: &str = "5a1d2b3c-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 /// The secret of [`ENTRA_CLIENT_ID`] (sandbox only).
 pub const ENTRA_CLIENT_SECRET: &str = "sbx~EntraDemo.Secret_4f2a9c71e0b8d365";
 /// NxtPort's scope style on the Entra endpoint: the client's own id followed
-/// by `/.default` (the token is for the client's own app registration).
+/// by `/.default` (a token for the client's own app registration, which
+/// Entra grants any client).
 pub const NXTPORT_ENTRA_SCOPE: &str = "5a1d2b3c-4e5f-4a6b-8c7d-9e0f1a2b3c4d/.default";
 
 /// The Cognito demo client (NXTsoft style), allowed both transaction scopes.
@@ -119,8 +120,8 @@ pub(crate) const CLIENTS: [RegisteredClient; 5] = [
         style: ProviderStyle::Entra,
         id: ENTRA_CLIENT_ID,
         secret: ENTRA_CLIENT_SECRET,
-        scopes: &[CENDA_ENTRA_SCOPE, NXTPORT_ENTRA_SCOPE],
-        description: "Cenda Configuration API via Entra ID (secret in the form body); NxtPort style with its own `{client_id}/.default`",
+        scopes: &[CENDA_ENTRA_SCOPE],
+        description: "Cenda Configuration API via Entra ID (secret in the form body); also NxtPort style, `{client_id}/.default`",
     },
     RegisteredClient {
         style: ProviderStyle::Cognito,
@@ -172,7 +173,6 @@ pub(crate) fn audience_of(scope: &str) -> Option<&'static str> {
     match scope {
         SCOPE_TRANSACTIONS_MOCK | SCOPE_TRANSACTIONS_POST => Some(NXTSOFT_AUDIENCE),
         SCOPE_CENDA_CONFIGURATION | CENDA_ENTRA_SCOPE => Some(CENDA_AUDIENCE),
-        NXTPORT_ENTRA_SCOPE => Some(ENTRA_CLIENT_ID),
         _ => None,
     }
 }

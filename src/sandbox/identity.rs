@@ -510,6 +510,15 @@ fn entra_scope(client: &RegisteredClient, requested: &[&str]) -> Result<GrantedS
         .ok_or_else(|| Refusal::ScopeNotDefault(scope.to_owned()))?;
     let resource_id = resource.strip_prefix("api://").unwrap_or(resource);
     let normalised = format!("{resource_id}/.default");
+    if resource_id == client.id {
+        // A token for the client's own app registration (NxtPort's
+        // `{client_id}/.default`): Entra grants it to any client.
+        return Ok(GrantedScopes {
+            scopes: Vec::new(),
+            audiences: vec![client.id],
+            roles: Vec::new(),
+        });
+    }
     let audience = demo::audience_of(&normalised)
         .ok_or_else(|| Refusal::UnknownResource(resource.to_owned()))?;
     if !client.scopes.contains(&normalised.as_str()) {

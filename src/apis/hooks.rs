@@ -1,9 +1,8 @@
 //! What every generated client does around a request: attach the token, and
 //! renew it once when the API says it is no longer valid.
 
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::AUTHORIZATION;
 use progenitor_client::{Error, OperationInfo};
-use reqwest::StatusCode;
 
 use crate::auth::{Auth, challenge};
 
@@ -46,9 +45,7 @@ pub(crate) async fn send(
     let retry = request.try_clone();
     let rejected = request.headers().get(AUTHORIZATION).cloned();
     let response = http.execute(request).await?;
-    if response.status() != StatusCode::UNAUTHORIZED
-        || !challenge::says_invalid_token(response.headers().get_all(WWW_AUTHENTICATE))
-    {
+    if !challenge::rejects_token(response.status(), response.headers()) {
         return Ok(response);
     }
     let Some(rejected) = rejected else {
@@ -95,6 +92,7 @@ mod tests {
 
     use super::*;
     use crate::auth::{AccessToken, AuthError, BoxFuture, TokenSource};
+    use reqwest::StatusCode;
 
     const OLD: &str = "old-token";
     const NEW: &str = "new-token";

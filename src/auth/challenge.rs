@@ -88,6 +88,14 @@ pub fn says_invalid_token<'a>(headers: impl IntoIterator<Item = &'a http::Header
     })
 }
 
+/// Whether an API's answer rejects the token itself: status 401 with a
+/// `Bearer error="invalid_token"` challenge. Only then can a new token help;
+/// a plain 401, or a 403 `insufficient_scope`, is the caller's to handle.
+pub fn rejects_token(status: http::StatusCode, headers: &http::HeaderMap) -> bool {
+    status == http::StatusCode::UNAUTHORIZED
+        && says_invalid_token(headers.get_all(http::header::WWW_AUTHENTICATE))
+}
+
 struct Parser<'a> {
     rest: &'a [u8],
 }

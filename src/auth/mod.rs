@@ -13,6 +13,8 @@ mod discovery;
 mod endpoint;
 mod error;
 mod http;
+#[cfg(feature = "middleware")]
+mod middleware;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod response;
@@ -34,6 +36,8 @@ pub use error::{
     TransportError, TransportErrorKind,
 };
 pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
+#[cfg(feature = "middleware")]
+pub use middleware::AuthMiddleware;
 #[cfg(feature = "redis")]
 pub use redis_store::{CacheEncryptionKey, EncryptionKeyError, RedisStore, RedisStoreConfig};
 pub use response::TokenLifetimes;

@@ -1,0 +1,98 @@
+//! [`AuthMiddleware`]: the [`Auth`] handle as a `reqwest-middleware`
+//! layer, for hand-written reqwest code (feature `middleware`).
+
+use http::Extensions;
+use http::header::AUTHORIZATION;
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+
+use super::{Auth, AuthError, challenge};
+
+/// Adds the `Authorization` header (marked sensitive) to every request, and
+/// when the server answers 401 `Bearer error="invalid_token"`, renews the
+/// token (invalidate-if-same) and sends a copy of the request once more —
+/// the same behaviour as the generated clients. A request whose body is a
+/// stream cannot be copied and is not sent again.
+///
+/// A token that cannot be had fails the request with
+/// [`reqwest_middleware::Error::Middleware`], which holds the typed
+/// [`AuthError`]; [`AuthMiddleware::auth_error`] gets it back.
+///
+/// ```no_run
+/// # async fn example(auth: m2m::auth::Auth) -> Result<(), reqwest_middleware::Error> {
+/// use m2m::auth::AuthMiddleware;
+///
+/// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(AuthMiddleware::new(auth))
+///     .build();
+/// let response = http.get("https://api.example.com/things").send().await;
+/// if let Err(error) = &response {
+///     if let Some(auth_error) = AuthMiddleware::auth_error(error) {
+///         eprintln!("no token: {auth_error}");
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthMiddleware {
+    auth: Auth,
+}
+
+impl AuthMiddleware {
+    /// A layer that takes its tokens from `auth`.
+    pub fn new(auth: Auth) -> Self {
+        Self { auth }
+    }
+
+    /// The typed error behind a request that failed because no token could
+    /// be had; `None` for any other error.
+    pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&AuthError> {
+        match error {
+            reqwest_middleware::Error::Middleware(error) => error.downcast_ref(),
+            reqwest_middleware::Error::Reqwest(_) => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for AuthMiddleware {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let token = self
+            .auth
+            .token()
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, token.authorization().clone());
+        let retry = request.try_clone();
+        let response = next.clone().run(request, extensions).await?;
+        if !challenge::rejects_token(response.status(), response.headers()) {
+            return Ok(response);
+        }
+        let renewed = match self.auth.renew(token.authorization()).await {
+            Ok(renewed) => renewed,
+            Err(error) => {
+                tracing::warn!(%error, url = %response.url(), "token rejected and renewal failed");
+                return Ok(response);
+            }
+        };
+        let Some(mut retry) = retry else {
+            tracing::debug!(
+                url = %response.url(),
+                "token rejected and renewed, but the request body is a stream: not sent again"
+            );
+            return Ok(response);
+        };
+        tracing::debug!(url = %response.url(), "token rejected: sending once more with a new token");
+        retry
+            .headers_mut()
+            .insert(AUTHORIZATION, renewed.authorization().clone());
+        next.run(retry, extensions).await
+    }
+}

@@ -1,0 +1,152 @@
+//! `AuthMiddleware` (feature `middleware`): hand-written reqwest code gets
+//! the same token handling as the generated clients, against a real
+//! wiremock server.
+
+mod support;
+
+use futures::stream;
+use m2m::auth::{AuthError, AuthMiddleware};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use support::{TestTokens, authorization, received};
+use wiremock::matchers::{any, header};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const INVALID_TOKEN: &str = r#"Bearer error="invalid_token", error_description="expired""#;
+
+fn client(tokens: &TestTokens) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(AuthMiddleware::new(tokens.auth()))
+        .build()
+}
+
+/// A server that answers `status` (with `challenge` when given) to
+/// `Bearer one`, and 200 to anything else.
+async fn server_rejecting_token_one(status: u16, challenge: Option<&str>) -> MockServer {
+    let server = MockServer::start().await;
+    let rejection = match challenge {
+        Some(challenge) => {
+            ResponseTemplate::new(status).insert_header("www-authenticate", challenge)
+        }
+        None => ResponseTemplate::new(status),
+    };
+    Mock::given(header("authorization", "Bearer one"))
+        .respond_with(rejection)
+        .mount(&server)
+        .await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn authorizations(server: &MockServer) -> Vec<String> {
+    received(server)
+        .await
+        .iter()
+        .map(|request| authorization(request).to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_request_carries_the_token() {
+    let server = server_rejecting_token_one(401, Some(INVALID_TOKEN)).await;
+    let tokens = TestTokens::new(&["zero"]);
+    let http = client(&tokens);
+
+    for _ in 0..3 {
+        let response = http
+            .get(format!("{}/things", server.uri()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    assert_eq!(authorizations(&server).await, ["Bearer zero"; 3]);
+    assert_eq!(tokens.token_calls(), 3);
+    assert_eq!(tokens.renew_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_invalid_token_is_renewed_and_the_request_sent_once_more() {
+    let server = server_rejecting_token_one(401, Some(INVALID_TOKEN)).await;
+    let tokens = TestTokens::new(&["one", "two"]);
+
+    let response = client(&tokens)
+        .post(format!("{}/things", server.uri()))
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(authorizations(&server).await, ["Bearer one", "Bearer two"]);
+    assert_eq!(received(&server).await[1].body, b"payload");
+    assert_eq!(tokens.rejected(), ["Bearer one"]);
+}
+
+#[tokio::test]
+async fn a_plain_401_and_a_403_are_returned_as_they_are() {
+    for (status, challenge) in [
+        (401, None),
+        (401, Some(r#"Bearer realm="api""#)),
+        (403, Some(r#"Bearer error="insufficient_scope""#)),
+    ] {
+        let server = server_rejecting_token_one(status, challenge).await;
+        let tokens = TestTokens::new(&["one", "two"]);
+
+        let response = client(&tokens)
+            .get(format!("{}/things", server.uri()))
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), status, "{challenge:?}");
+        assert_eq!(
+            authorizations(&server).await,
+            ["Bearer one"],
+            "{challenge:?}"
+        );
+        assert_eq!(tokens.renew_calls(), 0, "{challenge:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_body_is_not_sent_again_but_the_token_is_renewed() {
+    let server = server_rejecting_token_one(401, Some(INVALID_TOKEN)).await;
+    let tokens = TestTokens::new(&["one", "two"]);
+    let chunks = stream::iter([Ok::<_, std::io::Error>("part-1 "), Ok("part-2")]);
+
+    let response = client(&tokens)
+        .post(format!("{}/things", server.uri()))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(authorizations(&server).await, ["Bearer one"]);
+    assert_eq!(tokens.renew_calls(), 1);
+}
+
+#[tokio::test]
+async fn no_token_fails_the_request_with_the_typed_error_and_sends_nothing() {
+    let server = server_rejecting_token_one(401, Some(INVALID_TOKEN)).await;
+    // A value that cannot go into a header: the source fails as a token
+    // endpoint that returned such a token would.
+    let tokens = TestTokens::new(&["not\na header"]);
+
+    let error = client(&tokens)
+        .get(format!("{}/things", server.uri()))
+        .send()
+        .await
+        .unwrap_err();
+
+    let auth_error = AuthMiddleware::auth_error(&error).expect("the typed AuthError");
+    assert!(
+        matches!(auth_error, AuthError::InvalidToken(_)),
+        "{auth_error:?}"
+    );
+    assert!(received(&server).await.is_empty());
+}

@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod support;
+
 use m2m::sandbox::{Sandbox, demo};
+use support::assert_no_secret;
 
 const M2M: &str = env!("CARGO_BIN_EXE_m2m");
 
@@ -32,34 +35,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Every secret the sandbox knows, the ones the tests below use, and the
-/// shape of any JWT (an access token or a client assertion).
-fn assert_no_secret(what: &str, text: &str) {
-    let secrets = [
-        demo::ENTRA_CLIENT_SECRET,
-        demo::COGNITO_CLIENT_SECRET,
-        demo::COGNITO_MOCK_ONLY_CLIENT_SECRET,
-        demo::IDENTITYSERVER_CLIENT_SECRET,
-        demo::OIDC_CLIENT_SECRET,
-        "wrong-secret-0f9e8d",
-        "PRIVATE KEY",
-    ];
-    for secret in secrets {
-        assert!(
-            !text.contains(secret),
-            "{what} contains a secret ({secret:?}):\n{text}"
-        );
-    }
-    // JWTs (access tokens, client assertions) start with a base64url `{"`.
-    let jwt = text.match_indices("eyJ").find(|(at, _)| {
-        text[*at..]
-            .split_whitespace()
-            .next()
-            .is_some_and(|w| w.matches('.').count() >= 2)
-    });
-    assert!(jwt.is_none(), "{what} contains a JWT:\n{text}");
 }
 
 fn one_line(text: &str) -> &str {

@@ -733,10 +733,14 @@ async fn a_lock_holder_that_never_delivers_is_outwaited_then_fetched_around() {
 
     let token = source.token().await.unwrap();
     assert_eq!(value(&token), "Bearer loopback-token-1");
+    // The lock is asked for three times (a holder that died leaves it until
+    // its TTL; then a waiter takes it over), each followed by a whole lock
+    // TTL of polls; then the token is fetched without the lock.
+    assert_eq!(store.lock_requests.load(Ordering::SeqCst), 3);
     assert_eq!(
         clock.sleeps(),
-        vec![Duration::from_millis(500); 4],
-        "polled for the whole lock TTL"
+        vec![Duration::from_millis(500); 3 * 4],
+        "polled for the whole lock TTL after each lock request"
     );
     assert_eq!(token_requests(&server).await, 1);
 }

@@ -128,28 +128,9 @@ async fn obtain(
         return Ok(Obtained::Taken(token));
     }
 
-    let lock = match shared.store.try_lock(key, shared.settings.lock_ttl).await {
-        Ok(Some(lock)) => Some(lock),
-        Ok(None) => {
-            tracing::debug!(
-                provider = key.provider(),
-                key = key.short(),
-                "another process holds the refresh lock: watching the store for its token"
-            );
-            if let Some(token) = watch_lock_holder(shared, state, kind).await {
-                return Ok(Obtained::Taken(token));
-            }
-            tracing::debug!(
-                provider = key.provider(),
-                key = key.short(),
-                "no token from the lock holder in time: fetching"
-            );
-            None
-        }
-        Err(error) => {
-            store_failed(shared, state, "try_lock", &error);
-            None
-        }
+    let lock = match take_lock(shared, state, kind).await {
+        Ok(lock) => lock,
+        Err(token) => return Ok(Obtained::Taken(token)),
     };
 
     Counters::bump(&shared.counters.fetches);
@@ -196,7 +177,51 @@ async fn look_in_store(
     }
 }
 
-/// Polls the store while another process fetches, for at most `lock_ttl`.
+/// How many times a flight asks for the refresh lock before it fetches
+/// without it. A holder that died leaves its lock until `lock_ttl`; then one
+/// of the processes waiting on it takes the lock over and the others go on
+/// watching, so a dead holder costs one extra fetch, not one per waiter.
+const LOCK_ATTEMPTS: u32 = 3;
+
+/// Takes the store's refresh lock, or a token a lock holder stored
+/// meanwhile (`Err`). `Ok(None)`: fetch without the lock (the store failed,
+/// or no holder delivered within [`LOCK_ATTEMPTS`] lock lifetimes).
+async fn take_lock(
+    shared: &Shared,
+    state: &KeyState,
+    kind: &FlightKind,
+) -> Result<Option<StoreLock>, AccessToken> {
+    let key = &state.key;
+    for _ in 0..LOCK_ATTEMPTS {
+        match shared.store.try_lock(key, shared.settings.lock_ttl).await {
+            Ok(Some(lock)) => return Ok(Some(lock)),
+            Ok(None) => {
+                tracing::debug!(
+                    provider = key.provider(),
+                    key = key.short(),
+                    "another process holds the refresh lock: watching the store for its token"
+                );
+                if let Some(token) = watch_lock_holder(shared, state, kind).await {
+                    return Err(token);
+                }
+            }
+            Err(error) => {
+                store_failed(shared, state, "try_lock", &error);
+                return Ok(None);
+            }
+        }
+    }
+    tracing::debug!(
+        provider = key.provider(),
+        key = key.short(),
+        "no token from the lock holders in time: fetching"
+    );
+    Ok(None)
+}
+
+/// Polls the store while another process fetches, for about `lock_ttl`.
+/// Each poll waits `lock_poll` plus up to half of it again at random, so
+/// the waiters of a fleet do not ask the store in step.
 async fn watch_lock_holder(
     shared: &Shared,
     state: &KeyState,
@@ -205,7 +230,10 @@ async fn watch_lock_holder(
     let poll = shared.settings.lock_poll.max(Duration::from_millis(1));
     let rounds = (shared.settings.lock_ttl.as_nanos() / poll.as_nanos()).max(1);
     for _ in 0..rounds {
-        shared.clock.sleep(poll).await;
+        shared
+            .clock
+            .sleep(poll.mul_f64(1.0 + 0.5 * shared.jitter.fraction()))
+            .await;
         if let Some(token) = look_in_store(shared, state, kind, true).await {
             return Some(token);
         }

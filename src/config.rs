@@ -50,7 +50,7 @@ pub struct Config {
 }
 
 /// `[cache]`: how tokens are kept and renewed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct CacheConfig {
@@ -72,6 +72,21 @@ pub struct CacheConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long = "cache-url", value_name = "URL"))]
     pub redis_url: Option<Url>,
+}
+
+/// Hides the password of `redis_url`.
+impl std::fmt::Debug for CacheConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheConfig")
+            .field("refresh_buffer_secs", &self.refresh_buffer_secs)
+            .field("default_lifetime_secs", &self.default_lifetime_secs)
+            .field("max_entries", &self.max_entries)
+            .field(
+                "redis_url",
+                &self.redis_url.as_ref().map(crate::auth::redact_password),
+            )
+            .finish()
+    }
 }
 
 /// The provider variants a client can name.
@@ -363,17 +378,28 @@ impl Config {
 
     /// Parses configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: impl AsRef<Path>) -> Result<Config, ConfigFileError> {
-        toml::from_str(text).map_err(|e| {
-            let (line, column) = e
+        let invalid = |error: toml::de::Error, key: Option<String>| {
+            let (line, column) = error
                 .span()
                 .map(|span| line_and_column(text, span.start))
                 .unwrap_or((1, 1));
+            let message = error.message().trim().replace('\n', " ");
             ConfigFileError::Invalid {
                 path: origin.as_ref().to_owned(),
                 line,
                 column,
-                message: e.message().trim().replace('\n', " "),
+                message: match key {
+                    Some(key) => format!("`{key}`: {message}"),
+                    None => message,
+                },
             }
+        };
+        let document = toml::Deserializer::parse(text).map_err(|e| invalid(e, None))?;
+        serde_path_to_error::deserialize(document).map_err(|e| {
+            // The dotted path of the key the error is about (`cache.max_entries`);
+            // `.` alone when it is about the whole file.
+            let key = e.path().to_string();
+            invalid(e.into_inner(), (key != ".").then_some(key))
         })
     }
 
@@ -720,18 +746,40 @@ auth = "basic"
         let text = "[clients.a]\nprovider = \"nxtsoft\"\nclient_secret = \"oops\"\n";
         let err = Config::parse(text, "m2m.toml").unwrap_err().to_string();
         assert!(
-            err.starts_with("m2m.toml:3:1: unknown field `client_secret`"),
+            err.starts_with(
+                "m2m.toml:3:1: `clients.a.client_secret`: unknown field `client_secret`"
+            ),
             "{err}"
         );
         assert!(!err.contains('\n'));
     }
 
     #[test]
-    fn wrong_type_names_the_line() {
+    fn wrong_type_names_the_key_and_the_line() {
         let text = "[cache]\nmax_entries = \"many\"\n";
         let err = Config::parse(text, "x.toml").unwrap_err().to_string();
-        assert!(err.starts_with("x.toml:2:"), "{err}");
-        assert!(err.contains("invalid type"), "{err}");
+        assert!(
+            err.starts_with("x.toml:2:15: `cache.max_entries`: invalid type"),
+            "{err}"
+        );
+        let text = "[clients.cenda]\nprovider = \"cenda\"\nscopes = \"a b\"\n";
+        let err = Config::parse(text, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("x.toml:3:10: `clients.cenda.scopes`: invalid type"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_redis_password() {
+        let text = "[cache]\nredis_url = \"rediss://user:hunter2-redis@cache.test:6380/0\"\n";
+        let config = Config::parse(text, "x.toml").unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2-redis"), "{debug}");
+        assert!(
+            debug.contains("rediss://user:redacted@cache.test:6380/0"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -320,6 +320,17 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// `url` as text with its password, if any, replaced: for logs and `Debug`
+/// (a Redis URL may carry one).
+pub(crate) fn redact_password(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Only fails for URLs that cannot have a password at all.
+        let _ = shown.set_password(Some("redacted"));
+    }
+    shown.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,17 +184,8 @@ impl RedisStoreConfig {
 
     /// The URL with its password replaced, for logs and `Debug`.
     pub fn redacted_url(&self) -> String {
-        redact(&self.url)
+        crate::auth::redact_password(&self.url)
     }
-}
-
-pub(super) fn redact(url: &Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        // Only fails for URLs that cannot have a password at all.
-        let _ = shown.set_password(Some("redacted"));
-    }
-    shown.to_string()
 }
 
 impl fmt::Debug for RedisStoreConfig {

@@ -4,7 +4,7 @@
 use http::header::AUTHORIZATION;
 use progenitor_client::{Error, OperationInfo};
 
-use crate::auth::{Auth, challenge};
+use crate::auth::Auth;
 
 /// Start of the message of `Error::Custom` when a call failed because no
 /// token could be had; [`Auth::error_of`] turns such an error back into
@@ -43,36 +43,15 @@ pub(crate) async fn send(
     info: &OperationInfo,
 ) -> reqwest::Result<reqwest::Response> {
     let retry = request.try_clone();
-    let rejected = request.headers().get(AUTHORIZATION).cloned();
+    let sent = request.headers().get(AUTHORIZATION).cloned();
     let response = http.execute(request).await?;
-    if !challenge::rejects_token(response.status(), response.headers()) {
-        return Ok(response);
+    match auth
+        .resend_after(&response, sent.as_ref(), retry, info.operation_id)
+        .await
+    {
+        Some(retry) => http.execute(retry).await,
+        None => Ok(response),
     }
-    let Some(rejected) = rejected else {
-        return Ok(response);
-    };
-    let token = match auth.renew(&rejected).await {
-        Ok(token) => token,
-        Err(error) => {
-            tracing::warn!(operation = info.operation_id, %error, "token rejected and renewal failed");
-            return Ok(response);
-        }
-    };
-    let Some(mut retry) = retry else {
-        tracing::debug!(
-            operation = info.operation_id,
-            "token rejected and renewed, but the request body is a stream: not sent again"
-        );
-        return Ok(response);
-    };
-    tracing::debug!(
-        operation = info.operation_id,
-        "token rejected: sending once more with a new token"
-    );
-    retry
-        .headers_mut()
-        .insert(AUTHORIZATION, token.authorization().clone());
-    http.execute(retry).await
 }
 
 #[cfg(test)]

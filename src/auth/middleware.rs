@@ -6,7 +6,7 @@ use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use super::{Auth, AuthError, challenge};
+use super::{Auth, AuthError};
 
 /// Adds the `Authorization` header (marked sensitive) to every request, and
 /// when the server answers 401 `Bearer error="invalid_token"`, renews the
@@ -72,27 +72,14 @@ impl Middleware for AuthMiddleware {
             .insert(AUTHORIZATION, token.authorization().clone());
         let retry = request.try_clone();
         let response = next.clone().run(request, extensions).await?;
-        if !challenge::rejects_token(response.status(), response.headers()) {
-            return Ok(response);
+        let call = response.url().path().to_owned();
+        match self
+            .auth
+            .resend_after(&response, Some(token.authorization()), retry, &call)
+            .await
+        {
+            Some(retry) => next.run(retry, extensions).await,
+            None => Ok(response),
         }
-        let renewed = match self.auth.renew(token.authorization()).await {
-            Ok(renewed) => renewed,
-            Err(error) => {
-                tracing::warn!(%error, url = %response.url(), "token rejected and renewal failed");
-                return Ok(response);
-            }
-        };
-        let Some(mut retry) = retry else {
-            tracing::debug!(
-                url = %response.url(),
-                "token rejected and renewed, but the request body is a stream: not sent again"
-            );
-            return Ok(response);
-        };
-        tracing::debug!(url = %response.url(), "token rejected: sending once more with a new token");
-        retry
-            .headers_mut()
-            .insert(AUTHORIZATION, renewed.authorization().clone());
-        next.run(retry, extensions).await
     }
 }

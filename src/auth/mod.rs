@@ -17,6 +17,7 @@ mod http;
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod renewal;
 mod response;
 mod store;
 mod token;

@@ -134,10 +134,10 @@ impl LoopbackFetcher {
     }
 }
 
-/// The scaffolding's failure. `AuthError::InvalidToken` is the only variant
-/// on this branch (the endpoint branch adds the real endpoint errors); the
-/// cache passes whatever the fetcher returned through unchanged, which is
-/// what these tests check.
+/// The loopback fetcher's failure when the server does not answer with a
+/// token. The cache passes whatever the fetcher returned through
+/// unchanged, which is what these tests check; the endpoint's own errors
+/// are in `tests/token_endpoint.rs`.
 fn endpoint_failed() -> AuthError {
     AuthError::from(InvalidTokenValue)
 }

@@ -166,6 +166,7 @@ async fn a_strict_server_refuses_with_typed_errors_that_are_not_retried() {
     )
     .await;
     assert_eq!(wrong.status(), Some(http::StatusCode::UNAUTHORIZED));
+    assert_eq!(wrong.oauth_error().unwrap().error, "invalid_client");
     assert!(
         wrong
             .to_string()

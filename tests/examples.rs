@@ -2,7 +2,8 @@
 //! settings, exits 0, says what it did, and prints no secret.
 //!
 //! `cargo test` builds the examples before it runs the tests; this file runs
-//! the built binaries from `target/<profile>/examples/`.
+//! the built binaries from `target/<profile>/examples/`. (`cargo test --test
+//! examples` alone does not rebuild them: add `--examples`.)
 
 mod support;
 

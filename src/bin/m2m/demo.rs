@@ -296,41 +296,49 @@ fn token_request_shape(config: &Config, name: &str, client: &ClientConfig) -> St
         return String::new();
     };
     let identity = endpoint.identity();
-    let via = if client.discovery_url.is_some() {
-        " (token endpoint from discovery)"
-    } else {
-        ""
+
+    // No `scope` parameter at all when there are no scopes (Cognito then
+    // grants all of the client's).
+    let scope = match identity.scopes.join(" ") {
+        scopes if scopes.is_empty() => String::new(),
+        scopes => format!("&scope={scopes}"),
     };
-    let scope = identity.scopes.join(" ");
     let method = endpoint.client_auth();
     let (header, body) = match method {
         ClientAuthMethod::ClientSecretPost => (
             None,
             format!(
-                "grant_type=client_credentials&client_id={}&client_secret=[redacted]&scope={scope}",
+                "grant_type=client_credentials&client_id={}&client_secret=[redacted]{scope}",
                 identity.client_id
             ),
         ),
         ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretBasicUnencoded => (
             Some("Authorization: Basic [redacted]"),
-            format!("grant_type=client_credentials&scope={scope}"),
+            format!("grant_type=client_credentials{scope}"),
         ),
         ClientAuthMethod::ClientSecretBasicAndPost => (
             Some("Authorization: Basic [redacted]"),
             format!(
-                "grant_type=client_credentials&client_id={}&client_secret=[redacted]&scope={scope}",
+                "grant_type=client_credentials&client_id={}&client_secret=[redacted]{scope}",
                 identity.client_id
             ),
         ),
         ClientAuthMethod::PrivateKeyJwt => (
             None,
             format!(
-                "grant_type=client_credentials&client_id={}&client_assertion_type=…jwt-bearer&client_assertion=[redacted]&scope={scope}",
+                "grant_type=client_credentials&client_id={}&client_assertion_type=…jwt-bearer&client_assertion=[redacted]{scope}",
                 identity.client_id
             ),
         ),
     };
-    let mut shape = format!("POST {}{via}  [{method}]", identity.authority);
+    let mut shape = if client.discovery_url.is_some() {
+        format!(
+            "POST <token_endpoint of {}>  [{method}]",
+            identity.authority
+        )
+    } else {
+        format!("POST {}  [{method}]", identity.authority)
+    };
     if let Some(header) = header {
         shape.push_str(&format!("\n{header}"));
     }

@@ -51,6 +51,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     if matches!(cli.command, Command::Demo(_)) {
@@ -72,6 +73,18 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
+    }
+}
+
+/// `m2m demo | head` must end quietly when `head` has read enough, as
+/// command-line tools do, instead of panicking on the write: restore the
+/// default SIGPIPE action that the Rust runtime sets to "ignore".
+fn exit_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists;
+    // it only changes this process's action for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

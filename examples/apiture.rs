@@ -14,7 +14,7 @@ use m2m::apis::nxtsoft_transactions;
 use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
 use m2m::provider::{ApitureEnvironment, Provider};
 use m2m::sandbox::ProviderStyle;
-use support::{expires_in, required, setting, start_sandbox};
+use support::{expires_in, required, setting, start_sandbox, stop_sandbox};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -67,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         expires_in(&token)
     );
 
-    if let Some(sandbox) = sandbox {
+    if let Some(sandbox) = &sandbox {
         // The sandbox's OIDC client may post NXTsoft validation messages:
         // the same handle feeds a generated client.
         let nxtsoft = nxtsoft_transactions::Client::new(&sandbox.nxtsoft_api_url(), auth);
@@ -86,12 +86,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .send()
             .await?;
         println!("validation message: {:?}", result.status);
-        println!(
-            "the sandbox saw {} token request(s) and {} discovery fetch(es)",
-            sandbox.stats().token_requests(),
-            sandbox.stats().discovery_requests
-        );
-        sandbox.shutdown().await?;
     }
-    Ok(())
+    stop_sandbox(sandbox).await
 }

@@ -14,7 +14,7 @@ mod support;
 use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
 use m2m::provider::{NxtPortEnvironment, Provider};
 use m2m::sandbox::demo;
-use support::{required, setting, start_sandbox};
+use support::{required, setting, start_sandbox, stop_sandbox};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -70,12 +70,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    if let Some(sandbox) = sandbox {
-        println!(
-            "the sandbox saw {} token request(s)",
-            sandbox.stats().token_requests()
-        );
-        sandbox.shutdown().await?;
-    }
-    Ok(())
+    stop_sandbox(sandbox).await
 }

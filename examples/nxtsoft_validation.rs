@@ -14,7 +14,7 @@ use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
 use m2m::provider::Provider;
 use m2m::sandbox::demo;
 use progenitor_client::ClientInfo;
-use support::{required, setting, start_sandbox};
+use support::{required, setting, start_sandbox, stop_sandbox};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -76,14 +76,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    if let Some(sandbox) = sandbox {
-        // Both messages went out with the one cached token.
-        println!(
-            "the sandbox saw {} token request(s) for {} API calls",
-            sandbox.stats().token_requests(),
-            sandbox.stats().api_requests()
-        );
-        sandbox.shutdown().await?;
-    }
-    Ok(())
+    // Both messages went out with the one cached token.
+    stop_sandbox(sandbox).await
 }

@@ -13,8 +13,8 @@ mod support;
 use m2m::apis::cenda_configuration;
 use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
 use m2m::provider::Provider;
-use m2m::sandbox::{ProviderStyle, demo};
-use support::{expires_in, required, setting, start_sandbox};
+use m2m::sandbox::ProviderStyle;
+use support::{expires_in, required, setting, start_sandbox, stop_sandbox};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -62,17 +62,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
 
-    if let Some(sandbox) = sandbox {
+    if let Some(sandbox) = &sandbox {
         // The sandbox's IdentityServer client may call the Cenda API too.
         let cenda = cenda_configuration::Client::new(&sandbox.cenda_api_url(), auth);
         let page = cenda.list_organisations().send().await?;
         println!("listOrganisations: {} organisation(s)", page.items.len());
-        println!(
-            "the sandbox saw {} token request(s) at {}",
-            sandbox.stats().token_requests(),
-            demo::IDENTITYSERVER_VIRTUAL_PATH
-        );
-        sandbox.shutdown().await?;
     }
-    Ok(())
+    stop_sandbox(sandbox).await
 }

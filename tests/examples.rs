@@ -3,7 +3,7 @@
 //!
 //! `cargo test` builds the examples before it runs the tests; this file runs
 //! the built binaries from `target/<profile>/examples/`. (`cargo test --test
-//! examples` alone does not rebuild them: add `--examples`.)
+//! examples` alone does not rebuild them: `cargo build --examples` first.)
 
 mod support;
 
@@ -72,7 +72,7 @@ fn cenda_onboarding_creates_and_reads_back_with_one_token() {
         "the template was not listed back:\n{out}"
     );
     assert!(
-        out.contains("the sandbox saw 1 token request(s) for 4 API calls"),
+        out.contains("the sandbox saw 1 token request(s), 0 discovery fetch(es) and 4 API call(s)"),
         "{out}"
     );
 }
@@ -82,7 +82,7 @@ fn nxtsoft_validation_posts_two_messages_with_one_token() {
     let out = run_example("nxtsoft_validation");
     assert_eq!(out.matches("validation message ").count(), 2, "{out}");
     assert!(
-        out.contains("the sandbox saw 1 token request(s) for 2 API calls"),
+        out.contains("the sandbox saw 1 token request(s), 0 discovery fetch(es) and 2 API call(s)"),
         "{out}"
     );
 }
@@ -98,7 +98,10 @@ fn nxtport_asks_for_its_own_default_scope_and_reuses_the_token() {
         "{out}"
     );
     assert_eq!(out.matches("sensitive: true").count(), 3, "{out}");
-    assert!(out.contains("the sandbox saw 1 token request(s)"), "{out}");
+    assert!(
+        out.contains("the sandbox saw 1 token request(s), 0 discovery fetch(es) and 0 API call(s)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -106,7 +109,10 @@ fn sequel_reuses_its_token_and_calls_cenda() {
     let out = run_example("sequel");
     assert!(out.contains("the same token, from the cache"), "{out}");
     assert!(out.contains("listOrganisations: "), "{out}");
-    assert!(out.contains("the sandbox saw 1 token request(s)"), "{out}");
+    assert!(
+        out.contains("the sandbox saw 1 token request(s), 0 discovery fetch(es) and 1 API call(s)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -118,7 +124,7 @@ fn apiture_discovers_its_endpoint_and_sends_basic_and_body() {
     );
     assert!(out.contains("validation message: "), "{out}");
     assert!(
-        out.contains("the sandbox saw 1 token request(s) and 1 discovery fetch(es)"),
+        out.contains("the sandbox saw 1 token request(s), 1 discovery fetch(es) and 1 API call(s)"),
         "{out}"
     );
 }

@@ -10,7 +10,7 @@ mod support;
 use m2m::apis::AUTH_ERROR_PREFIX;
 use m2m::apis::cenda_configuration::{Client, Error, types};
 use serde_json::{Value, json};
-use support::{TestTokens, authorization, cenda_client, nxtsoft_client, received};
+use support::{TestTokens, authorization, authorizations, cenda_client, nxtsoft_client, received};
 use wiremock::matchers::{any, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -49,15 +49,6 @@ async fn get_organisation(client: &Client) -> Result<types::Organisation, Error<
         .send()
         .await
         .map(|response| response.into_inner())
-}
-
-/// The `Authorization` values of the requests `server` received, in order.
-async fn authorizations(server: &MockServer) -> Vec<String> {
-    received(server)
-        .await
-        .iter()
-        .map(|request| authorization(request).to_owned())
-        .collect()
 }
 
 /// Status and `detail` of an error answer from the API.

@@ -7,7 +7,7 @@ mod support;
 use futures::stream;
 use m2m::auth::{AuthError, AuthMiddleware};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use support::{TestTokens, authorization, received};
+use support::{TestTokens, authorizations, received};
 use wiremock::matchers::{any, header};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -38,14 +38,6 @@ async fn server_rejecting_token_one(status: u16, challenge: Option<&str>) -> Moc
         .mount(&server)
         .await;
     server
-}
-
-async fn authorizations(server: &MockServer) -> Vec<String> {
-    received(server)
-        .await
-        .iter()
-        .map(|request| authorization(request).to_owned())
-        .collect()
 }
 
 #[tokio::test]

@@ -27,6 +27,21 @@ pub async fn start_sandbox(real_settings: &str) -> Result<Sandbox, Box<dyn std::
     Ok(sandbox)
 }
 
+/// Says what the sandbox, if one was used, saw, and stops it.
+pub async fn stop_sandbox(sandbox: Option<Sandbox>) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(sandbox) = sandbox {
+        let stats = sandbox.stats();
+        println!(
+            "the sandbox saw {} token request(s), {} discovery fetch(es) and {} API call(s)",
+            stats.token_requests(),
+            stats.discovery_requests,
+            stats.api_requests()
+        );
+        sandbox.shutdown().await?;
+    }
+    Ok(())
+}
+
 /// Whole seconds until `token` expires.
 #[allow(dead_code)] // not every example prints it
 pub fn expires_in(token: &AccessToken) -> u64 {

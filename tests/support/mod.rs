@@ -138,6 +138,15 @@ pub fn authorization(request: &Request) -> &str {
         .unwrap_or_default()
 }
 
+/// The `Authorization` values of the requests `server` received, in order.
+pub async fn authorizations(server: &MockServer) -> Vec<String> {
+    received(server)
+        .await
+        .iter()
+        .map(|request| authorization(request).to_owned())
+        .collect()
+}
+
 /// Fails when `text` holds a secret: any secret the sandbox knows, the
 /// wrong secret the tests send, a PEM private key, or anything shaped like
 /// a JWT (an access token or a client assertion).

@@ -17,9 +17,9 @@ use secrecy::SecretString;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::error::{EndpointError, InvalidResponse, OAuthError, Scrubber};
+use super::error::{EndpointError, InvalidResponse, OAuthError, Scrubber, TransportError};
 use super::http::RecordedResponse;
-use super::{AccessToken, AuthError};
+use super::{AccessToken, AuthError, ConfigError};
 
 /// Lifetimes assumed or enforced for tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +306,37 @@ impl FailureContext<'_> {
             problem,
             excerpt: None,
         }))
+    }
+}
+
+/// What oauth2 made of a token request.
+pub(crate) type ExchangeResult =
+    Result<TokenResponseBody, oauth2::RequestTokenError<TransportError, ErrorResponseBody>>;
+
+/// Reads what oauth2 made of the answer (`recorded`, when one came): the
+/// token with its lifetime and where the lifetime came from, or the error.
+pub(crate) fn read_token_answer(
+    result: ExchangeResult,
+    recorded: Option<&RecordedResponse>,
+    context: &FailureContext<'_>,
+    lifetimes: &TokenLifetimes,
+) -> Result<(AccessToken, Duration, LifetimeSource), AuthError> {
+    match result {
+        Ok(body) => body
+            .into_access_token(context.now, lifetimes)
+            .map_err(|problem| context.unusable_token(StatusCode::OK, problem)),
+        Err(oauth2::RequestTokenError::Request(transport)) => Err(transport.into()),
+        Err(oauth2::RequestTokenError::ServerResponse(body)) => Err(match recorded {
+            Some(response) => context.error(response, Some(body)),
+            None => ConfigError::Invalid("oauth2 reported an answer that was not received".into())
+                .into(),
+        }),
+        Err(oauth2::RequestTokenError::Parse(..) | oauth2::RequestTokenError::Other(..)) => {
+            Err(match recorded {
+                Some(response) => context.error(response, None),
+                None => ConfigError::Invalid("the token request could not be built".into()).into(),
+            })
+        }
     }
 }
 

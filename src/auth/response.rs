@@ -256,7 +256,12 @@ impl FailureContext<'_> {
         let body = &response.body;
         let problem = match response.content_type() {
             Some(content_type) if !is_json(content_type) => {
-                format!("the content type is {content_type:?}, not application/json")
+                // The server's text: scrubbed and shortened like a body.
+                let shown = self
+                    .scrubber
+                    .excerpt(content_type.as_bytes(), CONTENT_TYPE_CHARS)
+                    .unwrap_or_default();
+                format!("the content type is {shown:?}, not application/json")
             }
             _ if body.iter().all(u8::is_ascii_whitespace) => "the body is empty".to_owned(),
             _ => match serde_json::from_slice::<serde_json::Value>(body) {
@@ -339,6 +344,9 @@ pub(crate) fn read_token_answer(
         }
     }
 }
+
+/// Characters of a `Content-Type` quoted in an error.
+const CONTENT_TYPE_CHARS: usize = 100;
 
 fn is_json(content_type: &str) -> bool {
     let media = content_type
@@ -520,6 +528,47 @@ mod tests {
             serde_json::from_value::<ErrorResponseBody>(serde_json::json!({"message": "x"}))
                 .is_err()
         );
+    }
+
+    fn answer(status: u16, content_type: &str, body: &str) -> RecordedResponse {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_str(content_type).unwrap(),
+        );
+        RecordedResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    fn failure(response: &RecordedResponse, scrubber: &Scrubber) -> String {
+        let context = FailureContext {
+            url: "https://idp.example/token",
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
+            max_retry_after: Duration::from_secs(120),
+            scope_format: "{client_id}/.default",
+            scrubber,
+        };
+        context.error(response, None).to_string()
+    }
+
+    /// Found by the token_response fuzzer: the `Content-Type` of a 200 that
+    /// is not JSON was quoted as the server sent it, secret and all.
+    #[test]
+    fn a_content_type_is_scrubbed_and_shortened() {
+        let mut scrubber = Scrubber::default();
+        scrubber.add("the-client-secret");
+        let shown = failure(
+            &answer(200, "text/the-client-secret", "<html></html>"),
+            &scrubber,
+        );
+        assert!(!shown.contains("the-client-secret"), "{shown}");
+        assert!(shown.contains(r#""text/[redacted]""#), "{shown}");
+        let long = format!("text/{}", "x".repeat(5000));
+        let shown = failure(&answer(200, &long, "<html></html>"), &scrubber);
+        assert!(shown.len() < 400, "{}", shown.len());
     }
 
     #[test]

@@ -163,13 +163,13 @@ pub fn token_response(bytes: &[u8]) {
         Ok((token, lifetime, source)) => check_token(&response, token, *lifetime, *source),
         Err(error) => {
             check_error_text(&format!("{error}"), &format!("{error:?}"));
-            if let AuthError::Rejected(rejected) = error {
-                if let Some(after) = rejected.retry_after {
-                    assert!(
-                        after <= MAX_RETRY_AFTER,
-                        "Retry-After over the cap: {after:?}"
-                    );
-                }
+            if let AuthError::Rejected(rejected) = error
+                && let Some(after) = rejected.retry_after
+            {
+                assert!(
+                    after <= MAX_RETRY_AFTER,
+                    "Retry-After over the cap: {after:?}"
+                );
             }
             check_token_independence(bytes, &response, error, &auth);
         }
@@ -502,10 +502,10 @@ pub fn discovery(bytes: &[u8]) {
                 "an error is not one printable line: {shown:?}"
             );
             assert!(matches!(error, AuthError::Discovery(_)), "{error:?}");
-            if let AuthError::Discovery(failure) = error {
-                if failure.excerpt.is_none() {
-                    check_password_hidden(&response, &shown);
-                }
+            if let AuthError::Discovery(failure) = error
+                && failure.excerpt.is_none()
+            {
+                check_password_hidden(&response, &shown);
             }
         }
     }

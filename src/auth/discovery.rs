@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use super::error::{DiscoveryError, Scrubber};
-use super::http::{TokenHttpClient, check_credentials_url};
+use super::http::{RecordedResponse, TokenHttpClient, check_credentials_url};
 use super::{AuthError, ConfigError};
 
 /// What m2m uses from a discovery document.
@@ -89,40 +89,52 @@ impl Discovery {
         now: SystemTime,
     ) -> Result<ProviderMetadata, AuthError> {
         let response = http.get_json(&self.url).await?;
-        let fail = |problem: &str, excerpt: bool| {
-            AuthError::Discovery(Box::new(DiscoveryError {
-                url: self.url.to_string(),
-                status: Some(response.status),
-                retry_after: response.retry_after(now),
-                problem: problem.into(),
-                excerpt: if excerpt {
-                    Scrubber::default().excerpt(&response.body, Scrubber::EXCERPT_CHARS)
-                } else {
-                    None
-                },
-            }))
-        };
-        if !response.status.is_success() {
-            return Err(fail("the server answered with an error", true));
-        }
-        let raw: RawMetadata = serde_json::from_slice(&response.body)
-            .map_err(|_| fail("the body is not a JSON discovery document", true))?;
-        let issuer = raw
-            .issuer
-            .filter(|issuer| !issuer.trim().is_empty())
-            .ok_or_else(|| fail("`issuer` is missing", false))?;
-        let token_endpoint = raw
-            .token_endpoint
-            .ok_or_else(|| fail("`token_endpoint` is missing", false))?;
-        let token_endpoint = Url::parse(&token_endpoint)
-            .map_err(|e| fail(&format!("`token_endpoint` is not a URL ({e})"), false))?;
-        check_credentials_url(&token_endpoint, self.allow_http)
-            .map_err(|e| fail(&format!("`token_endpoint` cannot be used: {e}"), false))?;
-        Ok(ProviderMetadata {
-            issuer,
-            token_endpoint,
-            token_endpoint_auth_methods_supported: raw.token_endpoint_auth_methods_supported,
-            grant_types_supported: raw.grant_types_supported,
-        })
+        read_document(&self.url, &response, now, self.allow_http)
     }
+}
+
+/// Reads the answer to a discovery request: the metadata, or the error that
+/// says what is wrong with it (quoting the body only when it is not a
+/// discovery document at all).
+pub(crate) fn read_document(
+    url: &Url,
+    response: &RecordedResponse,
+    now: SystemTime,
+    allow_http: bool,
+) -> Result<ProviderMetadata, AuthError> {
+    let fail = |problem: &str, excerpt: bool| {
+        AuthError::Discovery(Box::new(DiscoveryError {
+            url: url.to_string(),
+            status: Some(response.status),
+            retry_after: response.retry_after(now),
+            problem: problem.into(),
+            excerpt: if excerpt {
+                Scrubber::default().excerpt(&response.body, Scrubber::EXCERPT_CHARS)
+            } else {
+                None
+            },
+        }))
+    };
+    if !response.status.is_success() {
+        return Err(fail("the server answered with an error", true));
+    }
+    let raw: RawMetadata = serde_json::from_slice(&response.body)
+        .map_err(|_| fail("the body is not a JSON discovery document", true))?;
+    let issuer = raw
+        .issuer
+        .filter(|issuer| !issuer.trim().is_empty())
+        .ok_or_else(|| fail("`issuer` is missing", false))?;
+    let token_endpoint = raw
+        .token_endpoint
+        .ok_or_else(|| fail("`token_endpoint` is missing", false))?;
+    let token_endpoint = Url::parse(&token_endpoint)
+        .map_err(|e| fail(&format!("`token_endpoint` is not a URL ({e})"), false))?;
+    check_credentials_url(&token_endpoint, allow_http)
+        .map_err(|e| fail(&format!("`token_endpoint` cannot be used: {e}"), false))?;
+    Ok(ProviderMetadata {
+        issuer,
+        token_endpoint,
+        token_endpoint_auth_methods_supported: raw.token_endpoint_auth_methods_supported,
+        grant_types_supported: raw.grant_types_supported,
+    })
 }

@@ -21,10 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::StatusCode;
 use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse};
-use oauth2::{
-    ClientId, EndpointNotSet, EndpointSet, RequestTokenError, Scope, StandardRevocableToken,
-    TokenUrl,
-};
+use oauth2::{ClientId, EndpointNotSet, EndpointSet, Scope, StandardRevocableToken, TokenUrl};
 use tracing::Instrument;
 use url::Url;
 
@@ -32,7 +29,9 @@ use super::clock::{Clock, Jitter, RandomJitter, SystemClock};
 use super::credentials::RequestAuth;
 use super::discovery::Discovery;
 use super::http::{HttpSettings, RecordingClient, TokenHttpClient, check_credentials_url};
-use super::response::{ErrorResponseBody, FailureContext, TokenLifetimes, TokenResponseBody};
+use super::response::{
+    ErrorResponseBody, FailureContext, TokenLifetimes, TokenResponseBody, read_token_answer,
+};
 use super::{
     AccessToken, AuthError, BoxFuture, CacheKey, ClientAuthMethod, ClientCredential, ConfigError,
     FetchToken,
@@ -337,7 +336,7 @@ pub struct TokenEndpoint {
     warned_auth_methods: AtomicBool,
 }
 
-type OAuthClient = oauth2::Client<
+pub(crate) type OAuthClient = oauth2::Client<
     ErrorResponseBody,
     TokenResponseBody,
     BasicTokenIntrospectionResponse,
@@ -500,36 +499,15 @@ impl TokenEndpoint {
             scope_format: self.scope_format,
             scrubber: &auth.scrubber,
         };
-        match result {
-            Ok(body) => {
-                let (token, lifetime, source) = body
-                    .into_access_token(now, &self.lifetimes)
-                    .map_err(|problem| context.unusable_token(StatusCode::OK, problem))?;
-                tracing::debug!(
-                    token_type = token.token_type(),
-                    lifetime_s = lifetime.as_secs(),
-                    lifetime_from = ?source,
-                    "token received"
-                );
-                Ok(token)
-            }
-            Err(RequestTokenError::Request(transport)) => Err(transport.into()),
-            Err(RequestTokenError::ServerResponse(body)) => Err(match &recorded {
-                Some(response) => context.error(response, Some(body)),
-                None => {
-                    ConfigError::Invalid("oauth2 reported an answer that was not received".into())
-                        .into()
-                }
-            }),
-            Err(RequestTokenError::Parse(..) | RequestTokenError::Other(..)) => {
-                Err(match &recorded {
-                    Some(response) => context.error(response, None),
-                    None => {
-                        ConfigError::Invalid("the token request could not be built".into()).into()
-                    }
-                })
-            }
-        }
+        let (token, lifetime, source) =
+            read_token_answer(result, recorded.as_ref(), &context, &self.lifetimes)?;
+        tracing::debug!(
+            token_type = token.token_type(),
+            lifetime_s = lifetime.as_secs(),
+            lifetime_from = ?source,
+            "token received"
+        );
+        Ok(token)
     }
 
     fn held_off(&self) -> Option<Duration> {

@@ -167,6 +167,25 @@ impl RecordedResponse {
     pub(crate) fn content_type(&self) -> Option<&str> {
         self.headers.get(http::header::CONTENT_TYPE)?.to_str().ok()
     }
+
+    /// The answer as oauth2 reads it (without `Content-Length`: the body is
+    /// whole).
+    pub(crate) fn to_oauth_response(&self) -> Result<oauth2::HttpResponse, TransportError> {
+        let mut response = http::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            if name != CONTENT_LENGTH {
+                response = response.header(name, value);
+            }
+        }
+        response
+            .body(self.body.to_vec())
+            .map_err(|e| TransportError {
+                kind: TransportErrorKind::Other,
+                url: String::new(),
+                status: Some(self.status),
+                detail: e.to_string(),
+            })
+    }
 }
 
 /// Reads `Retry-After`: delta-seconds or an HTTP date (a date in the past
@@ -223,20 +242,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for RecordingClient<'_> {
                 value.set_sensitive(true);
             }
             let recorded = self.http.send(request).await?;
-            let mut response = http::Response::builder().status(recorded.status);
-            for (name, value) in &recorded.headers {
-                if name != CONTENT_LENGTH {
-                    response = response.header(name, value);
-                }
-            }
-            let response = response
-                .body(recorded.body.to_vec())
-                .map_err(|e| TransportError {
-                    kind: TransportErrorKind::Other,
-                    url: String::new(),
-                    status: Some(recorded.status),
-                    detail: e.to_string(),
-                })?;
+            let response = recorded.to_oauth_response()?;
             *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(recorded);
             Ok(response)
         })

@@ -8,17 +8,17 @@ mod assertion;
 mod cache;
 pub mod challenge;
 pub mod clock;
-mod credentials;
-mod discovery;
-mod endpoint;
-mod error;
-mod http;
+pub(crate) mod credentials;
+pub(crate) mod discovery;
+pub(crate) mod endpoint;
+pub(crate) mod error;
+pub(crate) mod http;
 #[cfg(feature = "middleware")]
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod renewal;
-mod response;
+pub(crate) mod response;
 mod store;
 mod token;
 

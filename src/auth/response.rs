@@ -17,9 +17,9 @@ use secrecy::SecretString;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::error::{EndpointError, InvalidResponse, OAuthError, Scrubber};
+use super::error::{EndpointError, InvalidResponse, OAuthError, Scrubber, TransportError};
 use super::http::RecordedResponse;
-use super::{AccessToken, AuthError};
+use super::{AccessToken, AuthError, ConfigError};
 
 /// Lifetimes assumed or enforced for tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,7 +256,12 @@ impl FailureContext<'_> {
         let body = &response.body;
         let problem = match response.content_type() {
             Some(content_type) if !is_json(content_type) => {
-                format!("the content type is {content_type:?}, not application/json")
+                // The server's text: scrubbed and shortened like a body.
+                let shown = self
+                    .scrubber
+                    .excerpt(content_type.as_bytes(), CONTENT_TYPE_CHARS)
+                    .unwrap_or_default();
+                format!("the content type is {shown:?}, not application/json")
             }
             _ if body.iter().all(u8::is_ascii_whitespace) => "the body is empty".to_owned(),
             _ => match serde_json::from_slice::<serde_json::Value>(body) {
@@ -308,6 +313,40 @@ impl FailureContext<'_> {
         }))
     }
 }
+
+/// What oauth2 made of a token request.
+pub(crate) type ExchangeResult =
+    Result<TokenResponseBody, oauth2::RequestTokenError<TransportError, ErrorResponseBody>>;
+
+/// Reads what oauth2 made of the answer (`recorded`, when one came): the
+/// token with its lifetime and where the lifetime came from, or the error.
+pub(crate) fn read_token_answer(
+    result: ExchangeResult,
+    recorded: Option<&RecordedResponse>,
+    context: &FailureContext<'_>,
+    lifetimes: &TokenLifetimes,
+) -> Result<(AccessToken, Duration, LifetimeSource), AuthError> {
+    match result {
+        Ok(body) => body
+            .into_access_token(context.now, lifetimes)
+            .map_err(|problem| context.unusable_token(StatusCode::OK, problem)),
+        Err(oauth2::RequestTokenError::Request(transport)) => Err(transport.into()),
+        Err(oauth2::RequestTokenError::ServerResponse(body)) => Err(match recorded {
+            Some(response) => context.error(response, Some(body)),
+            None => ConfigError::Invalid("oauth2 reported an answer that was not received".into())
+                .into(),
+        }),
+        Err(oauth2::RequestTokenError::Parse(..) | oauth2::RequestTokenError::Other(..)) => {
+            Err(match recorded {
+                Some(response) => context.error(response, None),
+                None => ConfigError::Invalid("the token request could not be built".into()).into(),
+            })
+        }
+    }
+}
+
+/// Characters of a `Content-Type` quoted in an error.
+const CONTENT_TYPE_CHARS: usize = 100;
 
 fn is_json(content_type: &str) -> bool {
     let media = content_type
@@ -489,6 +528,47 @@ mod tests {
             serde_json::from_value::<ErrorResponseBody>(serde_json::json!({"message": "x"}))
                 .is_err()
         );
+    }
+
+    fn answer(status: u16, content_type: &str, body: &str) -> RecordedResponse {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_str(content_type).unwrap(),
+        );
+        RecordedResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    fn failure(response: &RecordedResponse, scrubber: &Scrubber) -> String {
+        let context = FailureContext {
+            url: "https://idp.example/token",
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
+            max_retry_after: Duration::from_secs(120),
+            scope_format: "{client_id}/.default",
+            scrubber,
+        };
+        context.error(response, None).to_string()
+    }
+
+    /// Found by the token_response fuzzer: the `Content-Type` of a 200 that
+    /// is not JSON was quoted as the server sent it, secret and all.
+    #[test]
+    fn a_content_type_is_scrubbed_and_shortened() {
+        let mut scrubber = Scrubber::default();
+        scrubber.add("the-client-secret");
+        let shown = failure(
+            &answer(200, "text/the-client-secret", "<html></html>"),
+            &scrubber,
+        );
+        assert!(!shown.contains("the-client-secret"), "{shown}");
+        assert!(shown.contains(r#""text/[redacted]""#), "{shown}");
+        let long = format!("text/{}", "x".repeat(5000));
+        let shown = failure(&answer(200, &long, "<html></html>"), &scrubber);
+        assert!(shown.len() < 400, "{}", shown.len());
     }
 
     #[test]

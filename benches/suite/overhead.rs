@@ -1,0 +1,201 @@
+//! B1: what m2m adds to a call once its token is cached.
+//!
+//! The same `GET /api/Organisation/{id}` to the floor server, sequentially
+//! on one connection: through the generated Cenda client with a warm m2m
+//! cache, and through raw reqwest with a fixed `Authorization` header (and
+//! the same `api-version` and `Accept` headers and JSON decoding into the
+//! same type). Batches of each alternate (m2m first in even rounds, raw
+//! first in odd ones) so that drift on a noisy machine hits both; the ratio
+//! is the one of the medians of per-call batch times.
+//!
+//! A cache hit is timed as a tight loop of `Auth::token()` with a warm
+//! entry, median of batches.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use m2m::apis::cenda_configuration::{self as cenda, types};
+use m2m::auth::{Auth, TokenCache};
+use m2m::sandbox::DEFAULT_TOKEN_LIFETIME;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use serde_json::json;
+
+use super::floor::ORGANISATION_ID;
+use super::sample::{Sample, micros, round};
+use super::wiring::{self, Servers, client_runtime};
+use super::{Options, Row};
+
+/// `info.version` of the Cenda document: the generated client sends it as
+/// `api-version` on every call, so the raw call does too.
+const API_VERSION: &str = "1.0";
+
+/// Target for the ratio of medians, m2m over raw.
+pub const RATIO_TARGET: f64 = 1.03;
+/// Target for one cache hit, in nanoseconds.
+pub const HIT_TARGET_NS: f64 = 1000.0;
+
+struct Sizes {
+    rounds: usize,
+    batch: usize,
+    hit_batches: usize,
+    hit_batch: usize,
+}
+
+/// Runs B1: the overhead ratio and the cache-hit time.
+pub fn run(options: &Options, servers: &Servers) -> Vec<Row> {
+    let sizes = if options.quick {
+        Sizes {
+            rounds: 6,
+            batch: 20,
+            hit_batches: 5,
+            hit_batch: 2_000,
+        }
+    } else {
+        Sizes {
+            rounds: 80,
+            batch: 250,
+            hit_batches: 41,
+            hit_batch: 50_000,
+        }
+    };
+    let sandbox = servers.sandbox(DEFAULT_TOKEN_LIFETIME, Duration::ZERO);
+    let runtime = client_runtime(0);
+    let rows = runtime.block_on(measure(&sizes, &servers.floor_url, &sandbox));
+    servers.stop(sandbox);
+    rows
+}
+
+async fn measure(sizes: &Sizes, floor_url: &str, sandbox: &m2m::sandbox::Sandbox) -> Vec<Row> {
+    let cache = TokenCache::in_memory();
+    let auth = wiring::auth(wiring::endpoint(sandbox), &cache);
+    let token = auth.token().await.expect("the sandbox issues a token");
+    let http = reqwest::Client::new();
+    let client = cenda::Client::new_with_client(floor_url, http.clone(), auth.clone());
+    let raw = Raw {
+        http,
+        url: format!("{floor_url}/api/Organisation/{ORGANISATION_ID}"),
+        authorization: token.authorization().clone(),
+    };
+    let id: uuid::Uuid = ORGANISATION_ID.parse().expect("a UUID");
+
+    // Warm both paths (connection, allocator, branch predictors).
+    for _ in 0..sizes.batch.max(50) {
+        black_box(m2m_call(&client, id).await);
+        black_box(raw.call().await);
+    }
+    let (mut m2m_times, mut raw_times) = (Vec::new(), Vec::new());
+    for round in 0..sizes.rounds {
+        for m2m_first in [round % 2 == 0, round % 2 != 0] {
+            let started = Instant::now();
+            if m2m_first {
+                for _ in 0..sizes.batch {
+                    black_box(m2m_call(&client, id).await);
+                }
+                m2m_times.push(started.elapsed() / sizes.batch as u32);
+            } else {
+                for _ in 0..sizes.batch {
+                    black_box(raw.call().await);
+                }
+                raw_times.push(started.elapsed() / sizes.batch as u32);
+            }
+        }
+    }
+    let (m2m_call_time, raw_call_time) = (
+        Sample::new(m2m_times).median(),
+        Sample::new(raw_times).median(),
+    );
+    let ratio = m2m_call_time.as_secs_f64() / raw_call_time.as_secs_f64();
+    let added_ns = (m2m_call_time.as_secs_f64() - raw_call_time.as_secs_f64()) * 1e9;
+
+    let hit = cache_hit_time(&auth, sizes).await;
+    let hit_ns = hit.as_secs_f64() * 1e9;
+    let stats = cache.stats();
+    vec![
+        Row::new(
+            "B1 overhead ratio",
+            round(ratio, 4),
+            "ratio",
+            &format!("<= {RATIO_TARGET}"),
+            ratio <= RATIO_TARGET,
+            json!({
+                "summary": format!(
+                    "median call {:.1} us via m2m vs {:.1} us raw ({:+.0} ns)",
+                    micros(m2m_call_time), micros(raw_call_time), added_ns
+                ),
+                "m2m_median_us": round(micros(m2m_call_time), 2),
+                "raw_median_us": round(micros(raw_call_time), 2),
+                "added_ns": round(added_ns, 0),
+                "rounds": sizes.rounds,
+                "calls_per_batch": sizes.batch,
+                "server": "floor: axum on loopback, fixed 200 JSON body, no token check",
+                "call": "GET /api/Organisation/{id} (Cenda getOrganisation)",
+            }),
+        ),
+        Row::new(
+            "B1 cache hit",
+            round(hit_ns, 1),
+            "ns",
+            &format!("< {HIT_TARGET_NS}"),
+            hit_ns < HIT_TARGET_NS,
+            json!({
+                "summary": "Auth::token() with a warm entry, median of batches",
+                "batches": sizes.hit_batches,
+                "calls_per_batch": sizes.hit_batch,
+                "cache_hits": stats.hits,
+                "token_fetches": stats.fetches,
+            }),
+        ),
+    ]
+}
+
+/// The generated call; `true` when it returned the organisation.
+async fn m2m_call(client: &cenda::Client, id: uuid::Uuid) -> bool {
+    client
+        .get_organisation()
+        .organisation_id(id)
+        .send()
+        .await
+        .is_ok_and(|organisation| organisation.into_inner().organisation_id == id)
+}
+
+/// The raw reqwest call with a fixed header.
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+    authorization: HeaderValue,
+}
+
+impl Raw {
+    async fn call(&self) -> bool {
+        let response = self
+            .http
+            .get(&self.url)
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, "application/json")
+            .header("api-version", API_VERSION)
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status().is_success() => {
+                response.json::<types::Organisation>().await.is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The median time of one `Auth::token()` with a warm entry.
+async fn cache_hit_time(auth: &Auth, sizes: &Sizes) -> Duration {
+    for _ in 0..sizes.hit_batch {
+        black_box(auth.token().await.is_ok());
+    }
+    let mut batches = Vec::with_capacity(sizes.hit_batches);
+    for _ in 0..sizes.hit_batches {
+        let started = Instant::now();
+        for _ in 0..sizes.hit_batch {
+            black_box(auth.token().await.is_ok());
+        }
+        batches.push(started.elapsed() / sizes.hit_batch as u32);
+    }
+    Sample::new(batches).median()
+}

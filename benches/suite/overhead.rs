@@ -8,6 +8,10 @@
 //! first in odd ones) so that drift on a noisy machine hits both; the ratio
 //! is the one of the medians of per-call batch times.
 //!
+//! A third path, raw reqwest taking its header from `Auth::authorization()`
+//! on every call, splits the difference into m2m's share and the generated
+//! client's (progenitor's builder and m2m's hooks).
+//!
 //! A cache hit is timed as a tight loop of `Auth::token()` with a warm
 //! entry, median of batches.
 
@@ -52,7 +56,7 @@ pub fn run(options: &Options, servers: &Servers) -> Vec<Row> {
         }
     } else {
         Sizes {
-            rounds: 80,
+            rounds: 150,
             batch: 250,
             hit_batches: 41,
             hit_batch: 50_000,
@@ -78,34 +82,39 @@ async fn measure(sizes: &Sizes, floor_url: &str, sandbox: &m2m::sandbox::Sandbox
     };
     let id: uuid::Uuid = ORGANISATION_ID.parse().expect("a UUID");
 
-    // Warm both paths (connection, allocator, branch predictors).
+    // Warm every path (connection, allocator, branch predictors).
     for _ in 0..sizes.batch.max(50) {
         black_box(m2m_call(&client, id).await);
-        black_box(raw.call().await);
+        black_box(raw.call(raw.authorization.clone()).await);
+        black_box(raw_with_auth(&raw, &auth).await);
     }
-    let (mut m2m_times, mut raw_times) = (Vec::new(), Vec::new());
+    // Three paths, in a rotating order each round: the generated client,
+    // raw reqwest with a fixed header, and raw reqwest asking m2m for the
+    // header on every call (m2m's own share of the difference).
+    let mut times: [Vec<Duration>; 3] = Default::default();
     for round in 0..sizes.rounds {
-        for m2m_first in [round % 2 == 0, round % 2 != 0] {
+        for step in 0..3 {
+            let path = (round + step) % 3;
             let started = Instant::now();
-            if m2m_first {
-                for _ in 0..sizes.batch {
-                    black_box(m2m_call(&client, id).await);
-                }
-                m2m_times.push(started.elapsed() / sizes.batch as u32);
-            } else {
-                for _ in 0..sizes.batch {
-                    black_box(raw.call().await);
-                }
-                raw_times.push(started.elapsed() / sizes.batch as u32);
+            for _ in 0..sizes.batch {
+                match path {
+                    0 => black_box(m2m_call(&client, id).await),
+                    1 => black_box(raw.call(raw.authorization.clone()).await),
+                    _ => black_box(raw_with_auth(&raw, &auth).await),
+                };
             }
+            times[path].push(started.elapsed() / sizes.batch as u32);
         }
     }
-    let (m2m_call_time, raw_call_time) = (
+    let [m2m_times, raw_times, raw_auth_times] = times;
+    let (m2m_call_time, raw_call_time, raw_auth_time) = (
         Sample::new(m2m_times).median(),
         Sample::new(raw_times).median(),
+        Sample::new(raw_auth_times).median(),
     );
     let ratio = m2m_call_time.as_secs_f64() / raw_call_time.as_secs_f64();
     let added_ns = (m2m_call_time.as_secs_f64() - raw_call_time.as_secs_f64()) * 1e9;
+    let auth_share_ns = (raw_auth_time.as_secs_f64() - raw_call_time.as_secs_f64()) * 1e9;
 
     let hit = cache_hit_time(&auth, sizes).await;
     let hit_ns = hit.as_secs_f64() * 1e9;
@@ -125,6 +134,9 @@ async fn measure(sizes: &Sizes, floor_url: &str, sandbox: &m2m::sandbox::Sandbox
                 "m2m_median_us": round(micros(m2m_call_time), 2),
                 "raw_median_us": round(micros(raw_call_time), 2),
                 "added_ns": round(added_ns, 0),
+                "raw_with_auth_token_median_us": round(micros(raw_auth_time), 2),
+                "auth_token_share_ns": round(auth_share_ns, 0),
+                "generated_client_share_ns": round(added_ns - auth_share_ns, 0),
                 "rounds": sizes.rounds,
                 "calls_per_batch": sizes.batch,
                 "server": "floor: axum on loopback, fixed 200 JSON body, no token check",
@@ -165,12 +177,20 @@ struct Raw {
     authorization: HeaderValue,
 }
 
+/// Raw reqwest, its header from `Auth::authorization()` on every call.
+async fn raw_with_auth(raw: &Raw, auth: &Auth) -> bool {
+    match auth.authorization().await {
+        Ok(authorization) => raw.call(authorization).await,
+        Err(_) => false,
+    }
+}
+
 impl Raw {
-    async fn call(&self) -> bool {
+    async fn call(&self, authorization: HeaderValue) -> bool {
         let response = self
             .http
             .get(&self.url)
-            .header(AUTHORIZATION, self.authorization.clone())
+            .header(AUTHORIZATION, authorization)
             .header(ACCEPT, "application/json")
             .header("api-version", API_VERSION)
             .send()

@@ -1,7 +1,7 @@
 //! B3: refresh under load. A steady, paced load of generated NXTsoft calls
 //! (`POST /transactions/mock`, which the sandbox answers only with a valid
 //! token) runs across several token lifetimes. Tokens live 4 s; the cache
-//! refreshes them in the background from 1.5 s before expiry (plus jitter)
+//! refreshes them in the background from 1.8 s before expiry (plus jitter)
 //! and the token endpoint takes 200 ms to answer, as a remote identity
 //! provider does, so each refresh is a window of real length.
 //!
@@ -59,9 +59,9 @@ struct Sizes {
 pub fn run(options: &Options, servers: &Servers) -> (Vec<Row>, Timeline) {
     let sizes = if options.quick {
         Sizes {
-            lifetime: Duration::from_secs(2),
+            lifetime: Duration::from_secs(3),
             token_latency: Duration::from_millis(100),
-            run_for: Duration::from_millis(2500),
+            run_for: Duration::from_millis(3500),
             workers: 4,
             pace: Duration::from_millis(4),
         }
@@ -81,11 +81,14 @@ pub fn run(options: &Options, servers: &Servers) -> (Vec<Row>, Timeline) {
     result
 }
 
-/// The cache's settings for tokens of `lifetime`: refresh from 3/8 of the
-/// lifetime before expiry, stop handing a token out 1/8 before it.
+/// The cache's settings for tokens of `lifetime`: refresh from 45% of the
+/// lifetime before expiry (plus up to a quarter of that as jitter), stop
+/// handing a token out 1/8 before it. (The sandbox's `exp` is whole
+/// seconds, so its tokens may end up to 1 s before the `expires_in` the
+/// client counts from: the refresh must be done by then.)
 fn settings(lifetime: Duration) -> CacheSettings {
     let mut settings = CacheSettings::default();
-    settings.refresh_before = lifetime.mul_f64(0.375);
+    settings.refresh_before = lifetime.mul_f64(0.45);
     settings.expiry_margin = lifetime / 8;
     settings
 }
@@ -98,7 +101,7 @@ async fn measure(sizes: &Sizes, sandbox: &Sandbox) -> (Vec<Row>, Timeline) {
         Arc::new(RandomJitter),
         settings(sizes.lifetime),
     );
-    let endpoint = wiring::endpoint(sandbox);
+    let endpoint = wiring::short_lived_endpoint(sandbox);
     let key = endpoint.identity().cache_key();
     let fetcher = Arc::new(TimedFetcher {
         endpoint,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m2m::apis::nxtsoft_transactions::{self as nxtsoft, types};
-use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint};
+use m2m::auth::{
+    Auth, ClientCredential, TokenCache, TokenEndpoint, TokenEndpointBuilder, TokenLifetimes,
+};
 use m2m::provider::Provider;
 use m2m::sandbox::demo::{COGNITO_CLIENT_ID, COGNITO_CLIENT_SECRET};
 use m2m::sandbox::{Faults, ProviderStyle, Sandbox};
@@ -82,14 +84,30 @@ pub fn endpoint(sandbox: &Sandbox) -> TokenEndpoint {
 
 /// The NXTsoft demo client's token endpoint at `token_url`.
 pub fn endpoint_at(token_url: &str) -> TokenEndpoint {
+    builder_at(token_url)
+        .build()
+        .expect("the sandbox endpoint is valid")
+}
+
+/// Like [`endpoint`], taking `expires_in` down to 1 s at its word (by
+/// default m2m treats anything under 60 s as 60 s).
+pub fn short_lived_endpoint(sandbox: &Sandbox) -> TokenEndpoint {
+    builder_at(&sandbox.token_url(ProviderStyle::Cognito))
+        .lifetimes(
+            TokenLifetimes::default()
+                .with_bounds(Duration::from_secs(1), Duration::from_secs(24 * 3600)),
+        )
+        .build()
+        .expect("the sandbox endpoint is valid")
+}
+
+fn builder_at(token_url: &str) -> TokenEndpointBuilder {
     let url = Url::parse(token_url).expect("a token URL");
     TokenEndpoint::builder(
         Provider::nxtsoft().with_token_url(url),
         COGNITO_CLIENT_ID,
         ClientCredential::secret(COGNITO_CLIENT_SECRET),
     )
-    .build()
-    .expect("the sandbox endpoint is valid")
 }
 
 /// An `Auth` handle over `endpoint`, its tokens in `cache`.

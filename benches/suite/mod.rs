@@ -48,6 +48,10 @@ pub struct Options {
     /// started again with [`fleet::ROLE_VAR`] set: none for the bench
     /// binary, libtest's `--exact fleet_worker --ignored` for a test.
     pub worker_args: Vec<String>,
+    /// Only these benchmarks (`B1`, …), from `M2M_BENCH_ONLY=B1,B4`, for
+    /// profiling one of them; `None`: all. A partial report goes to
+    /// `<out_dir>/only/`.
+    pub only: Option<Vec<String>>,
 }
 
 impl Options {
@@ -57,11 +61,27 @@ impl Options {
     pub fn from_env() -> Self {
         let quick = std::env::var("M2M_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
             || std::env::args().any(|arg| arg == "--quick");
+        let only: Option<Vec<String>> = std::env::var("M2M_BENCH_ONLY")
+            .ok()
+            .filter(|list| !list.trim().is_empty())
+            .map(|list| list.split(',').map(|b| b.trim().to_uppercase()).collect());
+        let mut out_dir = target_dir().join("bench");
+        if only.is_some() {
+            out_dir = out_dir.join("only");
+        }
         Self {
             quick,
-            out_dir: target_dir().join("bench"),
+            out_dir,
             worker_args: Vec::new(),
+            only,
         }
+    }
+
+    /// Whether `benchmark` (`B1` … `B6`) is to run.
+    pub fn runs(&self, benchmark: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|b| b == benchmark))
     }
 }
 
@@ -89,16 +109,26 @@ pub fn run(options: &Options) -> Report {
     let mut rows = Vec::new();
     // Memory first: the process has allocated least, so the resident-size
     // difference is the cache's, not freed memory of earlier benchmarks.
-    let memory = memory::run(options);
-    let b1 = overhead::run(options, &servers);
-    rows.extend(b1);
-    rows.extend(storm::run(options, &servers));
-    let (b3, timeline) = refresh::run(options, &servers);
-    rows.extend(b3);
-    rows.push(memory);
-    rows.push(plain::run(options, &servers));
-    rows.push(fleet::run(options, &servers));
-    let plot = plot::render(&timeline, &options.out_dir.join("latency.svg"));
+    let memory = options.runs("B4").then(|| memory::run(options));
+    if options.runs("B1") {
+        rows.extend(overhead::run(options, &servers));
+    }
+    if options.runs("B2") {
+        rows.extend(storm::run(options, &servers));
+    }
+    let mut plot = Err("B3 did not run: no plot".to_owned());
+    if options.runs("B3") {
+        let (b3, timeline) = refresh::run(options, &servers);
+        rows.extend(b3);
+        plot = plot::render(&timeline, &options.out_dir.join("latency.svg"));
+    }
+    rows.extend(memory);
+    if options.runs("B5") {
+        rows.push(plain::run(options, &servers));
+    }
+    if options.runs("B6") {
+        rows.push(fleet::run(options, &servers));
+    }
     let report = Report::new(options, rows, started.elapsed(), plot.err());
     report.print();
     if let Err(error) = report.write(&options.out_dir) {

@@ -4,9 +4,9 @@
 //! on one connection: through the generated Cenda client with a warm m2m
 //! cache, and through raw reqwest with a fixed `Authorization` header (and
 //! the same `api-version` and `Accept` headers and JSON decoding into the
-//! same type). Batches of each alternate (m2m first in even rounds, raw
-//! first in odd ones) so that drift on a noisy machine hits both; the ratio
-//! is the one of the medians of per-call batch times.
+//! same type). The paths alternate call by call, so that drift on a noisy
+//! machine hits both alike; the ratio is the one of the medians of the
+//! per-call times.
 //!
 //! A third path, raw reqwest taking its header from `Auth::authorization()`
 //! on every call, splits the difference into m2m's share and the generated
@@ -88,30 +88,32 @@ async fn measure(sizes: &Sizes, floor_url: &str, sandbox: &m2m::sandbox::Sandbox
         black_box(raw.call(raw.authorization.clone()).await);
         black_box(raw_with_auth(&raw, &auth).await);
     }
-    // Three paths, in a rotating order each round: the generated client,
-    // raw reqwest with a fixed header, and raw reqwest asking m2m for the
-    // header on every call (m2m's own share of the difference).
+    // Three paths, interleaved call by call in a rotating order: the
+    // generated client, raw reqwest with a fixed header, and raw reqwest
+    // asking m2m for the header on every call (m2m's own share of the
+    // difference). Whatever drifts (CPU placement of the client and server
+    // threads, frequency, other load) hits all three alike.
     let mut times: [Vec<Duration>; 3] = Default::default();
-    for round in 0..sizes.rounds {
+    for round in 0..sizes.rounds * sizes.batch {
         for step in 0..3 {
             let path = (round + step) % 3;
             let started = Instant::now();
-            for _ in 0..sizes.batch {
-                match path {
-                    0 => black_box(m2m_call(&client, id).await),
-                    1 => black_box(raw.call(raw.authorization.clone()).await),
-                    _ => black_box(raw_with_auth(&raw, &auth).await),
-                };
-            }
-            times[path].push(started.elapsed() / sizes.batch as u32);
+            match path {
+                0 => black_box(m2m_call(&client, id).await),
+                1 => black_box(raw.call(raw.authorization.clone()).await),
+                _ => black_box(raw_with_auth(&raw, &auth).await),
+            };
+            times[path].push(started.elapsed());
         }
     }
     let [m2m_times, raw_times, raw_auth_times] = times;
+    let (m2m_times, raw_times) = (Sample::new(m2m_times), Sample::new(raw_times));
     let (m2m_call_time, raw_call_time, raw_auth_time) = (
-        Sample::new(m2m_times).median(),
-        Sample::new(raw_times).median(),
+        m2m_times.median(),
+        raw_times.median(),
         Sample::new(raw_auth_times).median(),
     );
+    let (m2m_p99, raw_p99) = (m2m_times.p99(), raw_times.p99());
     let ratio = m2m_call_time.as_secs_f64() / raw_call_time.as_secs_f64();
     let added_ns = (m2m_call_time.as_secs_f64() - raw_call_time.as_secs_f64()) * 1e9;
     let auth_share_ns = (raw_auth_time.as_secs_f64() - raw_call_time.as_secs_f64()) * 1e9;
@@ -137,8 +139,9 @@ async fn measure(sizes: &Sizes, floor_url: &str, sandbox: &m2m::sandbox::Sandbox
                 "raw_with_auth_token_median_us": round(micros(raw_auth_time), 2),
                 "auth_token_share_ns": round(auth_share_ns, 0),
                 "generated_client_share_ns": round(added_ns - auth_share_ns, 0),
-                "rounds": sizes.rounds,
-                "calls_per_batch": sizes.batch,
+                "calls_per_path": sizes.rounds * sizes.batch,
+                "m2m_p99_us": round(micros(m2m_p99), 2),
+                "raw_p99_us": round(micros(raw_p99), 2),
                 "server": "floor: axum on loopback, fixed 200 JSON body, no token check",
                 "call": "GET /api/Organisation/{id} (Cenda getOrganisation)",
             }),

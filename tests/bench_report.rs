@@ -22,9 +22,15 @@ fn quick_run_writes_a_report_with_every_benchmark() {
     let mut options = suite::Options::from_env();
     options.quick = true;
     options.out_dir = out_dir.clone();
-    options.worker_args = ["--exact", "fleet_worker", "--ignored", "--nocapture", "--test-threads=1"]
-        .map(String::from)
-        .to_vec();
+    options.worker_args = [
+        "--exact",
+        "fleet_worker",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]
+    .map(String::from)
+    .to_vec();
     let report = suite::run(&options);
 
     let text = std::fs::read_to_string(out_dir.join("report.json")).expect("report.json written");
@@ -40,32 +46,59 @@ fn quick_run_writes_a_report_with_every_benchmark() {
             row["value"].is_number() || row["value"].is_null(),
             "{name}: value is a number (null when not measured)"
         );
-        assert!(row["unit"].as_str().is_some_and(|u| !u.is_empty()), "{name}: unit");
-        assert!(row["target"].as_str().is_some_and(|t| !t.is_empty()), "{name}: target");
+        assert!(
+            row["unit"].as_str().is_some_and(|u| !u.is_empty()),
+            "{name}: unit"
+        );
+        assert!(
+            row["target"].as_str().is_some_and(|t| !t.is_empty()),
+            "{name}: target"
+        );
         assert!(row["pass"].is_boolean(), "{name}: pass");
         assert!(row["detail"].is_object(), "{name}: detail");
         if row["value"].is_null() {
-            assert_eq!(row["pass"], false, "{name}: an unmeasured row does not pass");
-            assert!(row["detail"]["reason"].is_string(), "{name}: says why it was not measured");
+            assert_eq!(
+                row["pass"], false,
+                "{name}: an unmeasured row does not pass"
+            );
+            assert!(
+                row["detail"]["reason"].is_string(),
+                "{name}: says why it was not measured"
+            );
         }
     }
     for benchmark in ["B1", "B2", "B3", "B4", "B5", "B6"] {
         assert!(
-            rows.iter()
-                .any(|row| row["name"].as_str().unwrap().starts_with(&format!("{benchmark} "))),
+            rows.iter().any(|row| row["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{benchmark} "))),
             "{benchmark} is in the report"
         );
     }
     // Every B2 size of a quick run, and B1's two figures.
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    for name in ["B1 overhead ratio", "B1 cache hit", "B2 cold storm, 100 callers"] {
+    for name in [
+        "B1 overhead ratio",
+        "B1 cache hit",
+        "B2 cold storm, 100 callers",
+    ] {
         assert!(names.contains(&name), "{name} in {names:?}");
     }
     // Rows measured in any mode: counts, not timings.
-    let b2 = rows.iter().find(|r| r["name"] == "B2 cold storm, 100 callers").unwrap();
-    assert_eq!(b2["value"], 1.0, "one token request for 100 cold callers: {b2}");
+    let b2 = rows
+        .iter()
+        .find(|r| r["name"] == "B2 cold storm, 100 callers")
+        .unwrap();
+    assert_eq!(
+        b2["value"], 1.0,
+        "one token request for 100 cold callers: {b2}"
+    );
     let markdown = std::fs::read_to_string(out_dir.join("report.md")).expect("report.md written");
     assert!(markdown.contains("| B1 overhead ratio |"), "{markdown}");
     let svg = std::fs::read_to_string(out_dir.join("latency.svg")).expect("latency.svg written");
-    assert!(svg.starts_with("<svg") && svg.contains("token refresh"), "an SVG plot");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("token refresh"),
+        "an SVG plot"
+    );
 }

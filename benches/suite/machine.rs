@@ -13,8 +13,9 @@ pub fn describe() -> Value {
         .map_or_else(|| "unknown".to_owned(), |model| model.trim().to_owned());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "unknown".to_owned(), |k| k.trim().to_owned());
-    let memory_gib = proc_status_kib("/proc/meminfo", "MemTotal:")
-        .map_or(0.0, |kib| (kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0);
+    let memory_gib = proc_status_kib("/proc/meminfo", "MemTotal:").map_or(0.0, |kib| {
+        (kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0
+    });
     json!({
         "cores": cores,
         "cpu": cpu,

@@ -11,8 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use m2m::auth::clock::{RandomJitter, SystemClock};
 use m2m::auth::{
-    AccessToken, AuthError, BoxFuture, CacheKey, CacheSettings, FetchToken, MemoryStore,
-    TokenCache,
+    AccessToken, AuthError, BoxFuture, CacheKey, CacheSettings, FetchToken, MemoryStore, TokenCache,
 };
 use secrecy::SecretString;
 use serde_json::json;

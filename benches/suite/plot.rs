@@ -94,10 +94,7 @@ fn draw(timeline: &Timeline, path: &Path) -> Result<(), Box<dyn std::error::Erro
         (p50, RGBColor(30, 90, 200), "p50 per 100 ms"),
     ];
     for (points, color, label) in series {
-        let clipped: Vec<(f64, f64)> = points
-            .into_iter()
-            .map(|(x, y)| (x, y.min(y_max)))
-            .collect();
+        let clipped: Vec<(f64, f64)> = points.into_iter().map(|(x, y)| (x, y.min(y_max))).collect();
         chart
             .draw_series(LineSeries::new(clipped, color.stroke_width(1)))?
             .label(label)

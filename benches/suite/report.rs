@@ -108,9 +108,7 @@ impl Report {
             mode: if options.quick { "quick" } else { "full" },
             rows,
             machine: super::machine::describe(),
-            date: chrono::Utc::now()
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string(),
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             elapsed,
             plot_error,
         }

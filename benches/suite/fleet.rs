@@ -232,7 +232,7 @@ mod imp {
         processes: usize,
         workers: &mut [(Child, Receiver<String>)],
     ) -> Result<Vec<WorkerResult>, String> {
-        let mut conn = connect(&redis.url().to_string()).await?;
+        let mut conn = connect(redis.url().as_str()).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready: Option<usize> = redis::cmd("GET")

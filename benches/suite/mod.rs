@@ -47,6 +47,8 @@ pub struct Options {
     /// Arguments that make this executable run one fleet worker (B6) when
     /// started again with [`fleet::ROLE_VAR`] set: none for the bench
     /// binary, libtest's `--exact fleet_worker --ignored` for a test.
+    /// (Unread without the `redis` feature: B6 then starts no worker.)
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub worker_args: Vec<String>,
     /// Only these benchmarks (`B1`, …), from `M2M_BENCH_ONLY=B1,B4`, for
     /// profiling one of them; `None`: all. A partial report goes to

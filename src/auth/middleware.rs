@@ -72,10 +72,10 @@ impl Middleware for AuthMiddleware {
             .insert(AUTHORIZATION, token.authorization().clone());
         let retry = request.try_clone();
         let response = next.clone().run(request, extensions).await?;
-        let call = response.url().path().to_owned();
+        let call = response.url().path();
         match self
             .auth
-            .resend_after(&response, Some(token.authorization()), retry, &call)
+            .resend_after(&response, Some(token.authorization()), retry, call)
             .await
         {
             Some(retry) => next.run(retry, extensions).await,

@@ -133,8 +133,9 @@ pub fn run(options: &Options, servers: &Servers) -> Row {
     )
 }
 
-/// `calls` calls from [`CALLERS`] concurrent callers, each call by `call`.
-async fn spread<F, Fut>(calls: usize, call: F) -> (Vec<Duration>, usize, Duration)
+/// `calls` calls from [`CALLERS`] concurrent callers, each call by `call`,
+/// and the token requests `sandbox` saw.
+async fn spread<F, Fut>(sandbox: &Sandbox, calls: usize, call: F) -> Workload
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send,
@@ -162,24 +163,23 @@ where
         latencies.append(&mut mine);
         failed += mine_failed;
     }
-    (latencies, failed, started.elapsed())
+    Workload {
+        calls,
+        failed,
+        elapsed: started.elapsed(),
+        latencies: Sample::new(latencies),
+        token_requests: sandbox.stats().token_requests_for(ProviderStyle::Cognito),
+    }
 }
 
 async fn m2m_workload(sandbox: &Sandbox, calls: usize) -> Workload {
     let cache = TokenCache::in_memory();
     let client = wiring::nxtsoft_client(sandbox, wiring::auth(wiring::endpoint(sandbox), &cache));
-    let (latencies, failed, elapsed) = spread(calls, move || {
+    spread(sandbox, calls, move || {
         let client = Arc::clone(&client);
         async move { wiring::validate(&client).await }
     })
-    .await;
-    Workload {
-        calls,
-        failed,
-        elapsed,
-        latencies: Sample::new(latencies),
-        token_requests: sandbox.stats().token_requests_for(ProviderStyle::Cognito),
-    }
+    .await
 }
 
 /// What the plain approach keeps between calls: the oauth2 client, the
@@ -236,16 +236,9 @@ async fn plain_workload(sandbox: &Sandbox, calls: usize) -> Workload {
             .try_into()
             .expect("the transaction is valid"),
     });
-    let (latencies, failed, elapsed) = spread(calls, move || {
+    spread(sandbox, calls, move || {
         let plain = Arc::clone(&plain);
         async move { plain.call().await }
     })
-    .await;
-    Workload {
-        calls,
-        failed,
-        elapsed,
-        latencies: Sample::new(latencies),
-        token_requests: sandbox.stats().token_requests_for(ProviderStyle::Cognito),
-    }
+    .await
 }

@@ -13,7 +13,7 @@ use http::HeaderValue;
 use m2m::apis::{cenda_configuration as cenda, nxtsoft_transactions as nxtsoft};
 use m2m::auth::clock::{Clock, ManualClock, SystemClock};
 use m2m::auth::{AccessToken, Auth, AuthError, BoxFuture, TokenSource};
-use m2m::sandbox::demo;
+use m2m::sandbox::demo::{self, accepted_transaction};
 use m2m::sandbox::{DemoClient, GarbageBody, ProviderStyle, Sandbox, SandboxStats};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -187,16 +187,6 @@ fn nxtsoft_client(sandbox: &Sandbox, tokens: SandboxTokens) -> nxtsoft::Client {
 
 fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
-}
-
-fn transaction() -> nxtsoft::types::builder::TransactionRequest {
-    nxtsoft::types::TransactionRequest::builder()
-        .account_number("000123456789")
-        .routing_number("021000021")
-        .amount(125.5)
-        .currency("USD")
-        .transaction_type(nxtsoft::types::TransactionType::Credit)
-        .reference("INV-2024-0042")
 }
 
 fn organisation(name: &str) -> cenda::types::builder::CreateOrganisationRequest {
@@ -932,7 +922,7 @@ async fn nxtsoft_validates_and_posts_transactions() {
     );
     let valid = api
         .post_validation_message()
-        .body(transaction())
+        .body(accepted_transaction())
         .send()
         .await
         .unwrap()
@@ -947,7 +937,11 @@ async fn nxtsoft_validates_and_posts_transactions() {
 
     let invalid = api
         .post_validation_message()
-        .body(transaction().routing_number("021000022").currency("EUR"))
+        .body(
+            accepted_transaction()
+                .routing_number("021000022")
+                .currency("EUR"),
+        )
         .send()
         .await
         .unwrap()
@@ -963,7 +957,7 @@ async fn nxtsoft_validates_and_posts_transactions() {
 
     let review = api
         .post_validation_message()
-        .body(transaction().amount(25_000.0))
+        .body(accepted_transaction().amount(25_000.0))
         .send()
         .await
         .unwrap();
@@ -975,7 +969,7 @@ async fn nxtsoft_validates_and_posts_transactions() {
     let first = api
         .post_transaction()
         .idempotency_key("key-1")
-        .body(transaction())
+        .body(accepted_transaction())
         .send()
         .await
         .unwrap();
@@ -985,7 +979,7 @@ async fn nxtsoft_validates_and_posts_transactions() {
     let again = api
         .post_transaction()
         .idempotency_key("key-1")
-        .body(transaction())
+        .body(accepted_transaction())
         .send()
         .await
         .unwrap();
@@ -993,7 +987,7 @@ async fn nxtsoft_validates_and_posts_transactions() {
     let reused = api
         .post_transaction()
         .idempotency_key("key-1")
-        .body(transaction().amount(1.0))
+        .body(accepted_transaction().amount(1.0))
         .send()
         .await
         .unwrap_err();
@@ -1001,7 +995,7 @@ async fn nxtsoft_validates_and_posts_transactions() {
 
     let rejected = api
         .post_transaction()
-        .body(transaction().routing_number("021000022"))
+        .body(accepted_transaction().routing_number("021000022"))
         .send()
         .await
         .unwrap_err();
@@ -1029,9 +1023,10 @@ async fn expired_token_gets_invalid_token_and_the_client_renews_once() {
     let client = sandbox.demo_client(ProviderStyle::Cognito);
     let token = access_token(&client, None).await;
     let url = format!("{}/transactions/mock", sandbox.nxtsoft_api_url());
-    let body =
-        serde_json::to_value(nxtsoft::types::TransactionRequest::try_from(transaction()).unwrap())
-            .unwrap();
+    let body = serde_json::to_value(
+        nxtsoft::types::TransactionRequest::try_from(accepted_transaction()).unwrap(),
+    )
+    .unwrap();
     let send = |token: String| {
         let url = url.clone();
         let body = body.clone();
@@ -1065,7 +1060,7 @@ async fn expired_token_gets_invalid_token_and_the_client_renews_once() {
     let fetches = Arc::clone(&tokens.fetches);
     let api = nxtsoft_client(&sandbox, tokens);
     api.post_validation_message()
-        .body(transaction())
+        .body(accepted_transaction())
         .send()
         .await
         .unwrap();
@@ -1073,7 +1068,7 @@ async fn expired_token_gets_invalid_token_and_the_client_renews_once() {
     sandbox.reset_stats();
     let result = api
         .post_validation_message()
-        .body(transaction())
+        .body(accepted_transaction())
         .send()
         .await
         .unwrap();
@@ -1093,9 +1088,10 @@ async fn expired_token_gets_invalid_token_and_the_client_renews_once() {
 async fn tokens_the_api_cannot_accept_are_refused_as_rfc_6750_says() {
     let sandbox = Sandbox::start().await.unwrap();
     let url = format!("{}/transactions", sandbox.nxtsoft_api_url());
-    let body =
-        serde_json::to_value(nxtsoft::types::TransactionRequest::try_from(transaction()).unwrap())
-            .unwrap();
+    let body = serde_json::to_value(
+        nxtsoft::types::TransactionRequest::try_from(accepted_transaction()).unwrap(),
+    )
+    .unwrap();
 
     let missing = http().post(&url).json(&body).send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 401);
@@ -1369,9 +1365,10 @@ async fn fault_knobs_throttle_fail_garble_and_shorten_lifetimes() {
     // API routes only when asked.
     let token = body["access_token"].as_str().unwrap().to_owned();
     let api_url = format!("{}/transactions/mock", sandbox.nxtsoft_api_url());
-    let tx =
-        serde_json::to_value(nxtsoft::types::TransactionRequest::try_from(transaction()).unwrap())
-            .unwrap();
+    let tx = serde_json::to_value(
+        nxtsoft::types::TransactionRequest::try_from(accepted_transaction()).unwrap(),
+    )
+    .unwrap();
     sandbox.faults().throttle_next(1, Duration::from_secs(30));
     sandbox.faults().update(|f| f.include_api_routes = true);
     let throttled = http()
@@ -1517,9 +1514,10 @@ async fn latency_delays_token_responses_but_not_api_routes_by_default() {
 
     let started = tokio::time::Instant::now();
     let url = format!("{}/transactions/mock", sandbox.nxtsoft_api_url());
-    let tx =
-        serde_json::to_value(nxtsoft::types::TransactionRequest::try_from(transaction()).unwrap())
-            .unwrap();
+    let tx = serde_json::to_value(
+        nxtsoft::types::TransactionRequest::try_from(accepted_transaction()).unwrap(),
+    )
+    .unwrap();
     let response = http()
         .post(&url)
         .bearer_auth(&token)

@@ -232,7 +232,7 @@ async fn plain_workload(sandbox: &Sandbox, calls: usize) -> Workload {
         oauth,
         http: Reqwest013(http),
         url: format!("{}/transactions/mock", sandbox.nxtsoft_api_url()),
-        body: wiring::transaction()
+        body: m2m::sandbox::demo::accepted_transaction()
             .try_into()
             .expect("the transaction is valid"),
     });

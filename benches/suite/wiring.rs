@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2m::apis::nxtsoft_transactions::{self as nxtsoft, types};
+use m2m::apis::nxtsoft_transactions as nxtsoft;
 use m2m::auth::{
     Auth, ClientCredential, TokenCache, TokenEndpoint, TokenEndpointBuilder, TokenLifetimes,
 };
 use m2m::provider::Provider;
-use m2m::sandbox::demo::{COGNITO_CLIENT_ID, COGNITO_CLIENT_SECRET};
+use m2m::sandbox::demo::{self, COGNITO_CLIENT_ID, COGNITO_CLIENT_SECRET};
 use m2m::sandbox::{Faults, ProviderStyle, Sandbox};
 use tokio::runtime::Runtime;
 use url::Url;
@@ -124,22 +124,11 @@ pub fn nxtsoft_client(sandbox: &Sandbox, auth: Auth) -> Arc<nxtsoft::Client> {
     ))
 }
 
-/// A transaction every NXTsoft check accepts.
-pub fn transaction() -> types::builder::TransactionRequest {
-    types::TransactionRequest::builder()
-        .account_number("000123456789")
-        .routing_number("021000021")
-        .amount(125.5)
-        .currency("USD")
-        .transaction_type(types::TransactionType::Credit)
-        .reference("INV-2024-0042")
-}
-
 /// One generated call, `POST /transactions/mock`: whether it succeeded.
 pub async fn validate(client: &nxtsoft::Client) -> bool {
     client
         .post_validation_message()
-        .body(transaction())
+        .body(demo::accepted_transaction())
         .send()
         .await
         .is_ok()

@@ -61,6 +61,21 @@ pub const NXTSOFT_AUDIENCE: &str = "nxtsoft-transactions";
 /// The application role Entra puts in Cenda tokens (`roles`).
 pub(crate) const CENDA_APP_ROLE: &str = "Configuration.ReadWrite";
 
+/// A NXTsoft transaction that every check of the sandbox's
+/// `POST /transactions/mock` accepts (a builder: change a field to make a
+/// check fail).
+pub fn accepted_transaction()
+-> crate::apis::nxtsoft_transactions::types::builder::TransactionRequest {
+    use crate::apis::nxtsoft_transactions::types::{TransactionRequest, TransactionType};
+    TransactionRequest::builder()
+        .account_number("000123456789")
+        .routing_number("021000021")
+        .amount(125.5)
+        .currency("USD")
+        .transaction_type(TransactionType::Credit)
+        .reference("INV-2024-0042")
+}
+
 /// The token-endpoint dialects the sandbox speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProviderStyle {

@@ -22,7 +22,7 @@ use m2m::auth::{
     TokenEndpoint, TokenEndpointBuilder,
 };
 use m2m::provider::Provider;
-use m2m::sandbox::demo::{COGNITO_CLIENT_ID, COGNITO_CLIENT_SECRET};
+use m2m::sandbox::demo::{COGNITO_CLIENT_ID, COGNITO_CLIENT_SECRET, accepted_transaction};
 use m2m::sandbox::{ProviderStyle, Sandbox};
 use url::Url;
 use wiremock::MockServer;
@@ -120,22 +120,11 @@ impl Chain {
 /// What one generated call returns.
 pub type CallResult = Result<ResponseValue<types::ValidationResult>, Error<types::Error>>;
 
-/// A transaction every NXTsoft check accepts.
-pub fn transaction() -> types::builder::TransactionRequest {
-    types::TransactionRequest::builder()
-        .account_number("000123456789")
-        .routing_number("021000021")
-        .amount(125.5)
-        .currency("USD")
-        .transaction_type(types::TransactionType::Credit)
-        .reference("INV-2024-0042")
-}
-
 /// One generated call: `POST /transactions/mock`.
 pub async fn validate(client: &nxtsoft::Client) -> CallResult {
     client
         .post_validation_message()
-        .body(transaction())
+        .body(accepted_transaction())
         .send()
         .await
 }

@@ -10,9 +10,10 @@ use http::HeaderValue;
 use m2m::auth::clock::{Clock, FixedJitter, ManualClock};
 use m2m::auth::{
     AccessToken, Auth, AuthError, BoxFuture, CacheKey, CacheSettings, CacheStats,
-    CachedTokenSource, FetchToken, InvalidTokenValue, MemoryStore, StoreError, StoreLock,
-    TokenCache, TokenStore,
+    CachedTokenSource, ClientCredential, FetchToken, InvalidTokenValue, MemoryStore, RetryPolicy,
+    StoreError, StoreLock, TokenCache, TokenEndpoint, TokenStore,
 };
+use m2m::provider::Provider;
 use secrecy::SecretString;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -431,6 +432,62 @@ async fn a_token_in_its_last_seconds_is_not_handed_out() {
         (stats.misses, stats.adopted, stats.background_refreshes),
         (2, 0, 0)
     );
+}
+
+/// Issue 11, item 4: a discovery answer with `Retry-After: 2^64 - 1`
+/// overflowed `SystemTime + Duration` in the cache's backoff, and the caller
+/// was told (by a panic) that the token fetcher had panicked. The wait is
+/// capped (120 s) and every sum with it is checked.
+#[tokio::test]
+async fn a_retry_after_of_u64_max_on_discovery_holds_the_key_off_for_the_cap() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(
+            ResponseTemplate::new(503).insert_header("retry-after", u64::MAX.to_string().as_str()),
+        )
+        .mount(&server)
+        .await;
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let discovery_url = format!("{}/.well-known/openid-configuration", server.uri());
+    let endpoint = TokenEndpoint::builder(
+        Provider::custom_discovery(discovery_url.parse().unwrap()),
+        "loopback-client",
+        ClientCredential::secret("loopback-secret"),
+    )
+    .clock(clock.clone())
+    .jitter(Arc::new(FixedJitter(0.0)))
+    .retry(RetryPolicy::no_retries())
+    .build()
+    .unwrap();
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+
+    let caller = {
+        let source = source.clone();
+        tokio::spawn(async move { source.token().await })
+    };
+    let error = caller
+        .await
+        .expect("the caller gets an error, not a panic")
+        .unwrap_err();
+    assert!(matches!(error, AuthError::Discovery(_)), "{error:?}");
+    assert_eq!(error.retry_after(), Some(secs(120)));
+    assert_eq!(token_requests(&server).await, 1);
+
+    // The key is held off for the capped wait, then tried again.
+    clock.advance(secs(119));
+    let held = source.token().await.unwrap_err();
+    assert_eq!(held.to_string(), error.to_string());
+    assert_eq!(token_requests(&server).await, 1);
+    clock.advance(secs(1));
+    source.token().await.unwrap_err();
+    assert_eq!(token_requests(&server).await, 2);
 }
 
 // ---------------------------------------------------------------------------

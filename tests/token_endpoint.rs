@@ -474,6 +474,38 @@ async fn a_failed_discovery_is_retried_not_kept() {
     assert_eq!(requests(&server).await.len(), 3);
 }
 
+/// Issue 11, item 4: the `Retry-After` of a discovery answer was not
+/// capped, so a `503 Retry-After: 3600` made the fetch wait an hour before
+/// each retry. It is cut to the one cap of every `Retry-After` (120 s).
+#[tokio::test]
+async fn a_retry_after_on_discovery_is_capped_like_the_token_endpoints() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "3600"))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let clock = clock();
+    let error = TokenEndpoint::builder(
+        discovery_provider(&server),
+        CLIENT_ID,
+        ClientCredential::secret(SECRET),
+    )
+    .clock(clock.clone())
+    .jitter(Arc::new(FixedJitter(0.0)))
+    .build()
+    .unwrap()
+    .fetch()
+    .await
+    .unwrap_err();
+    assert!(matches!(error, AuthError::Discovery(_)), "{error:?}");
+    let cap = Duration::from_secs(120);
+    assert_eq!(error.retry_after(), Some(cap));
+    assert_eq!(clock.sleeps(), vec![cap; 2], "two waits before the retries");
+    server.verify().await;
+}
+
 #[tokio::test]
 async fn discovered_plain_http_or_incomplete_documents_are_refused() {
     for (document, expected) in [

@@ -18,6 +18,26 @@ pub trait Clock: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 }
 
+/// `at + by`, or the latest time the platform can hold when the sum does not
+/// fit: a wait or a lifetime from the network (a `Retry-After`, an
+/// `expires_in`) never overflows `SystemTime + Duration` into a panic.
+pub(crate) fn later(at: SystemTime, by: Duration) -> SystemTime {
+    if let Some(sum) = at.checked_add(by) {
+        return sum;
+    }
+    // Climb to the last representable instant: at most one step succeeds
+    // per halving, so this ends after about a hundred steps.
+    let mut latest = at;
+    let mut step = by;
+    while !step.is_zero() {
+        match latest.checked_add(step) {
+            Some(next) => latest = next,
+            None => step /= 2,
+        }
+    }
+    latest
+}
+
 /// The real clock: `SystemTime::now` and `tokio::time::sleep`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
@@ -66,7 +86,7 @@ impl ManualClock {
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let mut state = self.lock();
-        state.now += by;
+        state.now = later(state.now, by);
     }
 
     /// Every duration passed to [`Clock::sleep`] so far, in order.
@@ -88,7 +108,7 @@ impl Clock for ManualClock {
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         let mut state = self.lock();
-        state.now += duration;
+        state.now = later(state.now, duration);
         state.sleeps.push(duration);
         Box::pin(std::future::ready(()))
     }
@@ -132,6 +152,22 @@ mod tests {
         clock.advance(Duration::from_secs(3));
         assert_eq!(clock.now(), start + Duration::from_secs(5));
         assert_eq!(clock.sleeps(), vec![Duration::from_secs(2)]);
+    }
+
+    #[test]
+    fn later_saturates_at_the_last_representable_time() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        assert_eq!(
+            later(start, Duration::from_secs(5)),
+            start + Duration::from_secs(5)
+        );
+        let last = later(start, Duration::MAX);
+        assert!(last > start + Duration::from_secs(1 << 62), "{last:?}");
+        assert_eq!(last.checked_add(Duration::from_nanos(1)), None);
+        assert_eq!(later(last, Duration::from_secs(120)), last);
+        let clock = ManualClock::new(last);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), last);
     }
 
     #[test]

@@ -25,10 +25,12 @@ use oauth2::{ClientId, EndpointNotSet, EndpointSet, Scope, StandardRevocableToke
 use tracing::Instrument;
 use url::Url;
 
-use super::clock::{Clock, Jitter, RandomJitter, SystemClock};
+use super::clock::{Clock, Jitter, RandomJitter, SystemClock, later};
 use super::credentials::RequestAuth;
 use super::discovery::Discovery;
-use super::http::{HttpSettings, RecordingClient, TokenHttpClient, check_credentials_url};
+use super::http::{
+    HttpSettings, MAX_RETRY_AFTER, RecordingClient, TokenHttpClient, check_credentials_url,
+};
 use super::response::{
     ErrorResponseBody, FailureContext, TokenLifetimes, TokenResponseBody, read_token_answer,
 };
@@ -48,8 +50,10 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Longest backoff wait (10 s).
     pub max_delay: Duration,
-    /// Longest `Retry-After` honoured (120 s); longer values are cut to it,
-    /// for the wait before a retry and for the hold-off after a final 429.
+    /// Longest `Retry-After` honoured, from the token endpoint or the
+    /// discovery document: longer values are cut to it, for the wait before
+    /// a retry and for the hold-off after a final 429. Default and upper
+    /// bound: [`MAX_RETRY_AFTER`] (120 s); it can only be lowered.
     pub max_retry_after: Duration,
 }
 
@@ -59,7 +63,7 @@ impl Default for RetryPolicy {
             max_attempts: 3,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(120),
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 }
@@ -86,9 +90,9 @@ impl RetryPolicy {
         self
     }
 
-    /// With another cap for `Retry-After`.
+    /// With a lower cap for `Retry-After` (at most [`MAX_RETRY_AFTER`]).
     pub fn with_max_retry_after(mut self, max_retry_after: Duration) -> Self {
-        self.max_retry_after = max_retry_after;
+        self.max_retry_after = max_retry_after.min(MAX_RETRY_AFTER);
         self
     }
 
@@ -439,9 +443,10 @@ impl TokenEndpoint {
                 span.record("status", status.as_u16());
             }
             let throttled = error.status() == Some(StatusCode::TOO_MANY_REQUESTS);
-            let wait = error
-                .retry_after()
-                .unwrap_or_else(|| self.retry.backoff(attempt, self.jitter.fraction()));
+            let wait = match error.retry_after() {
+                Some(after) => after.min(self.retry.max_retry_after),
+                None => self.retry.backoff(attempt, self.jitter.fraction()),
+            };
             if !error.is_retryable() || attempt >= self.retry.max_attempts {
                 if throttled {
                     self.hold_off(wait);
@@ -522,7 +527,7 @@ impl TokenEndpoint {
     }
 
     fn hold_off(&self, duration: Duration) {
-        let until = self.clock.now() + duration;
+        let until = later(self.clock.now(), duration);
         *self
             .held_off_until
             .lock()

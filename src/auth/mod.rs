@@ -37,7 +37,9 @@ pub use error::{
     TransportError, TransportErrorKind,
 };
 pub(crate) use http::redact_password;
-pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
+pub use http::{
+    HttpSettings, MAX_RETRY_AFTER, TokenHttpClient, check_credentials_url, retry_after,
+};
 #[cfg(feature = "middleware")]
 pub use middleware::AuthMiddleware;
 #[cfg(feature = "redis")]

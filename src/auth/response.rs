@@ -17,6 +17,7 @@ use secrecy::SecretString;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::clock::later;
 use super::error::{EndpointError, InvalidResponse, OAuthError, Scrubber, TransportError};
 use super::http::RecordedResponse;
 use super::{AccessToken, AuthError, ConfigError};
@@ -159,7 +160,7 @@ impl TokenResponseBody {
         let token = AccessToken::new(
             SecretString::from(self.access_token.into_secret()),
             &self.token_type.0,
-            now + lifetime,
+            later(now, lifetime),
             scopes,
         )
         .map_err(|_| "the access_token cannot be sent in an HTTP header".to_owned())?;

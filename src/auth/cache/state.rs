@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::Shared;
 use super::settings::{CacheSettings, Plan, retry_delay};
 use super::stats::Counters;
-use crate::auth::clock::Jitter;
+use crate::auth::clock::{Jitter, later};
 use crate::auth::{AccessToken, AuthError, CacheKey};
 
 /// Shared by every source bound to the same key.
@@ -76,7 +76,7 @@ impl RetryState {
         let backoff = retry_delay(settings, self.failures);
         let retry_after = error.as_ref().and_then(AuthError::retry_after);
         let delay = retry_after.map_or(backoff, |after| after.max(backoff));
-        self.not_before = Some(now + delay);
+        self.not_before = Some(later(now, delay));
         self.last_error = error;
         delay
     }

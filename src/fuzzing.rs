@@ -146,9 +146,9 @@ fn exchange(response: &RecordedResponse, auth: &RequestAuth) -> TokenOutcome {
 /// The token endpoint answers with `bytes` (see the module documentation).
 ///
 /// Checks: a token is never empty, is the body's `access_token`, has a
-/// lifetime within [`TokenLifetimes`]' bounds (the default one when the
-/// answer gives none), and goes into a sensitive header of exactly
-/// `{token_type} {access_token}`; only a 200 gives a token. An error is one
+/// lifetime no longer than the `expires_in` given nor than
+/// [`TokenLifetimes`]' bound (the default one when the answer gives none),
+/// and goes into a sensitive header of exactly `{token_type} {access_token}`; only a 200 gives a token. An error is one
 /// printable line, never shows the client secret in any form, keeps a
 /// `Retry-After` within the cap, and does not depend on the value of an
 /// `access_token` in the body (so it cannot show it).
@@ -214,9 +214,17 @@ fn check_token(
     }
     let lifetimes = TokenLifetimes::default();
     assert!(
-        (lifetimes.min..=lifetimes.max).contains(&lifetime),
-        "lifetime {lifetime:?} outside the bounds"
+        lifetime <= lifetimes.max,
+        "lifetime {lifetime:?} over the bound"
     );
+    if source == LifetimeSource::ExpiresIn
+        && let Some(given) = expires_in_seconds(&response.body)
+    {
+        assert!(
+            lifetime.as_secs() <= given.max(0).unsigned_abs(),
+            "lifetime {lifetime:?} longer than the expires_in given ({given})"
+        );
+    }
     if source == LifetimeSource::Default {
         assert_eq!(
             lifetime, lifetimes.default,
@@ -244,6 +252,15 @@ fn check_token(
             "Debug of the token shows it"
         );
     }
+}
+
+/// A plain integer `expires_in` of a JSON object body, as the server gave it.
+fn expires_in_seconds(body: &[u8]) -> Option<i64> {
+    let body = serde_json::Deserializer::from_slice(body)
+        .into_iter::<serde_json::Value>()
+        .next()?
+        .ok()?;
+    body.get("expires_in")?.as_i64()
 }
 
 /// What every error printed from outside input must be: one printable

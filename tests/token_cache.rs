@@ -490,6 +490,73 @@ async fn a_retry_after_of_u64_max_on_discovery_holds_the_key_off_for_the_cap() {
     assert_eq!(token_requests(&server).await, 2);
 }
 
+/// A token endpoint on `server` (m2m's own, with retries) whose waits and
+/// expiry times follow `clock`.
+fn loopback_endpoint(server: &MockServer, clock: &Arc<ManualClock>) -> TokenEndpoint {
+    TokenEndpoint::builder(
+        Provider::custom_token_url(format!("{}{TOKEN_PATH}", server.uri()).parse().unwrap()),
+        "loopback-client",
+        ClientCredential::secret("loopback-secret"),
+    )
+    .clock(clock.clone())
+    .jitter(Arc::new(FixedJitter(0.0)))
+    .build()
+    .unwrap()
+}
+
+/// Issue 11, item 6: an `expires_in` under 60 s was taken as 60 s, so the
+/// token was used after the expiry the server gave. A short lifetime is
+/// taken at its word (refreshed at half of it, not handed out in its last
+/// quarter), and a lifetime of 0 serves only the call that fetched it.
+#[tokio::test]
+async fn a_token_is_never_served_past_the_expiry_the_server_gave() {
+    let server = token_server(20).await;
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let endpoint = loopback_endpoint(&server, &clock);
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let start = clock.now();
+
+    let first = source.token().await.unwrap();
+    assert_eq!(first.expires_at(), start + secs(20), "the server's expiry");
+    let mut issued = vec![(value(&first).to_owned(), start)];
+    for _ in 0..40 {
+        clock.advance(secs(1));
+        let token = source.token().await.unwrap();
+        let now = clock.now();
+        if issued.last().is_none_or(|(v, _)| v != value(&token)) {
+            issued.push((value(&token).to_owned(), now));
+        }
+        let since = issued.last().map(|(_, at)| *at).unwrap_or(start);
+        assert!(
+            token.expires_at() > now && token.expires_at() <= since + secs(20),
+            "at {:?}: a token expiring at {:?}",
+            now.duration_since(start),
+            token.expires_at().duration_since(start)
+        );
+        source.settled().await;
+    }
+    assert_ne!(value(&source.token().await.unwrap()), value(&first));
+    // Refreshed in the background at half of each 20 s life.
+    assert_eq!(token_requests(&server).await, 5);
+
+    // expires_in 0: the token serves the call that fetched it, and the next
+    // call fetches again.
+    let server = token_server(0).await;
+    let endpoint = loopback_endpoint(&server, &clock);
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let a = source.token().await.unwrap();
+    assert_eq!(a.expires_at(), clock.now());
+    let b = source.token().await.unwrap();
+    assert_ne!(value(&a), value(&b));
+    assert_eq!(token_requests(&server).await, 2);
+}
+
 // ---------------------------------------------------------------------------
 // Rejected tokens, forced refresh, invalidation
 // ---------------------------------------------------------------------------

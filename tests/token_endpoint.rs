@@ -570,8 +570,10 @@ async fn lenient_token_responses() {
     let cases: Vec<(String, &str, &str, u64)> = vec![
         (json!({"access_token": TOKEN, "token_type": "bearer", "expires_in": "3600"}).to_string(), json_utf8, "Bearer", 3600),
         (json!({"access_token": TOKEN, "token_type": "BEARER"}).to_string(), "application/json", "Bearer", 900),
-        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0}).to_string(), json_utf8, "Bearer", 60),
-        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": -30}).to_string(), json_utf8, "Bearer", 60),
+        // Never longer than the server said (issue 11, item 6).
+        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0}).to_string(), json_utf8, "Bearer", 0),
+        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": -30}).to_string(), json_utf8, "Bearer", 0),
+        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 45}).to_string(), json_utf8, "Bearer", 45),
         (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 9_999_999_999u64}).to_string(), json_utf8, "Bearer", 86_400),
         (
             json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": TOKEN, "foo": {"bar": [1]}}).to_string(),

@@ -11,7 +11,7 @@ use m2m::auth::clock::{Clock, FixedJitter, ManualClock};
 use m2m::auth::{
     AccessToken, Auth, AuthError, BoxFuture, CacheKey, CacheSettings, CacheStats,
     CachedTokenSource, ClientCredential, FetchToken, InvalidTokenValue, MemoryStore, RetryPolicy,
-    StoreError, StoreLock, TokenCache, TokenEndpoint, TokenStore,
+    StoreError, StoreLock, TokenCache, TokenEndpoint, TokenStore, UnfinishedFetch,
 };
 use m2m::provider::Provider;
 use secrecy::SecretString;
@@ -1005,6 +1005,58 @@ async fn logs_tell_hits_misses_and_failed_refreshes_without_the_token() {
     for line in lines.iter() {
         assert!(!line.contains("loopback-token"), "{line}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// A runtime that is shutting down
+// ---------------------------------------------------------------------------
+
+/// Issue 11, item 7: a cold call spawned its fetch while holding the key's
+/// lock; on a runtime that is shutting down, `spawn` drops the task at
+/// once, the task's guard took the same lock, and the thread (and every
+/// later caller of the key) hung. Now the call fails with a typed error.
+#[test]
+fn a_cold_call_on_a_runtime_that_is_shutting_down_fails_instead_of_hanging() {
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let server = servers.block_on(token_server(3600));
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let fetcher = LoopbackFetcher::new(&server, &clock);
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let source = cache.source(cache_key("shutting-down"), fetcher.clone());
+    let dying = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = dying.handle().clone();
+    drop(dying);
+
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let caller = source.clone();
+    std::thread::spawn(move || {
+        let _inside = handle.enter();
+        let _ = sender.send(futures::executor::block_on(caller.token()));
+    });
+    let result = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the call returns within 10 s (it used to hang for ever)");
+    let error = result.expect_err("no token without a runtime to fetch it");
+    assert!(
+        matches!(
+            error,
+            AuthError::Unfinished(UnfinishedFetch::RuntimeShutDown)
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("shutting down"), "{error}");
+    assert!(fetcher.attempts_since(clock.now()).is_empty());
+    // The key is not wedged: on a live runtime the next call fetches.
+    let token = servers.block_on(source.token()).unwrap();
+    assert_eq!(value(&token), "Bearer loopback-token-1");
 }
 
 // ---------------------------------------------------------------------------

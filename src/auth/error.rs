@@ -50,6 +50,9 @@ pub enum AuthError {
     /// The token endpoint returned a token that cannot be sent in a header.
     #[error(transparent)]
     InvalidToken(#[from] InvalidTokenValue),
+    /// The token fetch this call waited for ended without a result.
+    #[error(transparent)]
+    Unfinished(UnfinishedFetch),
 }
 
 impl AuthError {
@@ -100,6 +103,16 @@ impl AuthError {
             _ => None,
         }
     }
+}
+
+/// Why the token fetch a call waited for ended without a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnfinishedFetch {
+    /// The fetch could not start: the Tokio runtime it was handed to is
+    /// shutting down (it drops new tasks unrun).
+    #[error("the token fetch could not start: the Tokio runtime is shutting down")]
+    RuntimeShutDown,
 }
 
 pub(crate) fn is_retryable_status(status: StatusCode) -> bool {

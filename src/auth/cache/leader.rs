@@ -67,8 +67,9 @@ pub(crate) async fn run(
     state: Arc<KeyState>,
     fetcher: Arc<dyn FetchToken>,
     kind: FlightKind,
-    guard: FlightGuard,
+    mut guard: FlightGuard,
 ) {
+    guard.start();
     let result = obtain(&shared, &state, fetcher.as_ref(), &kind).await;
     let now = shared.clock.now();
     let mut inner = state.lock();

@@ -50,7 +50,7 @@ use stats::Counters;
 
 use super::clock::{Clock, Jitter, RandomJitter, SystemClock};
 use super::store::{MemoryStore, StoreError, TokenStore};
-use super::{AccessToken, AuthError, BoxFuture, FetchToken, TokenSource};
+use super::{AccessToken, AuthError, BoxFuture, FetchToken, TokenSource, UnfinishedFetch};
 
 /// A shared token cache over a [`TokenStore`]. Cloning shares it.
 #[derive(Clone)]
@@ -173,7 +173,9 @@ impl CachedTokenSource {
     /// under way for the key. Fails only when no usable token is cached and
     /// the fetch fails (or failed less than the backoff ago: its error is
     /// returned again without a new request; after a throttle, that is
-    /// [`AuthError::HeldOff`] with the time left of its `Retry-After`).
+    /// [`AuthError::HeldOff`] with the time left of its `Retry-After`), or
+    /// cannot run ([`AuthError::Unfinished`]: the Tokio runtime is shutting
+    /// down).
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
         if let Some(token) = self.shared.store.peek(&self.state.key)
             && let Some(token) = self.serve(token)
@@ -340,7 +342,7 @@ impl CachedTokenSource {
         let shared = &self.shared;
         loop {
             let now = shared.clock.now();
-            let mut inline = None;
+            let mut run = None;
             let waiter = {
                 let mut inner = self.state.lock();
                 if let Some(flight) = &inner.flight {
@@ -359,21 +361,27 @@ impl CachedTokenSource {
                 } else {
                     let kind = kind(inner.plan.map(|plan| plan.expires_at));
                     let (guard, waiter) = inner.start_flight(shared, &self.state);
-                    let run = leader::run(
+                    run = Some(leader::run(
                         Arc::clone(shared),
                         Arc::clone(&self.state),
                         Arc::clone(&self.fetcher),
                         kind,
                         guard,
-                    );
-                    match Handle::try_current() {
-                        Ok(runtime) => drop(runtime.spawn(run)),
-                        // Outside a Tokio runtime: this caller runs the fetch.
-                        Err(_) => inline = Some(run),
-                    }
+                    ));
                     waiter
                 }
             };
+            // Spawned only now, the key's lock released: a runtime that is
+            // shutting down drops the task inside `spawn`, and its guard
+            // takes that lock.
+            let inline = run.and_then(|run| match Handle::try_current() {
+                Ok(runtime) => {
+                    drop(runtime.spawn(run));
+                    None
+                }
+                // Outside a Tokio runtime: this caller runs the fetch.
+                Err(_) => Some(run),
+            });
             Counters::bump(&shared.counters.waited);
             if let Some(run) = inline {
                 run.await;
@@ -382,6 +390,9 @@ impl CachedTokenSource {
                 Waited::Ended(FlightEnd::Done(result)) => return result,
                 Waited::Ended(FlightEnd::Panicked) => {
                     panic!("m2m: the token fetcher panicked during the fetch this call waited for")
+                }
+                Waited::Ended(FlightEnd::NotStarted) => {
+                    return Err(AuthError::Unfinished(UnfinishedFetch::RuntimeShutDown));
                 }
                 Waited::Abandoned => continue,
             }

@@ -92,6 +92,9 @@ pub(crate) enum FlightEnd {
     Done(Result<AccessToken, AuthError>),
     /// The fetcher panicked (its panic was printed where it happened).
     Panicked,
+    /// The flight was dropped before it ran: the runtime it was spawned on
+    /// is shutting down.
+    NotStarted,
 }
 
 /// The fetch under way for a key; waiters clone the receiver.
@@ -158,6 +161,7 @@ impl KeyInner {
             state: Arc::clone(state),
             id,
             tx: Some(tx),
+            started: false,
         };
         (guard, rx)
     }
@@ -199,14 +203,25 @@ impl KeyInner {
 /// Held by whoever runs a flight: publishes how it ended, and if it is
 /// dropped unfinished (a panic, a cancelled task) still clears the slot so
 /// the key is never stuck.
+///
+/// Its drop takes the key's lock: never drop one (nor spawn the flight that
+/// owns it, as a runtime that is shutting down drops it inside `spawn`)
+/// while holding that lock.
 pub(crate) struct FlightGuard {
     shared: Arc<Shared>,
     state: Arc<KeyState>,
     id: u64,
     tx: Option<watch::Sender<Option<FlightEnd>>>,
+    /// The flight has begun to run (set on its first poll).
+    started: bool,
 }
 
 impl FlightGuard {
+    /// The flight runs: from now on, a drop means it was abandoned.
+    pub fn start(&mut self) {
+        self.started = true;
+    }
+
     /// Clears the slot under `inner` (already locked by the caller, who
     /// updates plan and retry state in the same critical section) and
     /// publishes `end` once the lock is released.
@@ -241,6 +256,11 @@ impl Drop for FlightGuard {
         let panicked = std::thread::panicking();
         let mut inner = self.state.lock();
         clear_slot(&mut inner, self.id);
+        if !self.started {
+            drop(inner);
+            tx.send_replace(Some(FlightEnd::NotStarted));
+            return;
+        }
         if panicked {
             // Back off as after any failure: a fetcher that panics is not
             // called again on every request.

@@ -1079,8 +1079,11 @@ impl FetchToken for PanicsOnce {
     }
 }
 
+/// Issue 11, item 8: the callers waiting for a fetch whose fetcher
+/// panicked used to panic too. They get a typed error; the failure backs
+/// the key off like any other, and the key works again after it.
 #[tokio::test]
-async fn a_panicking_fetcher_does_not_wedge_the_key() {
+async fn a_panicking_fetcher_gives_its_waiters_a_typed_error_and_does_not_wedge_the_key() {
     let s = setup(3600, CacheSettings::default()).await;
     let panicky = Arc::new(PanicsOnce {
         panicked: AtomicBool::new(false),
@@ -1092,15 +1095,165 @@ async fn a_panicking_fetcher_does_not_wedge_the_key() {
         let source = source.clone();
         tokio::spawn(async move { source.token().await })
     };
+    let error = caller
+        .await
+        .expect("the waiting caller does not panic")
+        .unwrap_err();
     assert!(
-        caller.await.unwrap_err().is_panic(),
-        "the waiting caller saw the panic"
+        matches!(
+            error,
+            AuthError::Unfinished(UnfinishedFetch::FetcherPanicked)
+        ),
+        "{error:?}"
     );
     assert_eq!(s.cache.stats().fetch_failures, 1);
+    // Within the backoff, the same error, without calling the fetcher.
+    let again = source.token().await.unwrap_err();
+    assert_eq!(again.to_string(), error.to_string());
 
     // After the backoff, the key works again.
     s.clock.advance(secs(1));
     let token = source.token().await.unwrap();
     assert_eq!(value(&token), "Bearer loopback-token-1");
     assert_eq!(token_requests(&s.server).await, 1);
+}
+
+/// Answers nothing to its first `hangs` calls (they never end); later
+/// calls go to the loopback server. Tells the test when a call came.
+struct HangsAtFirst {
+    hangs: u64,
+    calls: AtomicU64,
+    reached: std::sync::mpsc::SyncSender<()>,
+    then: Arc<LoopbackFetcher>,
+}
+
+impl HangsAtFirst {
+    fn new(hangs: u64, then: Arc<LoopbackFetcher>) -> (Arc<Self>, std::sync::mpsc::Receiver<()>) {
+        let (reached, calls) = std::sync::mpsc::sync_channel(64);
+        let fetcher = Arc::new(Self {
+            hangs,
+            calls: AtomicU64::new(0),
+            reached,
+            then,
+        });
+        (fetcher, calls)
+    }
+}
+
+impl FetchToken for HangsAtFirst {
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.reached.try_send(());
+        Box::pin(async move {
+            if call <= self.hangs {
+                std::future::pending::<()>().await;
+            }
+            self.then.fetch().await
+        })
+    }
+}
+
+/// Polls `future` once with a waker that does nothing.
+fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
+/// Issue 11, item 8: a caller whose flight was dropped unfinished started
+/// or joined another, without a bound (`Waited::Abandoned => continue`).
+/// Here every flight it joins is run by another caller that goes away
+/// (outside a Tokio runtime, the caller that starts a flight runs it): after
+/// three abandoned flights in a row it gets a typed error.
+#[test]
+fn a_waiter_gives_up_after_three_abandoned_flights() {
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let server = servers.block_on(token_server(3600));
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let (hangs, _calls) = HangsAtFirst::new(u64::MAX, LoopbackFetcher::new(&server, &clock));
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let source = cache.source(cache_key("abandoned"), hangs.clone());
+
+    let mut runner = Box::pin(source.token());
+    assert!(poll_once(runner.as_mut()).is_pending(), "runs the fetch");
+    let mut waiter = Box::pin(source.token());
+    assert!(poll_once(waiter.as_mut()).is_pending(), "waits for it");
+    let mut answered = None;
+    for round in 1..=10 {
+        // The caller running the flight goes away; another starts the
+        // next flight before the waiter looks again.
+        runner = Box::pin(source.token());
+        assert!(poll_once(runner.as_mut()).is_pending());
+        if let std::task::Poll::Ready(result) = poll_once(waiter.as_mut()) {
+            answered = Some((round, result));
+            break;
+        }
+    }
+    let (round, result) = answered.expect("the waiter answered within 10 abandoned flights");
+    assert_eq!(round, 3);
+    let error = result.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AuthError::Unfinished(UnfinishedFetch::Abandoned { times: 3 })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(hangs.calls.load(Ordering::SeqCst), 4, "four flights ran");
+}
+
+/// Issue 11, item 8: a flight's guard read `std::thread::panicking()`, so a
+/// flight dropped while its thread unwound from an unrelated panic (here: a
+/// thread that panics with a runtime holding the flight's task) was reported
+/// to its waiters as a fetcher panic, and they panicked. The waiter now
+/// sees an abandoned flight and starts another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_dropped_by_an_unrelated_panic_is_retried_not_reported_as_a_fetcher_panic() {
+    let s = setup(3600, CacheSettings::default()).await;
+    let (hangs, calls) = HangsAtFirst::new(1, s.fetcher.clone());
+    let source = s.cache.source(cache_key("unwound"), hangs.clone());
+
+    let (go, panic_now) = std::sync::mpsc::channel::<()>();
+    let elsewhere = {
+        let (source, hangs) = (source.clone(), hangs.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                drop(tokio::spawn(async move { source.token().await }));
+                while hangs.calls.load(Ordering::SeqCst) == 0 {
+                    tokio::task::yield_now().await;
+                }
+            });
+            panic_now.recv().unwrap();
+            // Unwinding drops `runtime` and, with it, the flight's task.
+            let _runtime = runtime;
+            panic!("unrelated failure on another thread (expected by the test)");
+        })
+    };
+    calls
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the flight on the other thread called the fetcher");
+    let waiter = {
+        let source = source.clone();
+        tokio::spawn(async move { source.token().await })
+    };
+    while s.cache.stats().waited < 2 {
+        tokio::task::yield_now().await;
+    }
+    go.send(()).unwrap();
+    assert!(elsewhere.join().is_err(), "the other thread panicked");
+
+    let token = waiter
+        .await
+        .expect("the waiter does not panic")
+        .expect("the waiter's own flight got a token");
+    assert_eq!(value(&token), "Bearer loopback-token-1");
+    assert_eq!(hangs.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(s.cache.stats().fetch_failures, 0, "no failure was recorded");
 }

@@ -113,6 +113,20 @@ pub enum UnfinishedFetch {
     /// shutting down (it drops new tasks unrun).
     #[error("the token fetch could not start: the Tokio runtime is shutting down")]
     RuntimeShutDown,
+    /// The fetcher panicked (its panic was printed where it happened). The
+    /// key backs off as after any failed fetch.
+    #[error("the token fetcher panicked (its message was printed where it happened)")]
+    FetcherPanicked,
+    /// The fetches this call waited for were dropped unfinished `times`
+    /// times in a row: the calls running them went away, or their Tokio
+    /// runtime shut down.
+    #[error(
+        "the token fetch this call waited for was dropped unfinished {times} times in a row (the calls running it went away, or its Tokio runtime shut down)"
+    )]
+    Abandoned {
+        /// How many fetches in a row were dropped.
+        times: u32,
+    },
 }
 
 pub(crate) fn is_retryable_status(status: StatusCode) -> bool {

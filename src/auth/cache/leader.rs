@@ -2,7 +2,10 @@
 //! store, and tell the waiters. Runs in its own task, so a caller that gives
 //! up does not cancel the fetch the others are waiting for.
 
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
@@ -11,7 +14,7 @@ use super::Shared;
 use super::settings::{Plan, Standing};
 use super::state::{FlightEnd, FlightGuard, KeyState};
 use super::stats::Counters;
-use crate::auth::{AccessToken, AuthError, FetchToken, StoreError, StoreLock};
+use crate::auth::{AccessToken, AuthError, FetchToken, StoreError, StoreLock, UnfinishedFetch};
 
 /// Why a flight was started; decides which stored token it may take
 /// instead of fetching.
@@ -141,7 +144,10 @@ async fn obtain(
         kind = kind.label(),
         "fetching a token"
     );
-    let result = fetcher.fetch().await;
+    let result = match caught(fetcher.fetch()).await {
+        Ok(result) => result,
+        Err(Panicked) => Err(AuthError::Unfinished(UnfinishedFetch::FetcherPanicked)),
+    };
     match &result {
         Ok(token) => store_token(shared, state, token).await,
         Err(_) => Counters::bump(&shared.counters.fetch_failures),
@@ -150,6 +156,25 @@ async fn obtain(
         release(shared, state, lock).await;
     }
     result.map(Obtained::Fetched)
+}
+
+/// The fetcher's future panicked (the panic hook printed where).
+struct Panicked;
+
+/// Runs `fetch` to its end, a panic inside it included: the flight's
+/// waiters then get a typed error instead of a panic, and only a panic of
+/// the fetch itself is reported as one.
+async fn caught<T>(fetch: impl Future<Output = T>) -> Result<T, Panicked> {
+    let mut fetch = std::pin::pin!(fetch);
+    std::future::poll_fn(|context| {
+        // The fetch is never polled again after it panicked: whatever state
+        // it was left in is only dropped.
+        match panic::catch_unwind(AssertUnwindSafe(|| fetch.as_mut().poll(context))) {
+            Ok(poll) => poll.map(Ok),
+            Err(_) => Poll::Ready(Err(Panicked)),
+        }
+    })
+    .await
 }
 
 async fn look_in_store(

@@ -156,11 +156,10 @@ impl fmt::Debug for TokenCache {
 /// [`TokenSource`] an [`Auth`](crate::auth::Auth) handle sits on. Cloning
 /// shares it.
 ///
-/// # Panics
-///
 /// If the [`FetchToken`] panics, the panic is printed where it happened and
-/// every call waiting for that fetch panics too (as with a shared future);
-/// the next attempt waits for the backoff like after any failure.
+/// every call waiting for that fetch gets the error
+/// [`UnfinishedFetch::FetcherPanicked`] (in [`AuthError::Unfinished`]); the
+/// next attempt waits for the backoff like after any failure.
 #[derive(Clone)]
 pub struct CachedTokenSource {
     shared: Arc<Shared>,
@@ -280,7 +279,7 @@ impl CachedTokenSource {
             Standing::RefreshDue if inner.flight.is_none() && inner.retry.allows(now) => {
                 Handle::try_current()
                     .ok()
-                    .map(|runtime| (runtime, inner.start_flight(shared, &self.state).0))
+                    .map(|runtime| (runtime, inner.start_flight(&self.state).0))
             }
             Standing::RefreshDue => None,
         };
@@ -340,6 +339,7 @@ impl CachedTokenSource {
         honour_backoff: bool,
     ) -> Result<AccessToken, AuthError> {
         let shared = &self.shared;
+        let mut abandoned = 0;
         loop {
             let now = shared.clock.now();
             let mut run = None;
@@ -360,7 +360,7 @@ impl CachedTokenSource {
                     return Err(error);
                 } else {
                     let kind = kind(inner.plan.map(|plan| plan.expires_at));
-                    let (guard, waiter) = inner.start_flight(shared, &self.state);
+                    let (guard, waiter) = inner.start_flight(&self.state);
                     run = Some(leader::run(
                         Arc::clone(shared),
                         Arc::clone(&self.state),
@@ -388,17 +388,26 @@ impl CachedTokenSource {
             }
             match state::wait(waiter).await {
                 Waited::Ended(FlightEnd::Done(result)) => return result,
-                Waited::Ended(FlightEnd::Panicked) => {
-                    panic!("m2m: the token fetcher panicked during the fetch this call waited for")
-                }
                 Waited::Ended(FlightEnd::NotStarted) => {
                     return Err(AuthError::Unfinished(UnfinishedFetch::RuntimeShutDown));
                 }
-                Waited::Abandoned => continue,
+                Waited::Abandoned => {
+                    abandoned += 1;
+                    if abandoned >= MAX_ABANDONED_FLIGHTS {
+                        return Err(AuthError::Unfinished(UnfinishedFetch::Abandoned {
+                            times: abandoned,
+                        }));
+                    }
+                }
             }
         }
     }
 }
+
+/// How many flights in a row a call waits for that end unfinished (their
+/// runner went away) before it gives up with
+/// [`UnfinishedFetch::Abandoned`].
+const MAX_ABANDONED_FLIGHTS: u32 = 3;
 
 /// Counts and logs a store failure; the cache carries on without the store.
 fn store_failed(shared: &Shared, key: &CacheKey, operation: &'static str, error: &StoreError) {

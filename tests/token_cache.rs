@@ -924,9 +924,45 @@ async fn a_failing_store_costs_fetches_but_no_failed_calls() {
 // Logs
 // ---------------------------------------------------------------------------
 
-/// Records every event of m2m's own targets as `LEVEL message field=value…`.
+/// Records every event of m2m's own targets on this thread as `LEVEL
+/// message field=value…` (the test's current-thread runtime keeps its
+/// tasks on it).
+///
+/// One global subscriber routes each event to the recorder of the thread it
+/// happens on, and answers `Interest::sometimes()` for every callsite: a
+/// scoped subscriber, set and dropped while tests run in parallel, raced
+/// with other threads on tracing's callsite cache and lost events.
 #[derive(Clone, Default)]
 struct LogRecorder(Arc<Mutex<Vec<String>>>);
+
+thread_local! {
+    static RECORDER: std::cell::RefCell<Option<LogRecorder>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stops recording on this thread when dropped.
+struct Recording;
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        RECORDER.with(|recorder| recorder.borrow_mut().take());
+    }
+}
+
+impl LogRecorder {
+    /// Records this thread's events until the guard is dropped.
+    fn start() -> (Self, Recording) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            tracing::subscriber::set_global_default(Router)
+                .expect("no other global subscriber in this test binary");
+        });
+        let recorder = Self::default();
+        RECORDER.with(|sink| *sink.borrow_mut() = Some(recorder.clone()));
+        (recorder, Recording)
+    }
+}
+
+struct Router;
 
 struct FieldsToText<'a>(&'a mut String);
 
@@ -936,9 +972,16 @@ impl tracing::field::Visit for FieldsToText<'_> {
     }
 }
 
-impl tracing::Subscriber for LogRecorder {
+impl tracing::Subscriber for Router {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
         metadata.target().starts_with("m2m")
+            && RECORDER.with(|recorder| recorder.borrow().is_some())
     }
     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         tracing::span::Id::from_u64(1)
@@ -948,7 +991,11 @@ impl tracing::Subscriber for LogRecorder {
     fn event(&self, event: &tracing::Event<'_>) {
         let mut text = event.metadata().level().to_string();
         event.record(&mut FieldsToText(&mut text));
-        self.0.lock().unwrap().push(text);
+        RECORDER.with(|recorder| {
+            if let Some(recorder) = recorder.borrow().as_ref() {
+                recorder.0.lock().unwrap().push(text);
+            }
+        });
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
@@ -966,11 +1013,7 @@ impl LogRecorder {
 
 #[tokio::test]
 async fn logs_tell_hits_misses_and_failed_refreshes_without_the_token() {
-    let recorder = LogRecorder::default();
-    let _guard = tracing::subscriber::set_default(recorder.clone());
-    // Another test's thread may have cached these callsites as "never" just
-    // before this subscriber was installed: ask every callsite again.
-    tracing::callsite::rebuild_interest_cache();
+    let (recorder, _recording) = LogRecorder::start();
     let s = setup(300, CacheSettings::default()).await;
 
     s.source.token().await.unwrap();

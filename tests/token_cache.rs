@@ -557,6 +557,82 @@ async fn a_token_is_never_served_past_the_expiry_the_server_gave() {
     assert_eq!(token_requests(&server).await, 2);
 }
 
+/// Issue 11, item 5: a cold caller waited for its fetch without a
+/// deadline. The fetch has a total budget, its retries and their waits
+/// included (`CacheSettings::load_timeout`, 60 s by default, on the
+/// injected clock): past it, every waiter gets a typed timeout error, the
+/// fetch is dropped and the key's next call starts a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_that_outlasts_the_load_timeout_fails_every_waiter_and_is_abandoned() {
+    let server = MockServer::start().await;
+    // The first attempt is told to come back in 30 s; the second hangs.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "30"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_secs(300)))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    serve_tokens(&server, 3600, "after-the-timeout").await;
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let endpoint = loopback_endpoint(&server, &clock);
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let start = clock.now();
+
+    let callers: Vec<_> = (0..10)
+        .map(|_| {
+            let source = source.clone();
+            tokio::spawn(async move { source.token().await })
+        })
+        .collect();
+    let waiting = std::time::Instant::now();
+    while token_requests(&server).await < 2 {
+        assert!(waiting.elapsed() < Duration::from_secs(10), "no retry sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // 30 s of Retry-After went by; 29 s more stay within the budget.
+    assert_eq!(clock.now(), start + secs(30));
+    clock.advance(secs(29));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        callers.iter().all(|c| !c.is_finished()),
+        "within the budget"
+    );
+
+    clock.advance(secs(1));
+    for caller in callers {
+        let result = tokio::time::timeout(Duration::from_secs(5), caller)
+            .await
+            .expect("every waiter is answered once the budget is spent")
+            .unwrap();
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, AuthError::LoadTimeout { budget } if budget == secs(60)),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("60s"), "{error}");
+    }
+    // Abandoned cleanly: no flight left, one failure recorded, and after
+    // the backoff the next call fetches afresh.
+    source.settled().await;
+    assert_eq!(cache.stats().fetch_failures, 1);
+    clock.advance(secs(1));
+    let token = source.token().await.unwrap();
+    assert_eq!(value(&token), "Bearer after-the-timeout-1");
+    assert_eq!(token_requests(&server).await, 3);
+}
+
 // ---------------------------------------------------------------------------
 // Rejected tokens, forced refresh, invalidation
 // ---------------------------------------------------------------------------

@@ -53,6 +53,17 @@ pub enum AuthError {
     /// The token fetch this call waited for ended without a result.
     #[error(transparent)]
     Unfinished(UnfinishedFetch),
+    /// No token within the token cache's load timeout
+    /// ([`CacheSettings::load_timeout`](crate::auth::CacheSettings)): the
+    /// fetch, with its retries and their waits, took longer and was
+    /// abandoned. Every call waiting for it gets this error.
+    #[error(
+        "no token within the load timeout of {budget:?}: the token fetch (its retries and waits included) was abandoned"
+    )]
+    LoadTimeout {
+        /// The budget that was spent.
+        budget: Duration,
+    },
 }
 
 impl AuthError {
@@ -91,7 +102,7 @@ impl AuthError {
             }
             Self::Transport(e) => !matches!(e.kind, TransportErrorKind::BodyTooLarge { .. }),
             Self::Discovery(e) => e.status.is_some_and(is_retryable_status),
-            Self::HeldOff { .. } => true,
+            Self::HeldOff { .. } | Self::LoadTimeout { .. } => true,
             _ => false,
         }
     }

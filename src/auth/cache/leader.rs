@@ -14,6 +14,7 @@ use super::Shared;
 use super::settings::{Plan, Standing};
 use super::state::{FlightEnd, FlightGuard, KeyState};
 use super::stats::Counters;
+use crate::auth::clock::Clock;
 use crate::auth::{AccessToken, AuthError, FetchToken, StoreError, StoreLock, UnfinishedFetch};
 
 /// Why a flight was started; decides which stored token it may take
@@ -119,6 +120,10 @@ enum Obtained {
     Taken(AccessToken),
 }
 
+/// A flight's work within its budget (`load_timeout` from its start, on
+/// the cache's clock): the token another process stored, or a fetch under
+/// the refresh lock. A fetch still running at the deadline is dropped (its
+/// request with it), and the lock is released all the same.
 async fn obtain(
     shared: &Shared,
     state: &KeyState,
@@ -126,15 +131,16 @@ async fn obtain(
     kind: &FlightKind,
 ) -> Result<Obtained, AuthError> {
     let key = &state.key;
-    if !matches!(kind, FlightKind::Forced { .. })
-        && let Some(token) = look_in_store(shared, state, kind, false).await
-    {
-        return Ok(Obtained::Taken(token));
-    }
-
-    let lock = match take_lock(shared, state, kind).await {
-        Ok(lock) => lock,
-        Err(token) => return Ok(Obtained::Taken(token)),
+    let clock = shared.clock.as_ref();
+    // No deadline when it cannot be represented (a clock at the end of time).
+    let deadline = clock.now().checked_add(shared.settings.load_timeout);
+    let timed_out = || AuthError::LoadTimeout {
+        budget: shared.settings.load_timeout,
+    };
+    let lock = match within(clock, deadline, find_or_lock(shared, state, kind, deadline)).await {
+        Some(Ok(lock)) => lock,
+        Some(Err(Found::Token(token))) => return Ok(Obtained::Taken(token)),
+        Some(Err(Found::Deadline)) | None => return Err(timed_out()),
     };
 
     Counters::bump(&shared.counters.fetches);
@@ -144,9 +150,10 @@ async fn obtain(
         kind = kind.label(),
         "fetching a token"
     );
-    let result = match caught(fetcher.fetch()).await {
-        Ok(result) => result,
-        Err(Panicked) => Err(AuthError::Unfinished(UnfinishedFetch::FetcherPanicked)),
+    let result = match within(clock, deadline, caught(fetcher.fetch())).await {
+        Some(Ok(result)) => result,
+        Some(Err(Panicked)) => Err(AuthError::Unfinished(UnfinishedFetch::FetcherPanicked)),
+        None => Err(timed_out()),
     };
     match &result {
         Ok(token) => store_token(shared, state, token).await,
@@ -156,6 +163,51 @@ async fn obtain(
         release(shared, state, lock).await;
     }
     result.map(Obtained::Fetched)
+}
+
+/// Why a flight fetches nothing.
+enum Found {
+    /// A token another process stored.
+    Token(AccessToken),
+    /// The budget ran out while waiting for another process's lock.
+    Deadline,
+}
+
+/// A usable token in the store, or the refresh lock (`Ok(None)`: fetch
+/// without it).
+async fn find_or_lock(
+    shared: &Shared,
+    state: &KeyState,
+    kind: &FlightKind,
+    deadline: Option<SystemTime>,
+) -> Result<Option<StoreLock>, Found> {
+    if !matches!(kind, FlightKind::Forced { .. })
+        && let Some(token) = look_in_store(shared, state, kind, false).await
+    {
+        return Err(Found::Token(token));
+    }
+    take_lock(shared, state, kind, deadline).await
+}
+
+/// Runs `work` until it ends or `clock` reaches `deadline`, whichever comes
+/// first (`None`: the deadline; `work` is dropped unfinished).
+async fn within<T>(
+    clock: &dyn Clock,
+    deadline: Option<SystemTime>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    let Some(deadline) = deadline else {
+        return Some(work.await);
+    };
+    let mut timer = clock.timer(deadline);
+    std::future::poll_fn(|context| {
+        if timer.as_mut().poll(context).is_ready() {
+            return Poll::Ready(None);
+        }
+        work.as_mut().poll(context).map(Some)
+    })
+    .await
 }
 
 /// The fetcher's future panicked (the panic hook printed where).
@@ -216,7 +268,8 @@ async fn take_lock(
     shared: &Shared,
     state: &KeyState,
     kind: &FlightKind,
-) -> Result<Option<StoreLock>, AccessToken> {
+    deadline: Option<SystemTime>,
+) -> Result<Option<StoreLock>, Found> {
     let key = &state.key;
     for _ in 0..LOCK_ATTEMPTS {
         match shared.store.try_lock(key, shared.settings.lock_ttl).await {
@@ -227,9 +280,7 @@ async fn take_lock(
                     key = key.short(),
                     "another process holds the refresh lock: watching the store for its token"
                 );
-                if let Some(token) = watch_lock_holder(shared, state, kind).await {
-                    return Err(token);
-                }
+                watch_lock_holder(shared, state, kind, deadline).await?;
             }
             Err(error) => {
                 store_failed(shared, state, "try_lock", &error);
@@ -245,26 +296,34 @@ async fn take_lock(
     Ok(None)
 }
 
-/// Polls the store while another process fetches, for about `lock_ttl`.
-/// Each poll waits `lock_poll` plus up to half of it again at random, so
-/// the waiters of a fleet do not ask the store in step.
+/// Polls the store while another process fetches, for about `lock_ttl`
+/// (and not past `deadline`): `Err` with what ended the watch early. Each
+/// poll waits `lock_poll` plus up to half of it again at random, so the
+/// waiters of a fleet do not ask the store in step.
 async fn watch_lock_holder(
     shared: &Shared,
     state: &KeyState,
     kind: &FlightKind,
-) -> Option<AccessToken> {
+    deadline: Option<SystemTime>,
+) -> Result<(), Found> {
     let poll = shared.settings.lock_poll.max(Duration::from_millis(1));
     let rounds = (shared.settings.lock_ttl.as_nanos() / poll.as_nanos()).max(1);
     for _ in 0..rounds {
+        // A clock whose sleep does not wait (a test's) never lets the
+        // deadline's timer run: look at the deadline here too.
+        if deadline.is_some_and(|deadline| shared.clock.now() >= deadline) {
+            return Err(Found::Deadline);
+        }
+        let extra = 0.5 * shared.jitter.fraction();
         shared
             .clock
-            .sleep(poll.mul_f64(1.0 + 0.5 * shared.jitter.fraction()))
+            .sleep(poll.saturating_add(poll.mul_f64(extra.min(0.5))))
             .await;
         if let Some(token) = look_in_store(shared, state, kind, true).await {
-            return Some(token);
+            return Err(Found::Token(token));
         }
     }
-    None
+    Ok(())
 }
 
 async fn store_token(shared: &Shared, state: &KeyState, token: &AccessToken) {

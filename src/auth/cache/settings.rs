@@ -41,6 +41,13 @@ pub struct CacheSettings {
     /// While another process holds the refresh lock, look for its token in
     /// the store this often (at most for `lock_ttl`). Default 250 ms.
     pub lock_poll: Duration,
+    /// The total time one fetch may take, its retries, their waits and the
+    /// wait for another process's refresh lock included (on the cache's
+    /// clock). Past it, every call waiting for the fetch gets
+    /// [`AuthError::LoadTimeout`](crate::auth::AuthError::LoadTimeout), the
+    /// fetch is dropped and the failure backs the key off like any other.
+    /// Default 60 seconds.
+    pub load_timeout: Duration,
 }
 
 impl Default for CacheSettings {
@@ -54,6 +61,7 @@ impl Default for CacheSettings {
             retry_max: Duration::from_secs(30),
             lock_ttl: Duration::from_secs(30),
             lock_poll: Duration::from_millis(250),
+            load_timeout: Duration::from_secs(60),
         }
     }
 }

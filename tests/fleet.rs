@@ -805,6 +805,59 @@ async fn rediss_with_a_private_ca_and_refused_without_it() {
     assert!(refused.is_err());
 }
 
+/// Issue 11, item 11: the refresh lock lived `lock_ttl` (30 s by default)
+/// while a fetch may take longer (3 attempts of up to 10 s, with backoff
+/// and Retry-After waits), so a second process took the expired lock and
+/// fetched beside the first. The holder now keeps its lock alive while it
+/// fetches, and a waiter waits for it as long as it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_does_not_fetch_while_a_slow_first_fetch_outlives_the_lock_ttl() {
+    const LOCK_TTL: Duration = Duration::from_millis(500);
+    let server = RedisServer::start();
+    // The fetch takes five lock lifetimes.
+    let tokens = token_server(5 * LOCK_TTL).await;
+    let fetcher = HttpFetcher::new(format!("{}/oauth2/token", tokens.uri()));
+    let process = || async {
+        let store = RedisStore::connect(config(&server, "slow-fetch"))
+            .await
+            .unwrap();
+        cache_over(
+            Arc::new(store),
+            settings(LOCK_TTL, Duration::from_millis(20)),
+        )
+    };
+    let (first, second) = (process().await, process().await);
+    let first_call = {
+        let source = first.source(key("slow-fetch"), fetcher.clone());
+        tokio::spawn(async move { source.token().await })
+    };
+    let store = RedisStore::connect(config(&server, "slow-fetch"))
+        .await
+        .unwrap();
+    let mut conn = raw(&server).await;
+    let lock_key = store.lock_key(&key("slow-fetch"));
+    let started = Instant::now();
+    while raw_get(&mut conn, &lock_key).await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(5), "no lock taken");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let second_token = second
+        .source(key("slow-fetch"), fetcher.clone())
+        .token()
+        .await
+        .unwrap();
+    let first_token = first_call.await.unwrap().unwrap();
+    let waited = started.elapsed();
+    assert_eq!(token_number(&first_token), 1);
+    assert_eq!(token_number(&second_token), 1);
+    assert_eq!(token_requests(&tokens).await, 1, "token requests in all");
+    assert_eq!((second.stats().fetches, second.stats().adopted), (0, 1));
+    assert!(waited >= 4 * LOCK_TTL, "the fetch took {waited:?}");
+    assert_eq!(raw_get(&mut conn, &lock_key).await, None, "released");
+    eprintln!("slow fetch: {waited:?} under a {LOCK_TTL:?} lock kept alive, one token request");
+}
+
 // ------------------------------------------------------ multi-process tests
 
 const ROLE: &str = "M2M_FLEET_ROLE";

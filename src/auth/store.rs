@@ -64,10 +64,12 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Tries to become the one fetcher of a new token for `key`, for at most
     /// `ttl`: `Some(lock)` if granted, `None` if another holder has it (the
-    /// cache then watches the store for that holder's token). A shared store
-    /// implements it with `SET key NX PX ttl` and a random owner. The default
-    /// always grants a local lock: within one process the cache already
-    /// fetches once per key.
+    /// cache then watches the store for that holder's token, as long as the
+    /// lock is held). A shared store implements it with `SET key NX PX ttl`
+    /// and a random owner, and says which TTL it granted
+    /// ([`StoreLock::with_ttl`]) if it is not `ttl`. The default always
+    /// grants a local lock: within one process the cache already fetches
+    /// once per key.
     fn try_lock<'a>(
         &'a self,
         key: &'a CacheKey,
@@ -75,6 +77,23 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<StoreLock>, StoreError>> {
         let _ = (key, ttl);
         Box::pin(std::future::ready(Ok(Some(StoreLock::local()))))
+    }
+
+    /// Keeps a lock from [`TokenStore::try_lock`] for another `ttl` from
+    /// now, only if it is still held by `lock`'s owner: `false` if it was
+    /// lost (it expired, and may have passed to another). The cache calls
+    /// it every third of the lock's TTL while its fetch runs, so a lock
+    /// never expires under a live holder however long the fetch takes,
+    /// and a holder that died frees it within one TTL. The default (a local
+    /// lock) has nothing to renew.
+    fn extend_lock<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        lock: &'a StoreLock,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (key, lock, ttl);
+        Box::pin(std::future::ready(Ok(true)))
     }
 
     /// Releases a lock from [`TokenStore::try_lock`], only if it is still
@@ -89,28 +108,46 @@ pub trait TokenStore: Send + Sync + 'static {
     }
 }
 
-/// A granted refresh lock: who holds it.
+/// A granted refresh lock: who holds it, and for how long the store keeps
+/// it without renewal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreLock {
     owner: Option<String>,
+    ttl: Option<Duration>,
 }
 
 impl StoreLock {
     /// A lock that exists only in this process (nothing to release).
     pub fn local() -> Self {
-        Self { owner: None }
+        Self {
+            owner: None,
+            ttl: None,
+        }
     }
 
     /// A lock held in a shared store under the random `owner` value.
     pub fn owned(owner: impl Into<String>) -> Self {
         Self {
             owner: Some(owner.into()),
+            ttl: None,
         }
+    }
+
+    /// The same lock, granted for `ttl` (when the store did not grant the
+    /// TTL it was asked for).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
     }
 
     /// The owner value of a shared lock; `None` for a local one.
     pub fn owner(&self) -> Option<&str> {
         self.owner.as_deref()
+    }
+
+    /// The TTL the store granted, when it says (else the one asked for).
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
     }
 }
 

@@ -150,7 +150,9 @@ async fn obtain(
         kind = kind.label(),
         "fetching a token"
     );
-    let result = match within(clock, deadline, caught(fetcher.fetch())).await {
+    let fetch = caught(fetcher.fetch());
+    let fetch = while_renewing(shared, state, lock.as_ref(), fetch);
+    let result = match within(clock, deadline, fetch).await {
         Some(Ok(result)) => result,
         Some(Err(Panicked)) => Err(AuthError::Unfinished(UnfinishedFetch::FetcherPanicked)),
         None => Err(timed_out()),
@@ -210,6 +212,57 @@ async fn within<T>(
     .await
 }
 
+/// Runs `fetch`, renewing `lock` (a shared one) every third of its TTL
+/// meanwhile, so that it never expires under a live holder however long
+/// the fetch takes. The store counts the TTL in real time, so the renewals
+/// wait on Tokio's timer, not on the cache's clock (outside a Tokio
+/// runtime there is no shared lock to renew).
+async fn while_renewing<T>(
+    shared: &Shared,
+    state: &KeyState,
+    lock: Option<&StoreLock>,
+    fetch: impl Future<Output = T>,
+) -> T {
+    let Some(lock) = lock.filter(|lock| lock.owner().is_some()) else {
+        return fetch.await;
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return fetch.await;
+    }
+    let ttl = lock.ttl().unwrap_or(shared.settings.lock_ttl);
+    let renew = async {
+        let every = (ttl / 3).max(Duration::from_millis(1));
+        loop {
+            tokio::time::sleep(every).await;
+            match shared.store.extend_lock(&state.key, lock, ttl).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        provider = state.key.provider(),
+                        key = state.key.short(),
+                        "the refresh lock expired during the fetch: another process may fetch too"
+                    );
+                    return;
+                }
+                Err(error) => store_failed(shared, state, "extend_lock", &error),
+            }
+        }
+    };
+    let mut fetch = std::pin::pin!(fetch);
+    let mut renew = std::pin::pin!(renew);
+    let mut renewing = true;
+    std::future::poll_fn(|context| {
+        if let Poll::Ready(result) = fetch.as_mut().poll(context) {
+            return Poll::Ready(result);
+        }
+        if renewing && renew.as_mut().poll(context).is_ready() {
+            renewing = false;
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// The fetcher's future panicked (the panic hook printed where).
 struct Panicked;
 
@@ -255,15 +308,14 @@ async fn look_in_store(
     }
 }
 
-/// How many times a flight asks for the refresh lock before it fetches
-/// without it. A holder that died leaves its lock until `lock_ttl`; then one
-/// of the processes waiting on it takes the lock over and the others go on
-/// watching, so a dead holder costs one extra fetch, not one per waiter.
-const LOCK_ATTEMPTS: u32 = 3;
-
 /// Takes the store's refresh lock, or a token a lock holder stored
-/// meanwhile (`Err`). `Ok(None)`: fetch without the lock (the store failed,
-/// or no holder delivered within [`LOCK_ATTEMPTS`] lock lifetimes).
+/// meanwhile (`Err`). `Ok(None)`: fetch without the lock (the store failed).
+///
+/// A live holder keeps its lock alive while it fetches, so a flight waits
+/// for it as long as the lock is held, within its own budget: a holder that
+/// died leaves its lock until `lock_ttl`, then one of the processes waiting
+/// on it takes the lock over and the others go on watching, so a dead
+/// holder costs one extra fetch, not one per waiter.
 async fn take_lock(
     shared: &Shared,
     state: &KeyState,
@@ -271,7 +323,7 @@ async fn take_lock(
     deadline: Option<SystemTime>,
 ) -> Result<Option<StoreLock>, Found> {
     let key = &state.key;
-    for _ in 0..LOCK_ATTEMPTS {
+    loop {
         match shared.store.try_lock(key, shared.settings.lock_ttl).await {
             Ok(Some(lock)) => return Ok(Some(lock)),
             Ok(None) => {
@@ -288,12 +340,6 @@ async fn take_lock(
             }
         }
     }
-    tracing::debug!(
-        provider = key.provider(),
-        key = key.short(),
-        "no token from the lock holders in time: fetching"
-    );
-    Ok(None)
 }
 
 /// Polls the store while another process fetches, for about `lock_ttl`

@@ -7,7 +7,8 @@ mod health;
 
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -19,6 +20,7 @@ pub use encryption::{CacheEncryptionKey, EncryptionKeyError};
 use envelope::Codec;
 use health::Health;
 
+use super::clock::Clock;
 use super::{AccessToken, BoxFuture, CacheKey, MemoryStore, StoreError, StoreLock, TokenStore};
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: releases a lock only
@@ -26,6 +28,15 @@ use super::{AccessToken, BoxFuture, CacheKey, MemoryStore, StoreError, StoreLock
 const COMPARE_AND_DELETE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Sets `KEYS[1]`'s TTL to `ARGV[2]` ms only if it still holds `ARGV[1]`:
+/// keeps a refresh lock alive for its owner only.
+const COMPARE_AND_EXPIRE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 ";
@@ -91,6 +102,8 @@ pub struct RedisStore {
     encrypted: bool,
     health: Health,
     compare_and_delete: Script,
+    compare_and_expire: Script,
+    clock: Arc<dyn Clock>,
     redacted_url: String,
 }
 
@@ -150,6 +163,8 @@ impl RedisStore {
             codec: Codec::new(key),
             health: Health::new(config.warnings_every()),
             compare_and_delete: Script::new(COMPARE_AND_DELETE),
+            compare_and_expire: Script::new(COMPARE_AND_EXPIRE),
+            clock: config.clock_in_use(),
             redacted_url,
         })
     }
@@ -245,7 +260,7 @@ impl RedisStore {
     }
 
     async fn remember(&self, key: &CacheKey, token: &AccessToken) {
-        let ttl = remaining(token);
+        let ttl = remaining(token, self.clock.now());
         // The in-process tier never fails.
         let _ = self.local.put(key, token, ttl).await;
     }
@@ -359,7 +374,7 @@ impl RedisStore {
         if granted.is_none() {
             return Ok(None);
         }
-        let lock = StoreLock::owned(owner);
+        let lock = StoreLock::owned(owner).with_ttl(ttl);
         // The previous holder may have stored its token and released the
         // lock between the caller's look in the store and this grant: then
         // there is nothing to fetch. Decline; the cache's first look at the
@@ -392,8 +407,10 @@ impl RedisStore {
         let script = self.compare_and_delete.clone();
         let lock_key = self.lock_key(key);
         let retry = self.op_timeout.max(ORPHAN_RETRY);
+        // At most an hour of tries, whatever the TTL (it is the user's).
+        let tries_for = ttl.min(Duration::from_secs(3600));
         runtime.spawn(async move {
-            let deadline = tokio::time::Instant::now() + ttl;
+            let deadline = tokio::time::Instant::now() + tries_for;
             let mut answered = 0;
             while answered < 2 && tokio::time::Instant::now() < deadline {
                 let mut invocation = script.key(&lock_key);
@@ -405,6 +422,30 @@ impl RedisStore {
                 tokio::time::sleep(retry).await;
             }
         });
+    }
+
+    async fn extend(
+        &self,
+        key: &CacheKey,
+        lock: &StoreLock,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let Some(owner) = lock.owner() else {
+            return Ok(true);
+        };
+        let ttl = self.lock_ttl.unwrap_or(ttl);
+        let mut redis = self.redis.clone();
+        let extended: i64 = self
+            .run(
+                "EVALSHA compare-and-expire",
+                self.compare_and_expire
+                    .key(self.lock_key(key))
+                    .arg(owner)
+                    .arg(millis(ttl))
+                    .invoke_async(&mut redis),
+            )
+            .await?;
+        Ok(extended == 1)
     }
 
     async fn release(&self, key: &CacheKey, lock: StoreLock) -> Result<(), StoreError> {
@@ -472,6 +513,15 @@ impl TokenStore for RedisStore {
         Box::pin(self.lock(key, ttl))
     }
 
+    fn extend_lock<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        lock: &'a StoreLock,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.extend(key, lock, ttl))
+    }
+
     fn unlock<'a>(
         &'a self,
         key: &'a CacheKey,
@@ -517,11 +567,9 @@ fn is_later(a: &AccessToken, b: &AccessToken) -> bool {
     envelope::to_unix_ms(a.expires_at()) > envelope::to_unix_ms(b.expires_at())
 }
 
-fn remaining(token: &AccessToken) -> Duration {
-    token
-        .expires_at()
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default()
+/// What is left of `token` at `now` (the injected clock's).
+fn remaining(token: &AccessToken, now: SystemTime) -> Duration {
+    token.expires_at().duration_since(now).unwrap_or_default()
 }
 
 /// Whole milliseconds, at least one (Redis refuses `PX 0`).
@@ -545,6 +593,37 @@ mod tests {
 
     fn config(url: &str) -> RedisStoreConfig {
         RedisStoreConfig::new(url.parse().unwrap())
+    }
+
+    /// Issue 11, item 11: what is left of a token read from Redis was
+    /// measured on `SystemTime::now()`, not on the injected clock.
+    #[tokio::test]
+    async fn what_is_left_of_a_token_is_measured_on_the_injected_clock() {
+        use crate::auth::clock::ManualClock;
+        use secrecy::SecretString;
+        // A clock 30 years before the machine's: a token expiring 10 minutes
+        // after it has 10 minutes left on it, and none on the system clock.
+        let past = SystemTime::UNIX_EPOCH + Duration::from_secs(600_000_000);
+        let clock = Arc::new(ManualClock::new(past));
+        let store = RedisStore::connect_lazy(config("redis://127.0.0.1:1/").clock(clock.clone()))
+            .await
+            .unwrap();
+        let token = AccessToken::new(
+            SecretString::from("t"),
+            "Bearer",
+            past + Duration::from_secs(600),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            remaining(&token, store.clock.now()),
+            Duration::from_secs(600)
+        );
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            remaining(&token, store.clock.now()),
+            Duration::from_secs(540)
+        );
     }
 
     #[test]

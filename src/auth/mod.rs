@@ -34,7 +34,7 @@ pub use discovery::{Discovery, ProviderMetadata};
 pub use endpoint::{EndpointIdentity, RetryPolicy, TokenEndpoint, TokenEndpointBuilder};
 pub use error::{
     AuthError, ConfigError, DiscoveryError, EndpointError, InvalidResponse, OAuthError,
-    TransportError, TransportErrorKind, UnfinishedFetch,
+    SharedFailure, TransportError, TransportErrorKind, UnfinishedFetch,
 };
 pub(crate) use http::redact_password;
 pub use http::{

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
-use super::{AccessToken, BoxFuture, CacheKey};
+use super::{AccessToken, BoxFuture, CacheKey, SharedFailure};
 
 /// Storage for cached tokens, one per [`CacheKey`].
 ///
@@ -94,6 +94,32 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = (key, lock, ttl);
         Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// Shares, for `ttl`, how the fetch of the refresh lock's holder
+    /// failed: the processes watching for its token fail with it at once,
+    /// and so do those that come for the lock within `ttl`, instead of each
+    /// asking the token endpoint again. A shared store keeps it next to the
+    /// token and the lock, and drops it when a token is `put`. The default
+    /// (one process) shares nothing: the cache's single flight already
+    /// hands the failure to every caller.
+    fn put_failure<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        failure: &'a SharedFailure,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (key, failure, ttl);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The failure a lock holder shared less than its TTL ago, if any.
+    fn failure<'a>(
+        &'a self,
+        key: &'a CacheKey,
+    ) -> BoxFuture<'a, Result<Option<SharedFailure>, StoreError>> {
+        let _ = key;
+        Box::pin(std::future::ready(Ok(None)))
     }
 
     /// Releases a lock from [`TokenStore::try_lock`], only if it is still

@@ -15,7 +15,9 @@ use super::settings::{Plan, Standing};
 use super::state::{FlightEnd, FlightGuard, KeyState};
 use super::stats::Counters;
 use crate::auth::clock::Clock;
-use crate::auth::{AccessToken, AuthError, FetchToken, StoreError, StoreLock, UnfinishedFetch};
+use crate::auth::{
+    AccessToken, AuthError, FetchToken, SharedFailure, StoreError, StoreLock, UnfinishedFetch,
+};
 
 /// Why a flight was started; decides which stored token it may take
 /// instead of fetching.
@@ -140,8 +142,19 @@ async fn obtain(
     let lock = match within(clock, deadline, find_or_lock(shared, state, kind, deadline)).await {
         Some(Ok(lock)) => lock,
         Some(Err(Found::Token(token))) => return Ok(Obtained::Taken(token)),
+        Some(Err(Found::Failure(failure))) => return Err(AuthError::Shared(failure)),
         Some(Err(Found::Deadline)) | None => return Err(timed_out()),
     };
+    // The last holder of a shared lock failed moments ago: fail with its
+    // error, as its waiters did, instead of asking the endpoint again (an
+    // explicit refresh asks all the same).
+    if let Some(held) = lock.as_ref().filter(|lock| lock.owner().is_some())
+        && !matches!(kind, FlightKind::Forced { .. })
+        && let Some(failure) = shared_failure(shared, state).await
+    {
+        release(shared, state, held.clone()).await;
+        return Err(AuthError::Shared(Box::new(failure)));
+    }
 
     Counters::bump(&shared.counters.fetches);
     tracing::debug!(
@@ -159,7 +172,12 @@ async fn obtain(
     };
     match &result {
         Ok(token) => store_token(shared, state, token).await,
-        Err(_) => Counters::bump(&shared.counters.fetch_failures),
+        Err(error) => {
+            Counters::bump(&shared.counters.fetch_failures);
+            if lock.as_ref().is_some_and(|lock| lock.owner().is_some()) {
+                share_failure(shared, state, error).await;
+            }
+        }
     }
     if let Some(lock) = lock {
         release(shared, state, lock).await;
@@ -167,10 +185,46 @@ async fn obtain(
     result.map(Obtained::Fetched)
 }
 
+/// Tells the processes waiting on this holder's lock how its fetch failed,
+/// for as long as this process backs off after a first failure (or the
+/// `Retry-After` it was given, if longer).
+async fn share_failure(shared: &Shared, state: &KeyState, error: &AuthError) {
+    let ttl = error
+        .retry_after()
+        .unwrap_or_default()
+        .max(shared.settings.retry_initial)
+        .max(Duration::from_millis(1));
+    let failure = SharedFailure::of(error);
+    if let Err(error) = shared.store.put_failure(&state.key, &failure, ttl).await {
+        store_failed(shared, state, "put_failure", &error);
+    }
+}
+
+/// The failure the last lock holder shared, if it is still fresh.
+async fn shared_failure(shared: &Shared, state: &KeyState) -> Option<SharedFailure> {
+    match shared.store.failure(&state.key).await {
+        Ok(Some(failure)) => {
+            tracing::debug!(
+                provider = state.key.provider(),
+                key = state.key.short(),
+                "the lock holder's fetch failed: failing with its error"
+            );
+            Some(failure)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            store_failed(shared, state, "failure", &error);
+            None
+        }
+    }
+}
+
 /// Why a flight fetches nothing.
 enum Found {
     /// A token another process stored.
     Token(AccessToken),
+    /// The failure the lock holder shared.
+    Failure(Box<SharedFailure>),
     /// The budget ran out while waiting for another process's lock.
     Deadline,
 }
@@ -367,6 +421,9 @@ async fn watch_lock_holder(
             .await;
         if let Some(token) = look_in_store(shared, state, kind, true).await {
             return Err(Found::Token(token));
+        }
+        if let Some(failure) = shared_failure(shared, state).await {
+            return Err(Found::Failure(Box::new(failure)));
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 mod config;
 mod encryption;
 mod envelope;
+mod failure;
 mod health;
 
 use std::fmt;
@@ -21,7 +22,9 @@ use envelope::Codec;
 use health::Health;
 
 use super::clock::Clock;
-use super::{AccessToken, BoxFuture, CacheKey, MemoryStore, StoreError, StoreLock, TokenStore};
+use super::{
+    AccessToken, BoxFuture, CacheKey, MemoryStore, SharedFailure, StoreError, StoreLock, TokenStore,
+};
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: releases a lock only
 /// for its owner, evicts a token only if it is still the rejected one.
@@ -70,8 +73,11 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// - **Reads**: [`TokenStore::peek`] answers from the in-process tier, so
 ///   a hot call never touches Redis; [`TokenStore::get`] reads Redis and
 ///   keeps what it finds in the in-process tier.
-/// - **Keys**: the prefix (`m2m:token:`) and the [`CacheKey`]'s SHA-256 form,
-///   so no secret is ever in a key; the refresh lock is the same key and `:lock`.
+/// - **Keys**: the prefix (`m2m:token:`) and the [`CacheKey`]'s SHA-256 form
+///   in braces, so no secret is ever in a key; the refresh lock is the same
+///   key and `:lock`, a failure shared by the lock holder the same and
+///   `:failure`. The braces are a Redis Cluster hash tag: the three keys of
+///   a token live in one slot.
 /// - **Values**: versioned JSON, the access token AES-256-GCM encrypted when a
 ///   [`CacheEncryptionKey`] is configured (a loud warning at start-up
 ///   otherwise). They expire with their token, less a margin. A value that
@@ -83,9 +89,13 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 ///   holder finished between the caller's look and the grant), the lock is
 ///   handed back and `None` returned, so the cache takes that token instead
 ///   of fetching again. [`TokenStore::unlock`] and
-///   [`TokenStore::remove_if_same`] are compare-and-delete Lua scripts. The
-///   cache's callers that do not get the lock watch Redis for the holder's
-///   token; a holder that dies is replaced when its lock expires.
+///   [`TokenStore::remove_if_same`] are compare-and-delete Lua scripts,
+///   [`TokenStore::extend_lock`] a compare-and-expire one. The holder keeps
+///   its lock alive while it fetches; the cache's callers that do not get
+///   the lock watch Redis for the holder's token, or for the failure it
+///   shares ([`TokenStore::put_failure`]: its error, for the backoff, so
+///   the whole fleet fails at once instead of each process asking the token
+///   endpoint again); a holder that dies is replaced when its lock expires.
 /// - **Redis down or slow**: every operation is cut at the operation timeout
 ///   (250 ms) and fails with a [`StoreError`]; the cache then fetches by
 ///   itself (one fetch per key per process) and serves from the in-process
@@ -169,14 +179,22 @@ impl RedisStore {
         })
     }
 
-    /// The Redis key a token for `key` is stored under.
+    /// The Redis key a token for `key` is stored under: the prefix and the
+    /// key's hashed form as a `{…}` hash tag, which the lock and the
+    /// failure keys share, so that all three live in one Redis Cluster
+    /// slot.
     pub fn token_key(&self, key: &CacheKey) -> String {
-        format!("{}{}", self.prefix, key.as_str())
+        format!("{}{{{}}}", self.prefix, key.as_str())
     }
 
     /// The Redis key of the refresh lock for `key`.
     pub fn lock_key(&self, key: &CacheKey) -> String {
-        format!("{}{}:lock", self.prefix, key.as_str())
+        format!("{}:lock", self.token_key(key))
+    }
+
+    /// The Redis key where the lock holder shares a failed fetch for `key`.
+    pub fn failure_key(&self, key: &CacheKey) -> String {
+        format!("{}:failure", self.token_key(key))
     }
 
     /// Whether tokens are encrypted at rest.
@@ -285,18 +303,57 @@ impl RedisStore {
         };
         let value = self.codec.encode(key, token)?;
         let mut redis = self.redis.clone();
+        // A token supersedes a shared failure.
         let _: () = self
             .run(
                 "SET",
-                redis::cmd("SET")
+                redis::pipe()
+                    .atomic()
+                    .cmd("SET")
                     .arg(self.token_key(key))
                     .arg(value)
                     .arg("PX")
                     .arg(millis(entry_ttl))
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(self.failure_key(key))
+                    .ignore()
                     .query_async(&mut redis),
             )
             .await?;
         Ok(())
+    }
+
+    async fn share_failure(
+        &self,
+        key: &CacheKey,
+        failure: &SharedFailure,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut redis = self.redis.clone();
+        self.run(
+            "SET failure",
+            redis::cmd("SET")
+                .arg(self.failure_key(key))
+                .arg(failure::encode(failure))
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut redis),
+        )
+        .await
+    }
+
+    async fn shared_failure(&self, key: &CacheKey) -> Result<Option<SharedFailure>, StoreError> {
+        let mut redis = self.redis.clone();
+        let raw: Option<Vec<u8>> = self
+            .run(
+                "GET failure",
+                redis::cmd("GET")
+                    .arg(self.failure_key(key))
+                    .query_async(&mut redis),
+            )
+            .await?;
+        Ok(raw.as_deref().and_then(failure::decode))
     }
 
     async fn remove_token(&self, key: &CacheKey) -> Result<(), StoreError> {
@@ -522,6 +579,22 @@ impl TokenStore for RedisStore {
         Box::pin(self.extend(key, lock, ttl))
     }
 
+    fn put_failure<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        failure: &'a SharedFailure,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.share_failure(key, failure, ttl))
+    }
+
+    fn failure<'a>(
+        &'a self,
+        key: &'a CacheKey,
+    ) -> BoxFuture<'a, Result<Option<SharedFailure>, StoreError>> {
+        Box::pin(self.shared_failure(key))
+    }
+
     fn unlock<'a>(
         &'a self,
         key: &'a CacheKey,
@@ -653,8 +726,16 @@ mod tests {
             .await
             .unwrap();
         let key = CacheKey::new("Cenda", "https://login.test/t", "client-id", ["s"], None);
-        assert_eq!(store.token_key(&key), format!("env-a:{}", key.as_str()));
-        assert_eq!(store.lock_key(&key), format!("env-a:{}:lock", key.as_str()));
+        // One hash tag for the three keys of a token: one Cluster slot.
+        assert_eq!(store.token_key(&key), format!("env-a:{{{}}}", key.as_str()));
+        assert_eq!(
+            store.lock_key(&key),
+            format!("env-a:{{{}}}:lock", key.as_str())
+        );
+        assert_eq!(
+            store.failure_key(&key),
+            format!("env-a:{{{}}}:failure", key.as_str())
+        );
         assert!(!store.token_key(&key).contains("client-id"));
         assert!(!store.encrypts());
         assert_eq!(millis(Duration::ZERO), 1);

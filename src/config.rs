@@ -248,6 +248,16 @@ pub struct ClientConfig {
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub allow_http: Option<bool>,
+    /// Refuse a discovery document whose `issuer` is not the discovery URL
+    /// less `/.well-known/openid-configuration` (OpenID Connect Discovery
+    /// §4.3). Only with `discovery_url` (or a provider found through
+    /// discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, num_args = 0, default_missing_value = "true")
+    )]
+    pub strict_issuer: Option<bool>,
     /// Timeout of one token request, in seconds. Default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
@@ -452,7 +462,8 @@ impl Config {
             .ok_or_else(|| fail("client_id is required".to_owned()))?;
         let credential = client.credential(name).map_err(fail)?;
         let mut builder = TokenEndpoint::builder(provider, client_id, credential)
-            .allow_http(client.allow_http.unwrap_or(false));
+            .allow_http(client.allow_http.unwrap_or(false))
+            .strict_issuer(client.strict_issuer.unwrap_or(false));
         if let Some(scopes) = &client.scopes {
             builder = builder.scopes(scopes.iter());
         }

@@ -485,13 +485,14 @@ pub fn config(bytes: &[u8]) {
 /// Checks: metadata come only from a success status, with a non-blank
 /// issuer and a token endpoint that may receive credentials (https, or
 /// http on loopback, no user or password in it); allowing http never turns
-/// a usable document into an error; an error is one printable line that
+/// a usable document into an error; `strict_issuer` refuses exactly the
+/// documents of another issuer; an error is one printable line that
 /// does not show a password from the document's token endpoint.
 pub fn discovery(bytes: &[u8]) {
     let response = recorded(bytes);
     let url = Url::parse(DISCOVERY_URL).expect("the fuzzing discovery URL is valid");
-    let strict = crate::auth::discovery::read_document(&url, &response, now(), false);
-    let lenient = crate::auth::discovery::read_document(&url, &response, now(), true);
+    let strict = crate::auth::discovery::read_document(&url, &response, now(), false, None);
+    let lenient = crate::auth::discovery::read_document(&url, &response, now(), true, None);
     match &strict {
         Ok(metadata) => {
             assert!(
@@ -529,6 +530,16 @@ pub fn discovery(bytes: &[u8]) {
                 check_password_hidden(&response, &shown);
             }
         }
+    }
+    let issuer = DISCOVERY_URL
+        .strip_suffix("/.well-known/openid-configuration")
+        .expect("the fuzzing discovery URL is a well-known one");
+    let checked =
+        crate::auth::discovery::read_document(&url, &response, now(), false, Some(issuer));
+    match (&checked, &strict) {
+        (Ok(metadata), _) => assert_eq!(metadata.issuer, issuer, "another issuer passed"),
+        (Err(_), Ok(metadata)) => assert_ne!(metadata.issuer, issuer, "the issuer was refused"),
+        (Err(_), Err(_)) => {}
     }
     if let Ok(metadata) = &lenient {
         let endpoint = &metadata.token_endpoint;
@@ -580,7 +591,8 @@ pub fn discovery_retry_after(bytes: &[u8]) {
     let url = Url::parse(DISCOVERY_URL).expect("the fuzzing discovery URL is valid");
     let latest = later(now(), Duration::MAX);
     for at in [now(), latest] {
-        let Err(error) = crate::auth::discovery::read_document(&url, &response, at, false) else {
+        let Err(error) = crate::auth::discovery::read_document(&url, &response, at, false, None)
+        else {
             continue;
         };
         if let Some(after) = error.retry_after() {

@@ -87,10 +87,10 @@ impl RedisStoreConfig {
         self
     }
 
-    /// How long a refresh lock is held at most, instead of the TTL the cache
-    /// asks for ([`CacheSettings::lock_ttl`](crate::auth::CacheSettings)).
-    /// Make it the token request's timeout plus a margin: a holder that dies
-    /// is replaced when it passes.
+    /// The lifetime of a refresh lock, instead of the one the cache asks
+    /// for ([`CacheSettings::lock_ttl`](crate::auth::CacheSettings)). A live
+    /// holder renews it while it fetches; a holder that dies is replaced
+    /// when it passes.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.lock_ttl = Some(ttl.max(Duration::from_millis(1)));
         self

@@ -72,6 +72,12 @@ pub struct CacheConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long = "cache-url", value_name = "URL"))]
     pub redis_url: Option<Url>,
+    /// The most seconds one token fetch may take, its retries and their
+    /// waits included; every caller waiting for it then fails with a
+    /// timeout error. At least 1. Default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    pub load_timeout_secs: Option<u64>,
 }
 
 /// Hides the password of `redis_url`.
@@ -85,6 +91,7 @@ impl std::fmt::Debug for CacheConfig {
                 "redis_url",
                 &self.redis_url.as_ref().map(crate::auth::redact_password),
             )
+            .field("load_timeout_secs", &self.load_timeout_secs)
             .finish()
     }
 }
@@ -241,6 +248,16 @@ pub struct ClientConfig {
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub allow_http: Option<bool>,
+    /// Refuse a discovery document whose `issuer` is not the discovery URL
+    /// less `/.well-known/openid-configuration` (OpenID Connect Discovery
+    /// §4.3). Only with `discovery_url` (or a provider found through
+    /// discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, num_args = 0, default_missing_value = "true")
+    )]
+    pub strict_issuer: Option<bool>,
     /// Timeout of one token request, in seconds. Default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
@@ -445,7 +462,8 @@ impl Config {
             .ok_or_else(|| fail("client_id is required".to_owned()))?;
         let credential = client.credential(name).map_err(fail)?;
         let mut builder = TokenEndpoint::builder(provider, client_id, credential)
-            .allow_http(client.allow_http.unwrap_or(false));
+            .allow_http(client.allow_http.unwrap_or(false))
+            .strict_issuer(client.strict_issuer.unwrap_or(false));
         if let Some(scopes) = &client.scopes {
             builder = builder.scopes(scopes.iter());
         }
@@ -477,6 +495,15 @@ impl Config {
         let mut settings = CacheSettings::default();
         if let Some(seconds) = self.cache.refresh_buffer_secs {
             settings.refresh_before = Duration::from_secs(seconds);
+        }
+        match self.cache.load_timeout_secs {
+            Some(0) => {
+                return Err(ConfigFileError::Cache {
+                    message: "load_timeout_secs must be at least 1".to_owned(),
+                });
+            }
+            Some(seconds) => settings.load_timeout = Duration::from_secs(seconds),
+            None => {}
         }
         let capacity = self
             .cache
@@ -768,6 +795,18 @@ auth = "basic"
             err.starts_with("x.toml:3:10: `clients.cenda.scopes`: invalid type"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_load_timeout_comes_from_the_cache_section() {
+        let config = Config::parse("[cache]\nload_timeout_secs = 5\n", "m2m.toml").unwrap();
+        let cache = config.token_cache().await.unwrap();
+        assert_eq!(cache.settings().load_timeout, Duration::from_secs(5));
+        let default = Config::default().token_cache().await.unwrap();
+        assert_eq!(default.settings().load_timeout, Duration::from_secs(60));
+        let zero = Config::parse("[cache]\nload_timeout_secs = 0\n", "m2m.toml").unwrap();
+        let error = zero.token_cache().await.unwrap_err().to_string();
+        assert_eq!(error, "[cache]: load_timeout_secs must be at least 1");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! panic raised *here* is the point: it means a parser panicked or a promise
 //! was broken, and the message says which.
 //!
-//! `token_response` and `discovery` read their input as a small HTTP answer:
+//! `token_response`, `discovery` and `discovery_retry_after` read their
+//! input as a small HTTP answer:
 //!
 //! ```text
 //! 400
@@ -22,6 +23,7 @@
 //! body. Input that does not start with three digits and a line end is all
 //! body, answered with `200` and `Content-Type: application/json`.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -29,11 +31,15 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::auth::challenge::{BearerChallenge, bearer_challenges, says_invalid_token};
+use crate::auth::clock::{Clock, FixedJitter, ManualClock, later};
 use crate::auth::credentials::RequestAuth;
 use crate::auth::endpoint::OAuthClient;
 use crate::auth::http::RecordedResponse;
 use crate::auth::response::{FailureContext, LifetimeSource, read_token_answer};
-use crate::auth::{AccessToken, AuthError, ClientAuthMethod, ClientCredential, TokenLifetimes};
+use crate::auth::{
+    AccessToken, AuthError, BoxFuture, CacheKey, CacheSettings, ClientAuthMethod, ClientCredential,
+    FetchToken, MAX_RETRY_AFTER, MemoryStore, TokenCache, TokenLifetimes,
+};
 use crate::config::{CacheConfig, ClientConfig, Config, ConfigFileError};
 
 /// The token URL the fuzzed answers come from.
@@ -47,8 +53,6 @@ const CLIENT_ID: &str = "fuzz-client";
 pub const CLIENT_SECRET: &str = "s3cr3t+fuzz/secret=&value";
 /// "Now" for every fuzzed answer (2026-01-01T00:00:00Z).
 const NOW_SECONDS: u64 = 1_767_225_600;
-/// The most `Retry-After` an error may carry (the endpoint's default cap).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 /// Tokens shorter than this are not checked for leaks: short strings turn up
 /// in error messages by chance.
 const MIN_CHECKED_TOKEN_LEN: usize = 8;
@@ -142,9 +146,9 @@ fn exchange(response: &RecordedResponse, auth: &RequestAuth) -> TokenOutcome {
 /// The token endpoint answers with `bytes` (see the module documentation).
 ///
 /// Checks: a token is never empty, is the body's `access_token`, has a
-/// lifetime within [`TokenLifetimes`]' bounds (the default one when the
-/// answer gives none), and goes into a sensitive header of exactly
-/// `{token_type} {access_token}`; only a 200 gives a token. An error is one
+/// lifetime no longer than the `expires_in` given nor than
+/// [`TokenLifetimes`]' bound (the default one when the answer gives none),
+/// and goes into a sensitive header of exactly `{token_type} {access_token}`; only a 200 gives a token. An error is one
 /// printable line, never shows the client secret in any form, keeps a
 /// `Retry-After` within the cap, and does not depend on the value of an
 /// `access_token` in the body (so it cannot show it).
@@ -210,9 +214,17 @@ fn check_token(
     }
     let lifetimes = TokenLifetimes::default();
     assert!(
-        (lifetimes.min..=lifetimes.max).contains(&lifetime),
-        "lifetime {lifetime:?} outside the bounds"
+        lifetime <= lifetimes.max,
+        "lifetime {lifetime:?} over the bound"
     );
+    if source == LifetimeSource::ExpiresIn
+        && let Some(given) = expires_in_seconds(&response.body)
+    {
+        assert!(
+            lifetime.as_secs() <= given.max(0).unsigned_abs(),
+            "lifetime {lifetime:?} longer than the expires_in given ({given})"
+        );
+    }
     if source == LifetimeSource::Default {
         assert_eq!(
             lifetime, lifetimes.default,
@@ -240,6 +252,15 @@ fn check_token(
             "Debug of the token shows it"
         );
     }
+}
+
+/// A plain integer `expires_in` of a JSON object body, as the server gave it.
+fn expires_in_seconds(body: &[u8]) -> Option<i64> {
+    let body = serde_json::Deserializer::from_slice(body)
+        .into_iter::<serde_json::Value>()
+        .next()?
+        .ok()?;
+    body.get("expires_in")?.as_i64()
 }
 
 /// What every error printed from outside input must be: one printable
@@ -464,13 +485,14 @@ pub fn config(bytes: &[u8]) {
 /// Checks: metadata come only from a success status, with a non-blank
 /// issuer and a token endpoint that may receive credentials (https, or
 /// http on loopback, no user or password in it); allowing http never turns
-/// a usable document into an error; an error is one printable line that
+/// a usable document into an error; `strict_issuer` refuses exactly the
+/// documents of another issuer; an error is one printable line that
 /// does not show a password from the document's token endpoint.
 pub fn discovery(bytes: &[u8]) {
     let response = recorded(bytes);
     let url = Url::parse(DISCOVERY_URL).expect("the fuzzing discovery URL is valid");
-    let strict = crate::auth::discovery::read_document(&url, &response, now(), false);
-    let lenient = crate::auth::discovery::read_document(&url, &response, now(), true);
+    let strict = crate::auth::discovery::read_document(&url, &response, now(), false, None);
+    let lenient = crate::auth::discovery::read_document(&url, &response, now(), true, None);
     match &strict {
         Ok(metadata) => {
             assert!(
@@ -509,6 +531,16 @@ pub fn discovery(bytes: &[u8]) {
             }
         }
     }
+    let issuer = DISCOVERY_URL
+        .strip_suffix("/.well-known/openid-configuration")
+        .expect("the fuzzing discovery URL is a well-known one");
+    let checked =
+        crate::auth::discovery::read_document(&url, &response, now(), false, Some(issuer));
+    match (&checked, &strict) {
+        (Ok(metadata), _) => assert_eq!(metadata.issuer, issuer, "another issuer passed"),
+        (Err(_), Ok(metadata)) => assert_ne!(metadata.issuer, issuer, "the issuer was refused"),
+        (Err(_), Err(_)) => {}
+    }
     if let Ok(metadata) = &lenient {
         let endpoint = &metadata.token_endpoint;
         assert!(matches!(endpoint.scheme(), "https" | "http"), "{endpoint}");
@@ -540,5 +572,85 @@ fn check_password_hidden(response: &RecordedResponse, shown: &str) {
             !shown.contains(&password),
             "an error shows the token endpoint's password: {shown}"
         );
+    }
+}
+
+/// An answer to a discovery request whose `Retry-After` may be anything
+/// (see the module documentation for the input), followed through every
+/// wait it can cause: the error's `Retry-After`, and the token cache that
+/// backs the key off after the failed fetch, at an ordinary date and at the
+/// last instant `SystemTime` can hold.
+///
+/// Checks: the error's `Retry-After` is at most [`MAX_RETRY_AFTER`]; no
+/// wait or deadline computed from it panics (no `SystemTime + Duration`
+/// overflow); the cache answers the failure itself, and while it holds the
+/// key off, an error whose wait is at most the longer of the cap and the
+/// cache's longest backoff.
+pub fn discovery_retry_after(bytes: &[u8]) {
+    let response = recorded(bytes);
+    let url = Url::parse(DISCOVERY_URL).expect("the fuzzing discovery URL is valid");
+    let latest = later(now(), Duration::MAX);
+    for at in [now(), latest] {
+        let Err(error) = crate::auth::discovery::read_document(&url, &response, at, false, None)
+        else {
+            continue;
+        };
+        if let Some(after) = error.retry_after() {
+            assert!(
+                after <= MAX_RETRY_AFTER,
+                "Retry-After over the cap: {after:?}"
+            );
+        }
+        through_the_cache(error, at);
+    }
+}
+
+/// A fetcher that fails with one error, for [`discovery_retry_after`].
+struct FailsWith(AuthError);
+
+impl FetchToken for FailsWith {
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
+        Box::pin(std::future::ready(Err(self.0.clone())))
+    }
+}
+
+/// Two calls of a cold key whose fetch fails with `error` at `at`, on a
+/// manual clock: the first runs the fetch in the calling thread (no Tokio
+/// runtime here), the second meets the backoff it left.
+fn through_the_cache(error: AuthError, at: SystemTime) {
+    let clock = Arc::new(ManualClock::new(at));
+    let settings = CacheSettings::default();
+    let longest = settings.retry_max.max(MAX_RETRY_AFTER);
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        settings,
+    );
+    let key = CacheKey::new("custom", DISCOVERY_URL, CLIENT_ID, ["openid"], None);
+    let source = cache.source(key, Arc::new(FailsWith(error.clone())));
+    let first = poll_once(source.token()).expect("a flight run in the caller ends at once");
+    let first = first.expect_err("the fetcher only fails");
+    assert_eq!(
+        first.to_string(),
+        error.to_string(),
+        "the failure was changed"
+    );
+    clock.advance(Duration::from_millis(500));
+    let second = poll_once(source.token()).expect("a held-off call is answered at once");
+    let second = second.expect_err("no token can come of it");
+    if let Some(after) = second.retry_after() {
+        assert!(after <= longest, "held off for {after:?}");
+    }
+    assert!(clock.now() >= at, "the clock went back");
+}
+
+/// Polls `future` once, as an executor would (no Tokio runtime).
+fn poll_once<T>(future: impl std::future::Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(value) => Some(value),
+        std::task::Poll::Pending => None,
     }
 }

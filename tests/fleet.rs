@@ -22,9 +22,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use m2m::auth::clock::{RandomJitter, SystemClock};
 use m2m::auth::{
-    AccessToken, AuthError, BoxFuture, CacheEncryptionKey, CacheKey, CacheSettings, FetchToken,
-    RedisStore, RedisStoreConfig, StoreLock, TokenCache, TokenStore,
+    AccessToken, AuthError, BoxFuture, CacheEncryptionKey, CacheKey, CacheSettings,
+    ClientCredential, FetchToken, RedisStore, RedisStoreConfig, StoreLock, TokenCache,
+    TokenEndpoint, TokenStore,
 };
+use m2m::provider::Provider;
 use redis::aio::MultiplexedConnection;
 use secrecy::{ExposeSecret, SecretString};
 use wiremock::matchers::{method, path};
@@ -320,7 +322,7 @@ async fn round_trip_is_encrypted_at_rest_and_a_wrong_key_is_a_miss() {
 
     let mut conn = raw(&server).await;
     let token_key = store.token_key(&k);
-    assert_eq!(token_key, format!("{}{}", prefix("crypt"), k.as_str()));
+    assert_eq!(token_key, format!("{}{{{}}}", prefix("crypt"), k.as_str()));
     assert_eq!(k.as_str().len(), 64);
     let value = raw_get(&mut conn, &token_key).await.unwrap();
     assert!(
@@ -450,7 +452,10 @@ async fn refresh_lock_is_exclusive_and_released_only_by_its_owner() {
     let mut conn = raw(&server).await;
     let k = key("lock");
     let lock_key = a.lock_key(&k);
-    assert_eq!(lock_key, format!("{}{}:lock", prefix("lock"), k.as_str()));
+    assert_eq!(
+        lock_key,
+        format!("{}{{{}}}:lock", prefix("lock"), k.as_str())
+    );
 
     let lock_a = a
         .try_lock(&k, Duration::from_secs(5))
@@ -805,6 +810,59 @@ async fn rediss_with_a_private_ca_and_refused_without_it() {
     assert!(refused.is_err());
 }
 
+/// Issue 11, item 11: the refresh lock lived `lock_ttl` (30 s by default)
+/// while a fetch may take longer (3 attempts of up to 10 s, with backoff
+/// and Retry-After waits), so a second process took the expired lock and
+/// fetched beside the first. The holder now keeps its lock alive while it
+/// fetches, and a waiter waits for it as long as it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_does_not_fetch_while_a_slow_first_fetch_outlives_the_lock_ttl() {
+    const LOCK_TTL: Duration = Duration::from_millis(500);
+    let server = RedisServer::start();
+    // The fetch takes five lock lifetimes.
+    let tokens = token_server(5 * LOCK_TTL).await;
+    let fetcher = HttpFetcher::new(format!("{}/oauth2/token", tokens.uri()));
+    let process = || async {
+        let store = RedisStore::connect(config(&server, "slow-fetch"))
+            .await
+            .unwrap();
+        cache_over(
+            Arc::new(store),
+            settings(LOCK_TTL, Duration::from_millis(20)),
+        )
+    };
+    let (first, second) = (process().await, process().await);
+    let first_call = {
+        let source = first.source(key("slow-fetch"), fetcher.clone());
+        tokio::spawn(async move { source.token().await })
+    };
+    let store = RedisStore::connect(config(&server, "slow-fetch"))
+        .await
+        .unwrap();
+    let mut conn = raw(&server).await;
+    let lock_key = store.lock_key(&key("slow-fetch"));
+    let started = Instant::now();
+    while raw_get(&mut conn, &lock_key).await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(5), "no lock taken");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let second_token = second
+        .source(key("slow-fetch"), fetcher.clone())
+        .token()
+        .await
+        .unwrap();
+    let first_token = first_call.await.unwrap().unwrap();
+    let waited = started.elapsed();
+    assert_eq!(token_number(&first_token), 1);
+    assert_eq!(token_number(&second_token), 1);
+    assert_eq!(token_requests(&tokens).await, 1, "token requests in all");
+    assert_eq!((second.stats().fetches, second.stats().adopted), (0, 1));
+    assert!(waited >= 4 * LOCK_TTL, "the fetch took {waited:?}");
+    assert_eq!(raw_get(&mut conn, &lock_key).await, None, "released");
+    eprintln!("slow fetch: {waited:?} under a {LOCK_TTL:?} lock kept alive, one token request");
+}
+
 // ------------------------------------------------------ multi-process tests
 
 const ROLE: &str = "M2M_FLEET_ROLE";
@@ -1041,6 +1099,140 @@ async fn fleet_worker() {
     result.fetches = stats.fetches as usize;
     result.adopted = stats.adopted as usize;
     result.store_errors = stats.store_errors as usize;
+    println!("{RESULT} {}", serde_json::to_string(&result).unwrap());
+}
+
+/// A secret the token server refuses (it must show nowhere).
+const WRONG_SECRET: &str = "wrong-secret-5e1f0c";
+
+/// Issue 11, item 10: when the lock holder's fetch failed, the processes
+/// waiting on its lock did not learn it: they watched the store for a token
+/// for the whole lock TTL, then each fetched (and failed) by itself. The
+/// holder now shares its failure through the store, next to the token and
+/// the lock (one Redis Cluster hash slot: `{…}`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_with_a_wrong_secret_make_one_token_request_and_all_fail_at_once() {
+    const PROCESSES: usize = 3;
+    let server = RedisServer::start();
+    let tokens = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "error": "invalid_client",
+            "error_description": "client authentication failed"
+        })))
+        .mount(&tokens)
+        .await;
+    let fleet_prefix = prefix("wrong-secret");
+    let env = vec![
+        (ROLE, "wrong-secret".to_owned()),
+        ("M2M_FLEET_REDIS_URL", server.url().to_string()),
+        (
+            "M2M_FLEET_TOKEN_URL",
+            format!("{}/oauth2/token", tokens.uri()),
+        ),
+        ("M2M_FLEET_PREFIX", fleet_prefix.clone()),
+    ];
+    let mut workers: Vec<Child> = (0..PROCESSES)
+        .map(|_| spawn_worker("wrong_secret_worker", &env))
+        .collect();
+    let results: Vec<_> = workers.iter_mut().map(|w| lines_with(w, RESULT)).collect();
+    let mut conn = raw(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready: Option<usize> = redis::cmd("GET")
+            .arg(format!("{fleet_prefix}ready"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if ready == Some(PROCESSES) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "workers not ready: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    raw_set(&mut conn, &format!("{fleet_prefix}go"), b"1").await;
+
+    let mut failures = Vec::new();
+    for (worker, result) in workers.iter_mut().zip(results) {
+        let status = wait_bounded(worker, Duration::from_secs(20));
+        assert!(status.success(), "worker failed: {status}");
+        let line = result
+            .recv_timeout(Duration::from_secs(5))
+            .expect("worker result");
+        failures.push(serde_json::from_str::<FailedWorker>(&line).unwrap());
+    }
+    eprintln!("wrong secret: {failures:?}");
+    assert_eq!(token_requests(&tokens).await, 1, "token requests in all");
+    for failure in &failures {
+        assert_eq!(failure.oauth_error.as_deref(), Some("invalid_client"));
+        assert!(failure.elapsed_ms < 2000, "{failure:?}");
+        assert!(!failure.message.contains(WRONG_SECRET), "{failure:?}");
+    }
+    assert_eq!(failures.iter().map(|f| f.fetches).sum::<u64>(), 1);
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct FailedWorker {
+    oauth_error: Option<String>,
+    message: String,
+    elapsed_ms: u64,
+    fetches: u64,
+}
+
+/// One process with a wrong client secret (run by
+/// `three_processes_with_a_wrong_secret_make_one_token_request_and_all_fail_at_once`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a worker process of three_processes_with_a_wrong_secret_make_one_token_request_and_all_fail_at_once"]
+async fn wrong_secret_worker() {
+    if std::env::var(ROLE).as_deref() != Ok("wrong-secret") {
+        eprintln!("wrong_secret_worker runs only when started by its parent test");
+        return;
+    }
+    let var = |name: &str| std::env::var(name).unwrap();
+    let fleet_prefix = var("M2M_FLEET_PREFIX");
+    let store = RedisStore::connect(
+        RedisStoreConfig::new(var("M2M_FLEET_REDIS_URL").parse().unwrap())
+            .prefix(fleet_prefix.clone()),
+    )
+    .await
+    .unwrap();
+    let cache = cache_over(Arc::new(store), CacheSettings::default());
+    let endpoint = TokenEndpoint::builder(
+        Provider::custom_token_url(var("M2M_FLEET_TOKEN_URL").parse().unwrap()),
+        "fleet-client",
+        ClientCredential::secret(WRONG_SECRET),
+    )
+    .build()
+    .unwrap();
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+
+    let mut conn = redis::Client::open(var("M2M_FLEET_REDIS_URL"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("INCR")
+        .arg(format!("{fleet_prefix}ready"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while raw_get(&mut conn, &format!("{fleet_prefix}go"))
+        .await
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no go signal");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    let error = source.token().await.unwrap_err();
+    let result = FailedWorker {
+        oauth_error: error.oauth_error().map(|oauth| oauth.error.clone()),
+        message: format!("{error} {error:?}"),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        fetches: cache.stats().fetches,
+    };
     println!("{RESULT} {}", serde_json::to_string(&result).unwrap());
 }
 

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("token_response", m2m::fuzzing::token_response),
     ("www_authenticate", m2m::fuzzing::www_authenticate),
     ("config", m2m::fuzzing::config),
     ("discovery", m2m::fuzzing::discovery),
+    ("discovery_retry_after", m2m::fuzzing::discovery_retry_after),
 ];
 
 /// Each target's corpus must keep at least this many inputs: a deleted or
@@ -67,6 +68,12 @@ fn config_corpus() {
 #[test]
 fn discovery_corpus() {
     let (name, run) = TARGETS[3];
+    assert!(replay(name, run) >= MIN_SEEDS);
+}
+
+#[test]
+fn discovery_retry_after_corpus() {
+    let (name, run) = TARGETS[4];
     assert!(replay(name, run) >= MIN_SEEDS);
 }
 

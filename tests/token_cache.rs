@@ -10,9 +10,10 @@ use http::HeaderValue;
 use m2m::auth::clock::{Clock, FixedJitter, ManualClock};
 use m2m::auth::{
     AccessToken, Auth, AuthError, BoxFuture, CacheKey, CacheSettings, CacheStats,
-    CachedTokenSource, FetchToken, InvalidTokenValue, MemoryStore, StoreError, StoreLock,
-    TokenCache, TokenStore,
+    CachedTokenSource, ClientCredential, FetchToken, InvalidTokenValue, MemoryStore, RetryPolicy,
+    StoreError, StoreLock, TokenCache, TokenEndpoint, TokenStore, UnfinishedFetch,
 };
+use m2m::provider::Provider;
 use secrecy::SecretString;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -433,6 +434,205 @@ async fn a_token_in_its_last_seconds_is_not_handed_out() {
     );
 }
 
+/// Issue 11, item 4: a discovery answer with `Retry-After: 2^64 - 1`
+/// overflowed `SystemTime + Duration` in the cache's backoff, and the caller
+/// was told (by a panic) that the token fetcher had panicked. The wait is
+/// capped (120 s) and every sum with it is checked.
+#[tokio::test]
+async fn a_retry_after_of_u64_max_on_discovery_holds_the_key_off_for_the_cap() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(
+            ResponseTemplate::new(503).insert_header("retry-after", u64::MAX.to_string().as_str()),
+        )
+        .mount(&server)
+        .await;
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let discovery_url = format!("{}/.well-known/openid-configuration", server.uri());
+    let endpoint = TokenEndpoint::builder(
+        Provider::custom_discovery(discovery_url.parse().unwrap()),
+        "loopback-client",
+        ClientCredential::secret("loopback-secret"),
+    )
+    .clock(clock.clone())
+    .jitter(Arc::new(FixedJitter(0.0)))
+    .retry(RetryPolicy::no_retries())
+    .build()
+    .unwrap();
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+
+    let caller = {
+        let source = source.clone();
+        tokio::spawn(async move { source.token().await })
+    };
+    let error = caller
+        .await
+        .expect("the caller gets an error, not a panic")
+        .unwrap_err();
+    assert!(matches!(error, AuthError::Discovery(_)), "{error:?}");
+    assert_eq!(error.retry_after(), Some(secs(120)));
+    assert_eq!(token_requests(&server).await, 1);
+
+    // The key is held off for the capped wait, then tried again.
+    clock.advance(secs(119));
+    let held = source.token().await.unwrap_err();
+    assert_eq!(held.to_string(), error.to_string());
+    assert_eq!(token_requests(&server).await, 1);
+    clock.advance(secs(1));
+    source.token().await.unwrap_err();
+    assert_eq!(token_requests(&server).await, 2);
+}
+
+/// A token endpoint on `server` (m2m's own, with retries) whose waits and
+/// expiry times follow `clock`.
+fn loopback_endpoint(server: &MockServer, clock: &Arc<ManualClock>) -> TokenEndpoint {
+    TokenEndpoint::builder(
+        Provider::custom_token_url(format!("{}{TOKEN_PATH}", server.uri()).parse().unwrap()),
+        "loopback-client",
+        ClientCredential::secret("loopback-secret"),
+    )
+    .clock(clock.clone())
+    .jitter(Arc::new(FixedJitter(0.0)))
+    .build()
+    .unwrap()
+}
+
+/// Issue 11, item 6: an `expires_in` under 60 s was taken as 60 s, so the
+/// token was used after the expiry the server gave. A short lifetime is
+/// taken at its word (refreshed at half of it, not handed out in its last
+/// quarter), and a lifetime of 0 serves only the call that fetched it.
+#[tokio::test]
+async fn a_token_is_never_served_past_the_expiry_the_server_gave() {
+    let server = token_server(20).await;
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let endpoint = loopback_endpoint(&server, &clock);
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let start = clock.now();
+
+    let first = source.token().await.unwrap();
+    assert_eq!(first.expires_at(), start + secs(20), "the server's expiry");
+    let mut issued = vec![(value(&first).to_owned(), start)];
+    for _ in 0..40 {
+        clock.advance(secs(1));
+        let token = source.token().await.unwrap();
+        let now = clock.now();
+        if issued.last().is_none_or(|(v, _)| v != value(&token)) {
+            issued.push((value(&token).to_owned(), now));
+        }
+        let since = issued.last().map(|(_, at)| *at).unwrap_or(start);
+        assert!(
+            token.expires_at() > now && token.expires_at() <= since + secs(20),
+            "at {:?}: a token expiring at {:?}",
+            now.duration_since(start),
+            token.expires_at().duration_since(start)
+        );
+        source.settled().await;
+    }
+    assert_ne!(value(&source.token().await.unwrap()), value(&first));
+    // Refreshed in the background at half of each 20 s life.
+    assert_eq!(token_requests(&server).await, 5);
+
+    // expires_in 0: the token serves the call that fetched it, and the next
+    // call fetches again.
+    let server = token_server(0).await;
+    let endpoint = loopback_endpoint(&server, &clock);
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let a = source.token().await.unwrap();
+    assert_eq!(a.expires_at(), clock.now());
+    let b = source.token().await.unwrap();
+    assert_ne!(value(&a), value(&b));
+    assert_eq!(token_requests(&server).await, 2);
+}
+
+/// Issue 11, item 5: a cold caller waited for its fetch without a
+/// deadline. The fetch has a total budget, its retries and their waits
+/// included (`CacheSettings::load_timeout`, 60 s by default, on the
+/// injected clock): past it, every waiter gets a typed timeout error, the
+/// fetch is dropped and the key's next call starts a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_that_outlasts_the_load_timeout_fails_every_waiter_and_is_abandoned() {
+    let server = MockServer::start().await;
+    // The first attempt is told to come back in 30 s; the second hangs.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "30"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_secs(300)))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    serve_tokens(&server, 3600, "after-the-timeout").await;
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let endpoint = loopback_endpoint(&server, &clock);
+    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let start = clock.now();
+
+    let callers: Vec<_> = (0..10)
+        .map(|_| {
+            let source = source.clone();
+            tokio::spawn(async move { source.token().await })
+        })
+        .collect();
+    let waiting = std::time::Instant::now();
+    while token_requests(&server).await < 2 {
+        assert!(waiting.elapsed() < Duration::from_secs(10), "no retry sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // 30 s of Retry-After went by; 29 s more stay within the budget.
+    assert_eq!(clock.now(), start + secs(30));
+    clock.advance(secs(29));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        callers.iter().all(|c| !c.is_finished()),
+        "within the budget"
+    );
+
+    clock.advance(secs(1));
+    for caller in callers {
+        let result = tokio::time::timeout(Duration::from_secs(5), caller)
+            .await
+            .expect("every waiter is answered once the budget is spent")
+            .unwrap();
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, AuthError::LoadTimeout { budget } if budget == secs(60)),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("60s"), "{error}");
+    }
+    // Abandoned cleanly: no flight left, one failure recorded, and after
+    // the backoff the next call fetches afresh.
+    source.settled().await;
+    assert_eq!(cache.stats().fetch_failures, 1);
+    clock.advance(secs(1));
+    let token = source.token().await.unwrap();
+    assert_eq!(value(&token), "Bearer after-the-timeout-1");
+    assert_eq!(token_requests(&server).await, 3);
+}
+
 // ---------------------------------------------------------------------------
 // Rejected tokens, forced refresh, invalidation
 // ---------------------------------------------------------------------------
@@ -618,11 +818,13 @@ async fn no_token_value_appears_in_any_debug_output() {
 // ---------------------------------------------------------------------------
 
 /// A store shared with "another process" that holds the refresh lock and
-/// puts its token once `delivers_after` looks have been made.
+/// puts its token once `delivers_after` looks have been made, or dies: its
+/// lock is granted from the `grants_at`-th request on (it expired).
 struct LockedByAnotherProcess {
     inner: MemoryStore,
     looks: AtomicU64,
     delivers_after: Option<u64>,
+    grants_at: Option<u64>,
     foreign: AccessToken,
     lock_requests: AtomicU64,
 }
@@ -667,8 +869,9 @@ impl TokenStore for LockedByAnotherProcess {
         _: &'a CacheKey,
         _: Duration,
     ) -> BoxFuture<'a, Result<Option<StoreLock>, StoreError>> {
-        self.lock_requests.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async { Ok(None) })
+        let request = self.lock_requests.fetch_add(1, Ordering::SeqCst) + 1;
+        let granted = self.grants_at.is_some_and(|at| request >= at);
+        Box::pin(async move { Ok(granted.then(|| StoreLock::owned("this-process"))) })
     }
 }
 
@@ -684,6 +887,7 @@ fn locked_store(clock: &ManualClock, delivers_after: Option<u64>) -> Arc<LockedB
         inner: MemoryStore::default(),
         looks: AtomicU64::new(0),
         delivers_after,
+        grants_at: None,
         foreign,
         lock_requests: AtomicU64::new(0),
     })
@@ -714,8 +918,12 @@ async fn while_another_process_holds_the_lock_its_token_is_taken_not_fetched() {
     assert_eq!((stats.fetches, stats.adopted), (0, 1));
 }
 
+/// Issue 11, item 11: a flight used to fetch beside a lock holder that had
+/// not delivered within three lock lifetimes, though a live holder may
+/// fetch longer than that. It waits for the holder as long as the lock is
+/// held (a live holder keeps it alive), within its own budget.
 #[tokio::test]
-async fn a_lock_holder_that_never_delivers_is_outwaited_then_fetched_around() {
+async fn a_lock_holder_that_never_delivers_costs_the_load_timeout_not_a_second_fetch() {
     let server = token_server(3600).await;
     let clock = Arc::new(ManualClock::at_fixed_date());
     let store = locked_store(&clock, None);
@@ -730,18 +938,47 @@ async fn a_lock_holder_that_never_delivers_is_outwaited_then_fetched_around() {
         settings,
     );
     let source = cache.source(cache_key("locked"), fetcher);
+    let start = clock.now();
+
+    let error = source.token().await.unwrap_err();
+    assert!(
+        matches!(error, AuthError::LoadTimeout { budget } if budget == secs(60)),
+        "{error:?}"
+    );
+    assert_eq!(clock.now(), start + secs(60));
+    // A lock request every lock TTL (2 s), each followed by a whole TTL of
+    // polls, for the 60 s of the budget: the last request at 60 s.
+    assert_eq!(store.lock_requests.load(Ordering::SeqCst), 31);
+    assert_eq!(clock.sleeps(), vec![Duration::from_millis(500); 120]);
+    assert_eq!(token_requests(&server).await, 0, "never beside the holder");
+}
+
+#[tokio::test]
+async fn a_dead_lock_holder_is_replaced_once_its_lock_expires() {
+    let server = token_server(3600).await;
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let store = Arc::new(LockedByAnotherProcess {
+        grants_at: Some(3),
+        ..Arc::into_inner(locked_store(&clock, None)).unwrap()
+    });
+    let fetcher = LoopbackFetcher::new(&server, &clock);
+    let mut settings = CacheSettings::default();
+    settings.lock_ttl = secs(2);
+    settings.lock_poll = Duration::from_millis(500);
+    let cache = TokenCache::new(
+        store.clone(),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        settings,
+    );
+    let source = cache.source(cache_key("locked"), fetcher);
 
     let token = source.token().await.unwrap();
     assert_eq!(value(&token), "Bearer loopback-token-1");
-    // The lock is asked for three times (a holder that died leaves it until
-    // its TTL; then a waiter takes it over), each followed by a whole lock
-    // TTL of polls; then the token is fetched without the lock.
+    // Refused twice (a whole lock TTL of polls after each), granted the
+    // third time: the lock of the dead holder had expired.
     assert_eq!(store.lock_requests.load(Ordering::SeqCst), 3);
-    assert_eq!(
-        clock.sleeps(),
-        vec![Duration::from_millis(500); 3 * 4],
-        "polled for the whole lock TTL after each lock request"
-    );
+    assert_eq!(clock.sleeps(), vec![Duration::from_millis(500); 2 * 4]);
     assert_eq!(token_requests(&server).await, 1);
 }
 
@@ -800,9 +1037,45 @@ async fn a_failing_store_costs_fetches_but_no_failed_calls() {
 // Logs
 // ---------------------------------------------------------------------------
 
-/// Records every event of m2m's own targets as `LEVEL message field=value…`.
+/// Records every event of m2m's own targets on this thread as `LEVEL
+/// message field=value…` (the test's current-thread runtime keeps its
+/// tasks on it).
+///
+/// One global subscriber routes each event to the recorder of the thread it
+/// happens on, and answers `Interest::sometimes()` for every callsite: a
+/// scoped subscriber, set and dropped while tests run in parallel, raced
+/// with other threads on tracing's callsite cache and lost events.
 #[derive(Clone, Default)]
 struct LogRecorder(Arc<Mutex<Vec<String>>>);
+
+thread_local! {
+    static RECORDER: std::cell::RefCell<Option<LogRecorder>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stops recording on this thread when dropped.
+struct Recording;
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        RECORDER.with(|recorder| recorder.borrow_mut().take());
+    }
+}
+
+impl LogRecorder {
+    /// Records this thread's events until the guard is dropped.
+    fn start() -> (Self, Recording) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            tracing::subscriber::set_global_default(Router)
+                .expect("no other global subscriber in this test binary");
+        });
+        let recorder = Self::default();
+        RECORDER.with(|sink| *sink.borrow_mut() = Some(recorder.clone()));
+        (recorder, Recording)
+    }
+}
+
+struct Router;
 
 struct FieldsToText<'a>(&'a mut String);
 
@@ -812,9 +1085,16 @@ impl tracing::field::Visit for FieldsToText<'_> {
     }
 }
 
-impl tracing::Subscriber for LogRecorder {
+impl tracing::Subscriber for Router {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
         metadata.target().starts_with("m2m")
+            && RECORDER.with(|recorder| recorder.borrow().is_some())
     }
     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         tracing::span::Id::from_u64(1)
@@ -824,7 +1104,11 @@ impl tracing::Subscriber for LogRecorder {
     fn event(&self, event: &tracing::Event<'_>) {
         let mut text = event.metadata().level().to_string();
         event.record(&mut FieldsToText(&mut text));
-        self.0.lock().unwrap().push(text);
+        RECORDER.with(|recorder| {
+            if let Some(recorder) = recorder.borrow().as_ref() {
+                recorder.0.lock().unwrap().push(text);
+            }
+        });
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
@@ -842,11 +1126,7 @@ impl LogRecorder {
 
 #[tokio::test]
 async fn logs_tell_hits_misses_and_failed_refreshes_without_the_token() {
-    let recorder = LogRecorder::default();
-    let _guard = tracing::subscriber::set_default(recorder.clone());
-    // Another test's thread may have cached these callsites as "never" just
-    // before this subscriber was installed: ask every callsite again.
-    tracing::callsite::rebuild_interest_cache();
+    let (recorder, _recording) = LogRecorder::start();
     let s = setup(300, CacheSettings::default()).await;
 
     s.source.token().await.unwrap();
@@ -884,6 +1164,58 @@ async fn logs_tell_hits_misses_and_failed_refreshes_without_the_token() {
 }
 
 // ---------------------------------------------------------------------------
+// A runtime that is shutting down
+// ---------------------------------------------------------------------------
+
+/// Issue 11, item 7: a cold call spawned its fetch while holding the key's
+/// lock; on a runtime that is shutting down, `spawn` drops the task at
+/// once, the task's guard took the same lock, and the thread (and every
+/// later caller of the key) hung. Now the call fails with a typed error.
+#[test]
+fn a_cold_call_on_a_runtime_that_is_shutting_down_fails_instead_of_hanging() {
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let server = servers.block_on(token_server(3600));
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let fetcher = LoopbackFetcher::new(&server, &clock);
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let source = cache.source(cache_key("shutting-down"), fetcher.clone());
+    let dying = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = dying.handle().clone();
+    drop(dying);
+
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let caller = source.clone();
+    std::thread::spawn(move || {
+        let _inside = handle.enter();
+        let _ = sender.send(futures::executor::block_on(caller.token()));
+    });
+    let result = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the call returns within 10 s (it used to hang for ever)");
+    let error = result.expect_err("no token without a runtime to fetch it");
+    assert!(
+        matches!(
+            error,
+            AuthError::Unfinished(UnfinishedFetch::RuntimeShutDown)
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("shutting down"), "{error}");
+    assert!(fetcher.attempts_since(clock.now()).is_empty());
+    // The key is not wedged: on a live runtime the next call fetches.
+    let token = servers.block_on(source.token()).unwrap();
+    assert_eq!(value(&token), "Bearer loopback-token-1");
+}
+
+// ---------------------------------------------------------------------------
 // A fetcher that panics
 // ---------------------------------------------------------------------------
 
@@ -903,8 +1235,11 @@ impl FetchToken for PanicsOnce {
     }
 }
 
+/// Issue 11, item 8: the callers waiting for a fetch whose fetcher
+/// panicked used to panic too. They get a typed error; the failure backs
+/// the key off like any other, and the key works again after it.
 #[tokio::test]
-async fn a_panicking_fetcher_does_not_wedge_the_key() {
+async fn a_panicking_fetcher_gives_its_waiters_a_typed_error_and_does_not_wedge_the_key() {
     let s = setup(3600, CacheSettings::default()).await;
     let panicky = Arc::new(PanicsOnce {
         panicked: AtomicBool::new(false),
@@ -916,15 +1251,165 @@ async fn a_panicking_fetcher_does_not_wedge_the_key() {
         let source = source.clone();
         tokio::spawn(async move { source.token().await })
     };
+    let error = caller
+        .await
+        .expect("the waiting caller does not panic")
+        .unwrap_err();
     assert!(
-        caller.await.unwrap_err().is_panic(),
-        "the waiting caller saw the panic"
+        matches!(
+            error,
+            AuthError::Unfinished(UnfinishedFetch::FetcherPanicked)
+        ),
+        "{error:?}"
     );
     assert_eq!(s.cache.stats().fetch_failures, 1);
+    // Within the backoff, the same error, without calling the fetcher.
+    let again = source.token().await.unwrap_err();
+    assert_eq!(again.to_string(), error.to_string());
 
     // After the backoff, the key works again.
     s.clock.advance(secs(1));
     let token = source.token().await.unwrap();
     assert_eq!(value(&token), "Bearer loopback-token-1");
     assert_eq!(token_requests(&s.server).await, 1);
+}
+
+/// Answers nothing to its first `hangs` calls (they never end); later
+/// calls go to the loopback server. Tells the test when a call came.
+struct HangsAtFirst {
+    hangs: u64,
+    calls: AtomicU64,
+    reached: std::sync::mpsc::SyncSender<()>,
+    then: Arc<LoopbackFetcher>,
+}
+
+impl HangsAtFirst {
+    fn new(hangs: u64, then: Arc<LoopbackFetcher>) -> (Arc<Self>, std::sync::mpsc::Receiver<()>) {
+        let (reached, calls) = std::sync::mpsc::sync_channel(64);
+        let fetcher = Arc::new(Self {
+            hangs,
+            calls: AtomicU64::new(0),
+            reached,
+            then,
+        });
+        (fetcher, calls)
+    }
+}
+
+impl FetchToken for HangsAtFirst {
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.reached.try_send(());
+        Box::pin(async move {
+            if call <= self.hangs {
+                std::future::pending::<()>().await;
+            }
+            self.then.fetch().await
+        })
+    }
+}
+
+/// Polls `future` once with a waker that does nothing.
+fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
+/// Issue 11, item 8: a caller whose flight was dropped unfinished started
+/// or joined another, without a bound (`Waited::Abandoned => continue`).
+/// Here every flight it joins is run by another caller that goes away
+/// (outside a Tokio runtime, the caller that starts a flight runs it): after
+/// three abandoned flights in a row it gets a typed error.
+#[test]
+fn a_waiter_gives_up_after_three_abandoned_flights() {
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let server = servers.block_on(token_server(3600));
+    let clock = Arc::new(ManualClock::at_fixed_date());
+    let (hangs, _calls) = HangsAtFirst::new(u64::MAX, LoopbackFetcher::new(&server, &clock));
+    let cache = TokenCache::new(
+        Arc::new(MemoryStore::default()),
+        clock.clone(),
+        Arc::new(FixedJitter(0.0)),
+        CacheSettings::default(),
+    );
+    let source = cache.source(cache_key("abandoned"), hangs.clone());
+
+    let mut runner = Box::pin(source.token());
+    assert!(poll_once(runner.as_mut()).is_pending(), "runs the fetch");
+    let mut waiter = Box::pin(source.token());
+    assert!(poll_once(waiter.as_mut()).is_pending(), "waits for it");
+    let mut answered = None;
+    for round in 1..=10 {
+        // The caller running the flight goes away; another starts the
+        // next flight before the waiter looks again.
+        runner = Box::pin(source.token());
+        assert!(poll_once(runner.as_mut()).is_pending());
+        if let std::task::Poll::Ready(result) = poll_once(waiter.as_mut()) {
+            answered = Some((round, result));
+            break;
+        }
+    }
+    let (round, result) = answered.expect("the waiter answered within 10 abandoned flights");
+    assert_eq!(round, 3);
+    let error = result.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AuthError::Unfinished(UnfinishedFetch::Abandoned { times: 3 })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(hangs.calls.load(Ordering::SeqCst), 4, "four flights ran");
+}
+
+/// Issue 11, item 8: a flight's guard read `std::thread::panicking()`, so a
+/// flight dropped while its thread unwound from an unrelated panic (here: a
+/// thread that panics with a runtime holding the flight's task) was reported
+/// to its waiters as a fetcher panic, and they panicked. The waiter now
+/// sees an abandoned flight and starts another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_dropped_by_an_unrelated_panic_is_retried_not_reported_as_a_fetcher_panic() {
+    let s = setup(3600, CacheSettings::default()).await;
+    let (hangs, calls) = HangsAtFirst::new(1, s.fetcher.clone());
+    let source = s.cache.source(cache_key("unwound"), hangs.clone());
+
+    let (go, panic_now) = std::sync::mpsc::channel::<()>();
+    let elsewhere = {
+        let (source, hangs) = (source.clone(), hangs.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                drop(tokio::spawn(async move { source.token().await }));
+                while hangs.calls.load(Ordering::SeqCst) == 0 {
+                    tokio::task::yield_now().await;
+                }
+            });
+            panic_now.recv().unwrap();
+            // Unwinding drops `runtime` and, with it, the flight's task.
+            let _runtime = runtime;
+            panic!("unrelated failure on another thread (expected by the test)");
+        })
+    };
+    calls
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the flight on the other thread called the fetcher");
+    let waiter = {
+        let source = source.clone();
+        tokio::spawn(async move { source.token().await })
+    };
+    while s.cache.stats().waited < 2 {
+        tokio::task::yield_now().await;
+    }
+    go.send(()).unwrap();
+    assert!(elsewhere.join().is_err(), "the other thread panicked");
+
+    let token = waiter
+        .await
+        .expect("the waiter does not panic")
+        .expect("the waiter's own flight got a token");
+    assert_eq!(value(&token), "Bearer loopback-token-1");
+    assert_eq!(hangs.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(s.cache.stats().fetch_failures, 0, "no failure was recorded");
 }

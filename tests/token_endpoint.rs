@@ -474,6 +474,208 @@ async fn a_failed_discovery_is_retried_not_kept() {
     assert_eq!(requests(&server).await.len(), 3);
 }
 
+/// Issue 11, item 4: the `Retry-After` of a discovery answer was not
+/// capped, so a `503 Retry-After: 3600` made the fetch wait an hour before
+/// each retry. It is cut to the one cap of every `Retry-After` (120 s).
+#[tokio::test]
+async fn a_retry_after_on_discovery_is_capped_like_the_token_endpoints() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "3600"))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let clock = clock();
+    let error = TokenEndpoint::builder(
+        discovery_provider(&server),
+        CLIENT_ID,
+        ClientCredential::secret(SECRET),
+    )
+    .clock(clock.clone())
+    .jitter(Arc::new(FixedJitter(0.0)))
+    .build()
+    .unwrap()
+    .fetch()
+    .await
+    .unwrap_err();
+    assert!(matches!(error, AuthError::Discovery(_)), "{error:?}");
+    let cap = Duration::from_secs(120);
+    assert_eq!(error.retry_after(), Some(cap));
+    assert_eq!(clock.sleeps(), vec![cap; 2], "two waits before the retries");
+    server.verify().await;
+}
+
+/// A discovery document naming `token_endpoint` as the token URL.
+fn discovery_document(server: &MockServer, token_endpoint: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "issuer": server.uri(),
+        "token_endpoint": token_endpoint,
+    }))
+}
+
+fn discovery_requests(all: &[Request]) -> usize {
+    all.iter().filter(|r| r.method.as_str() == "GET").count()
+}
+
+/// Issue 11, item 13: the discovery document was kept for the life of the
+/// endpoint. It is fetched again once it is 24 hours old.
+#[tokio::test]
+async fn the_discovery_document_is_fetched_again_after_24_hours() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(discovery_document(
+            &server,
+            &format!("{}/token", server.uri()),
+        ))
+        .mount(&server)
+        .await;
+    mount(&server, token_response(), 3).await;
+    let clock = clock();
+    let endpoint = TokenEndpoint::builder(
+        discovery_provider(&server),
+        CLIENT_ID,
+        ClientCredential::secret(SECRET),
+    )
+    .clock(clock.clone())
+    .build()
+    .unwrap();
+    endpoint.fetch().await.unwrap();
+    clock.advance(Duration::from_secs(24 * 3600 - 1));
+    endpoint.fetch().await.unwrap();
+    assert_eq!(discovery_requests(&requests(&server).await), 1);
+    clock.advance(Duration::from_secs(1));
+    endpoint.fetch().await.unwrap();
+    assert_eq!(discovery_requests(&requests(&server).await), 2, "24 h old");
+    server.verify().await;
+}
+
+/// Issue 11, item 13: a token endpoint that moved (404, or nothing listens
+/// any more) was asked again and again at the discovered URL. Such a
+/// failure makes the endpoint read the discovery document again, and the
+/// same fetch goes on at the URL it names now.
+#[tokio::test]
+async fn a_token_endpoint_that_moved_is_discovered_again() {
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/token", listener.local_addr().unwrap())
+    };
+    for (moved_to, old_url) in [("404", "/old-token".to_owned()), ("refused", refused)] {
+        let server = MockServer::start().await;
+        let old_url = if old_url.starts_with('/') {
+            format!("{}{old_url}", server.uri())
+        } else {
+            old_url
+        };
+        Mock::given(method("GET"))
+            .and(path("/.well-known/openid-configuration"))
+            .respond_with(discovery_document(&server, &old_url))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/.well-known/openid-configuration"))
+            .respond_with(discovery_document(
+                &server,
+                &format!("{}/token", server.uri()),
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/old-token"))
+            .respond_with(ResponseTemplate::new(404).set_body_string("Not Found"))
+            .mount(&server)
+            .await;
+        mount(&server, token_response(), 2).await;
+        let clock = clock();
+        let endpoint = TokenEndpoint::builder(
+            discovery_provider(&server),
+            CLIENT_ID,
+            ClientCredential::secret(SECRET),
+        )
+        .clock(clock.clone())
+        .jitter(Arc::new(FixedJitter(0.0)))
+        .build()
+        .unwrap();
+
+        let token = endpoint.fetch().await;
+        assert!(token.is_ok(), "{moved_to}: {token:?}");
+        endpoint.fetch().await.unwrap();
+        let all = requests(&server).await;
+        assert_eq!(discovery_requests(&all), 2, "{moved_to}");
+        let old = all.iter().filter(|r| r.url.path() == "/old-token").count();
+        assert_eq!(old, usize::from(moved_to == "404"), "{moved_to}");
+        server.verify().await;
+    }
+}
+
+/// Issue 11, item 13: the `issuer` of a discovery document was never
+/// compared. With `strict_issuer` (a client key of m2m.toml), it must be
+/// the URL the document was fetched from, less
+/// `/.well-known/openid-configuration` (OpenID Connect Discovery §4.3).
+#[tokio::test]
+async fn strict_issuer_refuses_a_document_of_another_issuer() {
+    let server = MockServer::start().await;
+    let config = |strict: bool| {
+        let text = format!(
+            "[clients.idp]\nprovider = \"custom\"\n\
+             discovery_url = \"{}/.well-known/openid-configuration\"\n\
+             client_id = \"{CLIENT_ID}\"\nauth = \"private-key-jwt\"\n\
+             private_key_file = \"{}/tests/fixtures/rsa-private.pem\"\nkey_id = \"k1\"\n\
+             strict_issuer = {strict}\n",
+            server.uri(),
+            env!("CARGO_MANIFEST_DIR"),
+        );
+        m2m::config::Config::parse(&text, "m2m.toml").unwrap()
+    };
+    let fetch = |strict: bool| {
+        let config = config(strict);
+        async move {
+            config
+                .token_endpoint("idp")
+                .unwrap()
+                .clock(clock())
+                .build()
+                .unwrap()
+                .fetch()
+                .await
+        }
+    };
+    for (issuer, strict, accepted) in [
+        ("https://elsewhere.example".to_owned(), false, true),
+        ("https://elsewhere.example".to_owned(), true, false),
+        (format!("{}/", server.uri()), true, false),
+        (server.uri(), true, true),
+    ] {
+        server.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/.well-known/openid-configuration"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "issuer": issuer,
+                "token_endpoint": format!("{}/token", server.uri()),
+            })))
+            .mount(&server)
+            .await;
+        mount(&server, token_response(), u64::from(accepted)).await;
+        let result = fetch(strict).await;
+        assert_eq!(
+            result.is_ok(),
+            accepted,
+            "{issuer} strict={strict}: {result:?}"
+        );
+        if let Err(error) = result {
+            assert!(matches!(error, AuthError::Discovery(_)), "{error:?}");
+            let shown = error.to_string();
+            assert!(shown.contains(&format!("{issuer:?}")), "{shown}");
+            assert!(shown.contains(&format!("{:?}", server.uri())), "{shown}");
+            assert!(!error.is_retryable());
+        }
+        server.verify().await;
+    }
+}
+
 #[tokio::test]
 async fn discovered_plain_http_or_incomplete_documents_are_refused() {
     for (document, expected) in [
@@ -538,8 +740,10 @@ async fn lenient_token_responses() {
     let cases: Vec<(String, &str, &str, u64)> = vec![
         (json!({"access_token": TOKEN, "token_type": "bearer", "expires_in": "3600"}).to_string(), json_utf8, "Bearer", 3600),
         (json!({"access_token": TOKEN, "token_type": "BEARER"}).to_string(), "application/json", "Bearer", 900),
-        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0}).to_string(), json_utf8, "Bearer", 60),
-        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": -30}).to_string(), json_utf8, "Bearer", 60),
+        // Never longer than the server said (issue 11, item 6).
+        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 0}).to_string(), json_utf8, "Bearer", 0),
+        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": -30}).to_string(), json_utf8, "Bearer", 0),
+        (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 45}).to_string(), json_utf8, "Bearer", 45),
         (json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 9_999_999_999u64}).to_string(), json_utf8, "Bearer", 86_400),
         (
             json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": TOKEN, "foo": {"bar": [1]}}).to_string(),

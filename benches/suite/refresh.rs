@@ -104,7 +104,9 @@ async fn measure(sizes: &Sizes, sandbox: &Sandbox) -> (Vec<Row>, Timeline) {
         Arc::new(RandomJitter),
         settings(sizes.lifetime),
     );
-    let endpoint = wiring::short_lived_endpoint(sandbox);
+    // m2m takes a short `expires_in` at its word: the sandbox's 1 s
+    // tokens live 1 s.
+    let endpoint = wiring::endpoint(sandbox);
     let key = endpoint.identity().cache_key();
     let fetcher = Arc::new(TimedFetcher {
         endpoint,

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m2m::apis::nxtsoft_transactions as nxtsoft;
-use m2m::auth::{
-    Auth, ClientCredential, TokenCache, TokenEndpoint, TokenEndpointBuilder, TokenLifetimes,
-};
+use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint, TokenEndpointBuilder};
 use m2m::provider::Provider;
 use m2m::sandbox::demo::{self, COGNITO_CLIENT_ID, COGNITO_CLIENT_SECRET};
 use m2m::sandbox::{Faults, ProviderStyle, Sandbox};
@@ -85,18 +83,6 @@ pub fn endpoint(sandbox: &Sandbox) -> TokenEndpoint {
 /// The NXTsoft demo client's token endpoint at `token_url`.
 pub fn endpoint_at(token_url: &str) -> TokenEndpoint {
     builder_at(token_url)
-        .build()
-        .expect("the sandbox endpoint is valid")
-}
-
-/// Like [`endpoint`], taking `expires_in` down to 1 s at its word (by
-/// default m2m treats anything under 60 s as 60 s).
-pub fn short_lived_endpoint(sandbox: &Sandbox) -> TokenEndpoint {
-    builder_at(&sandbox.token_url(ProviderStyle::Cognito))
-        .lifetimes(
-            TokenLifetimes::default()
-                .with_bounds(Duration::from_secs(1), Duration::from_secs(24 * 3600)),
-        )
         .build()
         .expect("the sandbox endpoint is valid")
 }

@@ -190,7 +190,7 @@ impl PrivateKeyJwt {
             jti: uuid::Uuid::new_v4().to_string(),
             iat,
             nbf: iat,
-            exp: iat + self.lifetime.as_secs().max(1),
+            exp: iat.saturating_add(self.lifetime.as_secs().max(1)),
         };
         jsonwebtoken::encode(&header, &claims, &self.key)
     }
@@ -204,5 +204,35 @@ impl fmt::Debug for PrivateKeyJwt {
             .field("key", &"[redacted]")
             .field("lifetime", &self.lifetime)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_lifetime_saturates_the_expiry_instead_of_overflowing() {
+        let pem = SecretString::from(include_str!("../../tests/fixtures/rsa-private.pem"));
+        let signer = PrivateKeyJwt::from_pem(
+            &pem,
+            SigningAlgorithm::RS256,
+            KeyIdentifier::Kid("k1".into()),
+        )
+        .unwrap()
+        .with_lifetime(Duration::MAX);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let jwt = signer
+            .assertion("client", "https://idp.example/token", now)
+            .unwrap();
+        let payload = jwt.expose_secret().split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["iat"], 1_767_225_600u64);
+        assert_eq!(claims["exp"], u64::MAX);
     }
 }

@@ -25,16 +25,18 @@ use oauth2::{ClientId, EndpointNotSet, EndpointSet, Scope, StandardRevocableToke
 use tracing::Instrument;
 use url::Url;
 
-use super::clock::{Clock, Jitter, RandomJitter, SystemClock};
+use super::clock::{Clock, Jitter, RandomJitter, SystemClock, later};
 use super::credentials::RequestAuth;
 use super::discovery::Discovery;
-use super::http::{HttpSettings, RecordingClient, TokenHttpClient, check_credentials_url};
+use super::http::{
+    HttpSettings, MAX_RETRY_AFTER, RecordingClient, TokenHttpClient, check_credentials_url,
+};
 use super::response::{
     ErrorResponseBody, FailureContext, TokenLifetimes, TokenResponseBody, read_token_answer,
 };
 use super::{
     AccessToken, AuthError, BoxFuture, CacheKey, ClientAuthMethod, ClientCredential, ConfigError,
-    FetchToken,
+    FetchToken, TransportErrorKind,
 };
 use crate::provider::{Provider, TokenAuthority};
 
@@ -48,8 +50,10 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Longest backoff wait (10 s).
     pub max_delay: Duration,
-    /// Longest `Retry-After` honoured (120 s); longer values are cut to it,
-    /// for the wait before a retry and for the hold-off after a final 429.
+    /// Longest `Retry-After` honoured, from the token endpoint or the
+    /// discovery document: longer values are cut to it, for the wait before
+    /// a retry and for the hold-off after a final 429. Default and upper
+    /// bound: [`MAX_RETRY_AFTER`] (120 s); it can only be lowered.
     pub max_retry_after: Duration,
 }
 
@@ -59,7 +63,7 @@ impl Default for RetryPolicy {
             max_attempts: 3,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(120),
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 }
@@ -86,9 +90,9 @@ impl RetryPolicy {
         self
     }
 
-    /// With another cap for `Retry-After`.
+    /// With a lower cap for `Retry-After` (at most [`MAX_RETRY_AFTER`]).
     pub fn with_max_retry_after(mut self, max_retry_after: Duration) -> Self {
-        self.max_retry_after = max_retry_after;
+        self.max_retry_after = max_retry_after.min(MAX_RETRY_AFTER);
         self
     }
 
@@ -144,6 +148,7 @@ pub struct TokenEndpointBuilder {
     resource: Option<String>,
     client_auth: Option<ClientAuthMethod>,
     allow_http: bool,
+    strict_issuer: bool,
     http: Option<TokenHttpClient>,
     http_settings: HttpSettings,
     retry: RetryPolicy,
@@ -189,6 +194,15 @@ impl TokenEndpointBuilder {
     /// networks.
     pub fn allow_http(mut self, allow: bool) -> Self {
         self.allow_http = allow;
+        self
+    }
+
+    /// Refuses a discovery document whose `issuer` is not the discovery
+    /// URL less `/.well-known/openid-configuration` (OpenID Connect
+    /// Discovery §4.3; see [`Discovery::strict_issuer`]). Only for a
+    /// provider found through discovery: [`Self::build`] fails otherwise.
+    pub fn strict_issuer(mut self, strict: bool) -> Self {
+        self.strict_issuer = strict;
         self
     }
 
@@ -243,11 +257,17 @@ impl TokenEndpointBuilder {
         let target = match &authority {
             TokenAuthority::TokenUrl(url) => {
                 check_credentials_url(url, self.allow_http)?;
+                if self.strict_issuer {
+                    return Err(ConfigError::Invalid(
+                        "strict_issuer checks a discovery document, and this client has a token URL"
+                            .into(),
+                    ));
+                }
                 Target::TokenUrl(url.clone())
             }
-            TokenAuthority::Discovery(url) => {
-                Target::Discovery(Discovery::new(url.clone(), self.allow_http)?)
-            }
+            TokenAuthority::Discovery(url) => Target::Discovery(
+                Discovery::new(url.clone(), self.allow_http)?.strict_issuer(self.strict_issuer)?,
+            ),
         };
         let scopes = self
             .scopes
@@ -299,6 +319,30 @@ impl fmt::Debug for TokenEndpointBuilder {
 enum Target {
     TokenUrl(Url),
     Discovery(Discovery),
+}
+
+/// How an attempt failed.
+enum Failed {
+    Error(AuthError),
+    /// A failure that says the discovered token endpoint moved; the
+    /// discovery document was forgotten.
+    Moved(AuthError),
+}
+
+impl From<AuthError> for Failed {
+    fn from(error: AuthError) -> Self {
+        Self::Error(error)
+    }
+}
+
+/// Whether `error`, from a token request, says the token endpoint is not
+/// where it was: 404, or nothing to connect to.
+fn says_moved(error: &AuthError) -> bool {
+    match error {
+        AuthError::Rejected(rejected) => rejected.status == StatusCode::NOT_FOUND,
+        AuthError::Transport(transport) => transport.kind == TransportErrorKind::Connect,
+        _ => false,
+    }
 }
 
 /// Obtains tokens from one provider for one client and one set of scopes.
@@ -368,6 +412,7 @@ impl TokenEndpoint {
             resource: None,
             client_auth: None,
             allow_http: false,
+            strict_issuer: false,
             http: None,
             http_settings: HttpSettings::default(),
             retry: RetryPolicy::default(),
@@ -428,44 +473,67 @@ impl TokenEndpoint {
             span.record("attempt", attempt);
             let result = self.attempt().await;
             span.record("duration_ms", started.elapsed().as_millis() as u64);
-            let error = match result {
+            let (error, moved) = match result {
                 Ok(token) => {
                     span.record("status", 200);
                     return Ok(token);
                 }
-                Err(error) => error,
+                Err(Failed::Error(error)) => (error, false),
+                Err(Failed::Moved(error)) => (error, true),
             };
             if let Some(status) = error.status() {
                 span.record("status", status.as_u16());
             }
             let throttled = error.status() == Some(StatusCode::TOO_MANY_REQUESTS);
-            let wait = error
-                .retry_after()
-                .unwrap_or_else(|| self.retry.backoff(attempt, self.jitter.fraction()));
-            if !error.is_retryable() || attempt >= self.retry.max_attempts {
+            let wait = match error.retry_after() {
+                Some(after) => after.min(self.retry.max_retry_after),
+                None => self.retry.backoff(attempt, self.jitter.fraction()),
+            };
+            if !(error.is_retryable() || moved) || attempt >= self.retry.max_attempts {
                 if throttled {
                     self.hold_off(wait);
                 }
                 tracing::warn!(attempt, %error, "no token");
                 return Err(error);
             }
+            if moved {
+                // The next attempt reads the discovery document again and
+                // asks where it says the token endpoint is now.
+                tracing::warn!(attempt, %error, "the token endpoint moved: retrying at once");
+                continue;
+            }
             tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, %error, "token request failed: retrying");
             self.clock.sleep(wait).await;
         }
     }
 
-    async fn attempt(&self) -> Result<AccessToken, AuthError> {
+    /// One token request; `Moved` when it failed in a way that says the
+    /// discovered token endpoint moved, and the discovery document was
+    /// forgotten for it.
+    async fn attempt(&self) -> Result<AccessToken, Failed> {
         let now = self.clock.now();
-        let token_url = match &self.target {
-            Target::TokenUrl(url) => url.clone(),
+        let (token_url, discovered) = match &self.target {
+            Target::TokenUrl(url) => (url.clone(), None),
             Target::Discovery(discovery) => {
                 let metadata = discovery.metadata(&self.http, now).await?;
                 self.check_advertised_methods(
                     metadata.token_endpoint_auth_methods_supported.as_deref(),
                 );
-                metadata.token_endpoint.clone()
+                (metadata.token_endpoint.clone(), Some((discovery, metadata)))
             }
         };
+        match self.request_at(&token_url, now).await {
+            Err(error) if says_moved(&error) => match discovered {
+                Some((discovery, metadata)) if discovery.forget(&metadata).await => {
+                    Err(Failed::Moved(error))
+                }
+                _ => Err(Failed::Error(error)),
+            },
+            result => Ok(result?),
+        }
+    }
+
+    async fn request_at(&self, token_url: &Url, now: SystemTime) -> Result<AccessToken, AuthError> {
         let auth = RequestAuth::prepare(
             &self.client_id,
             &self.credential,
@@ -522,7 +590,7 @@ impl TokenEndpoint {
     }
 
     fn hold_off(&self, duration: Duration) {
-        let until = self.clock.now() + duration;
+        let until = later(self.clock.now(), duration);
         *self
             .held_off_until
             .lock()
@@ -632,6 +700,12 @@ mod tests {
                 .build()
                 .is_err()
         );
+        let error =
+            TokenEndpoint::builder(Provider::nxtsoft(), "id", ClientCredential::secret("s"))
+                .strict_issuer(true)
+                .build()
+                .unwrap_err();
+        assert!(error.to_string().contains("strict_issuer"), "{error}");
         let nxtport = build(
             Provider::nxtport(crate::provider::NxtPortEnvironment::Live, "tenant"),
             false,

@@ -50,6 +50,26 @@ pub enum AuthError {
     /// The token endpoint returned a token that cannot be sent in a header.
     #[error(transparent)]
     InvalidToken(#[from] InvalidTokenValue),
+    /// The token fetch this call waited for ended without a result.
+    #[error(transparent)]
+    Unfinished(UnfinishedFetch),
+    /// No token within the token cache's load timeout
+    /// ([`CacheSettings::load_timeout`](crate::auth::CacheSettings)): the
+    /// fetch, with its retries and their waits, took longer and was
+    /// abandoned. Every call waiting for it gets this error.
+    #[error(
+        "no token within the load timeout of {budget:?}: the token fetch (its retries and waits included) was abandoned"
+    )]
+    LoadTimeout {
+        /// The budget that was spent.
+        budget: Duration,
+    },
+    /// Another process of the fleet held the refresh lock for this token,
+    /// fetched and failed, and shared its failure through the token store:
+    /// this process fails with it at once instead of asking the token
+    /// endpoint again.
+    #[error("{0}")]
+    Shared(Box<SharedFailure>),
 }
 
 impl AuthError {
@@ -60,6 +80,7 @@ impl AuthError {
             Self::InvalidResponse(e) => Some(e.status),
             Self::Transport(e) => e.status,
             Self::Discovery(e) => e.status,
+            Self::Shared(e) => e.status,
             _ => None,
         }
     }
@@ -71,6 +92,7 @@ impl AuthError {
             Self::Rejected(e) => e.retry_after,
             Self::Discovery(e) => e.retry_after,
             Self::HeldOff { retry_after } => Some(*retry_after),
+            Self::Shared(e) => e.retry_after,
             _ => None,
         }
     }
@@ -88,7 +110,8 @@ impl AuthError {
             }
             Self::Transport(e) => !matches!(e.kind, TransportErrorKind::BodyTooLarge { .. }),
             Self::Discovery(e) => e.status.is_some_and(is_retryable_status),
-            Self::HeldOff { .. } => true,
+            Self::HeldOff { .. } | Self::LoadTimeout { .. } => true,
+            Self::Shared(e) => e.retryable,
             _ => false,
         }
     }
@@ -97,8 +120,100 @@ impl AuthError {
     pub fn oauth_error(&self) -> Option<&OAuthError> {
         match self {
             Self::Rejected(e) => e.oauth.as_ref(),
+            Self::Shared(e) => e.oauth.as_ref(),
             _ => None,
         }
+    }
+}
+
+/// Why the token fetch a call waited for ended without a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnfinishedFetch {
+    /// The fetch could not start: the Tokio runtime it was handed to is
+    /// shutting down (it drops new tasks unrun).
+    #[error("the token fetch could not start: the Tokio runtime is shutting down")]
+    RuntimeShutDown,
+    /// The fetcher panicked (its panic was printed where it happened). The
+    /// key backs off as after any failed fetch.
+    #[error("the token fetcher panicked (its message was printed where it happened)")]
+    FetcherPanicked,
+    /// The fetches this call waited for were dropped unfinished `times`
+    /// times in a row: the calls running them went away, or their Tokio
+    /// runtime shut down.
+    #[error(
+        "the token fetch this call waited for was dropped unfinished {times} times in a row (the calls running it went away, or its Tokio runtime shut down)"
+    )]
+    Abandoned {
+        /// How many fetches in a row were dropped.
+        times: u32,
+    },
+}
+
+/// A failed token fetch as the process that held the refresh lock shares
+/// it, through the token store, with the processes waiting on that lock
+/// (and those that come for it shortly after). Built from the holder's
+/// [`AuthError`], whose text never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedFailure {
+    /// The holder's error, as it displayed it.
+    pub message: String,
+    /// The HTTP status behind it, when there was one.
+    pub status: Option<StatusCode>,
+    /// The OAuth error the token endpoint sent, when it sent one.
+    pub oauth: Option<OAuthError>,
+    /// The `Retry-After` the holder was given.
+    pub retry_after: Option<Duration>,
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+}
+
+impl SharedFailure {
+    /// The failure `error` of this process, to share.
+    pub fn of(error: &AuthError) -> Self {
+        Self {
+            message: error.to_string(),
+            status: error.status(),
+            oauth: error.oauth_error().cloned(),
+            retry_after: error.retry_after(),
+            retryable: error.is_retryable(),
+        }
+    }
+
+    /// A failure read back from a store: its message and whether it is
+    /// retryable; [`SharedFailure::with_details`] adds the rest.
+    pub fn new(message: impl Into<String>, retryable: bool) -> Self {
+        Self {
+            message: message.into(),
+            status: None,
+            oauth: None,
+            retry_after: None,
+            retryable,
+        }
+    }
+
+    /// With the status, the OAuth error and the `Retry-After` behind it.
+    pub fn with_details(
+        mut self,
+        status: Option<StatusCode>,
+        oauth: Option<OAuthError>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        self.status = status;
+        self.oauth = oauth;
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+impl fmt::Display for SharedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "another process fetching this token failed moments ago (shared through the token store): {}",
+            self.message
+        )
     }
 }
 
@@ -109,7 +224,9 @@ pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
 }
 
 /// An RFC 6749 §5.2 error response, with the Microsoft Entra extensions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// (Serialisable, so a fleet can share it: [`SharedFailure`].)
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct OAuthError {
     /// `error`: `invalid_client`, `invalid_scope`, `invalid_request`, …

@@ -34,10 +34,12 @@ pub use discovery::{Discovery, ProviderMetadata};
 pub use endpoint::{EndpointIdentity, RetryPolicy, TokenEndpoint, TokenEndpointBuilder};
 pub use error::{
     AuthError, ConfigError, DiscoveryError, EndpointError, InvalidResponse, OAuthError,
-    TransportError, TransportErrorKind,
+    SharedFailure, TransportError, TransportErrorKind, UnfinishedFetch,
 };
 pub(crate) use http::redact_password;
-pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
+pub use http::{
+    HttpSettings, MAX_RETRY_AFTER, TokenHttpClient, check_credentials_url, retry_after,
+};
 #[cfg(feature = "middleware")]
 pub use middleware::AuthMiddleware;
 #[cfg(feature = "redis")]

@@ -3,7 +3,9 @@
 //! - `token_type` in any case (`bearer` happens), missing means `Bearer`;
 //! - `expires_in` as a number or a numeric string; missing means the
 //!   configured default lifetime (never "forever"), or B2C's `expires_on`
-//!   when that is given; 0, negative and huge values are clamped;
+//!   when that is given; a short one is taken at its word (a token is never
+//!   used past the expiry the server gave), 0 and negative values mean
+//!   "expired now", huge values are capped;
 //! - Entra's `ext_expires_in`, B2C's `expires_on` / `not_before` and any
 //!   unknown field are tolerated;
 //! - a success status whose body is an OAuth error is an error; a missing
@@ -17,19 +19,23 @@ use secrecy::SecretString;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::clock::later;
 use super::error::{EndpointError, InvalidResponse, OAuthError, Scrubber, TransportError};
 use super::http::RecordedResponse;
 use super::{AccessToken, AuthError, ConfigError};
 
 /// Lifetimes assumed or enforced for tokens.
+///
+/// There is no lower bound: a token is never considered valid past the
+/// expiry the server gave. A short lifetime is used as given (the cache
+/// refreshes such a token at once, ahead of that expiry), and an
+/// `expires_in` of 0 or less means the token expires as it arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenLifetimes {
     /// Used when the answer has no `expires_in` (5 minutes: a short guess
     /// costs a few extra token requests, a long one costs rejected calls).
     pub default: Duration,
-    /// Lower bound (60 s): `expires_in` of 0 or less becomes this.
-    pub min: Duration,
     /// Upper bound (24 h): a huge `expires_in` becomes this.
     pub max: Duration,
 }
@@ -38,7 +44,6 @@ impl Default for TokenLifetimes {
     fn default() -> Self {
         Self {
             default: Duration::from_secs(300),
-            min: Duration::from_secs(60),
             max: Duration::from_secs(24 * 60 * 60),
         }
     }
@@ -51,16 +56,17 @@ impl TokenLifetimes {
         self
     }
 
-    /// With other bounds.
-    pub fn with_bounds(mut self, min: Duration, max: Duration) -> Self {
-        self.min = min;
-        self.max = max.max(min);
+    /// With another upper bound.
+    pub fn with_max(mut self, max: Duration) -> Self {
+        self.max = max;
         self
     }
 
+    /// `seconds` from the server as a lifetime: 0 for 0 or less, at most
+    /// [`TokenLifetimes::max`], never more than the server said.
     fn clamp_seconds(&self, seconds: i64) -> Duration {
         let seconds = u64::try_from(seconds).unwrap_or(0);
-        Duration::from_secs(seconds).clamp(self.min, self.max)
+        Duration::from_secs(seconds).min(self.max)
     }
 }
 
@@ -159,7 +165,7 @@ impl TokenResponseBody {
         let token = AccessToken::new(
             SecretString::from(self.access_token.into_secret()),
             &self.token_type.0,
-            now + lifetime,
+            later(now, lifetime),
             scopes,
         )
         .map_err(|_| "the access_token cannot be sent in an HTTP header".to_owned())?;
@@ -481,8 +487,12 @@ mod tests {
         assert_eq!(lifetime(base("3600".into())), Duration::from_secs(3600));
         assert_eq!(lifetime(base(" 120 ".into())), Duration::from_secs(120));
         assert_eq!(lifetime(base(599.9.into())), Duration::from_secs(599));
-        assert_eq!(lifetime(base(0.into())), Duration::from_secs(60));
-        assert_eq!(lifetime(base((-5).into())), Duration::from_secs(60));
+        // Never longer than the server said: short, zero and negative
+        // lifetimes are kept (0 for "expired already").
+        assert_eq!(lifetime(base(20.into())), Duration::from_secs(20));
+        assert_eq!(lifetime(base(1.into())), Duration::from_secs(1));
+        assert_eq!(lifetime(base(0.into())), Duration::ZERO);
+        assert_eq!(lifetime(base((-5).into())), Duration::ZERO);
         assert_eq!(lifetime(base(u64::MAX.into())), Duration::from_secs(86_400));
         assert_eq!(lifetime(base("soon".into())), Duration::from_secs(300));
         assert_eq!(

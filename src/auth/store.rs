@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
-use super::{AccessToken, BoxFuture, CacheKey};
+use super::{AccessToken, BoxFuture, CacheKey, SharedFailure};
 
 /// Storage for cached tokens, one per [`CacheKey`].
 ///
@@ -64,10 +64,12 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Tries to become the one fetcher of a new token for `key`, for at most
     /// `ttl`: `Some(lock)` if granted, `None` if another holder has it (the
-    /// cache then watches the store for that holder's token). A shared store
-    /// implements it with `SET key NX PX ttl` and a random owner. The default
-    /// always grants a local lock: within one process the cache already
-    /// fetches once per key.
+    /// cache then watches the store for that holder's token, as long as the
+    /// lock is held). A shared store implements it with `SET key NX PX ttl`
+    /// and a random owner, and says which TTL it granted
+    /// ([`StoreLock::with_ttl`]) if it is not `ttl`. The default always
+    /// grants a local lock: within one process the cache already fetches
+    /// once per key.
     fn try_lock<'a>(
         &'a self,
         key: &'a CacheKey,
@@ -75,6 +77,49 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<StoreLock>, StoreError>> {
         let _ = (key, ttl);
         Box::pin(std::future::ready(Ok(Some(StoreLock::local()))))
+    }
+
+    /// Keeps a lock from [`TokenStore::try_lock`] for another `ttl` from
+    /// now, only if it is still held by `lock`'s owner: `false` if it was
+    /// lost (it expired, and may have passed to another). The cache calls
+    /// it every third of the lock's TTL while its fetch runs, so a lock
+    /// never expires under a live holder however long the fetch takes,
+    /// and a holder that died frees it within one TTL. The default (a local
+    /// lock) has nothing to renew.
+    fn extend_lock<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        lock: &'a StoreLock,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (key, lock, ttl);
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// Shares, for `ttl`, how the fetch of the refresh lock's holder
+    /// failed: the processes watching for its token fail with it at once,
+    /// and so do those that come for the lock within `ttl`, instead of each
+    /// asking the token endpoint again. A shared store keeps it next to the
+    /// token and the lock, and drops it when a token is `put`. The default
+    /// (one process) shares nothing: the cache's single flight already
+    /// hands the failure to every caller.
+    fn put_failure<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        failure: &'a SharedFailure,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (key, failure, ttl);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The failure a lock holder shared less than its TTL ago, if any.
+    fn failure<'a>(
+        &'a self,
+        key: &'a CacheKey,
+    ) -> BoxFuture<'a, Result<Option<SharedFailure>, StoreError>> {
+        let _ = key;
+        Box::pin(std::future::ready(Ok(None)))
     }
 
     /// Releases a lock from [`TokenStore::try_lock`], only if it is still
@@ -89,28 +134,46 @@ pub trait TokenStore: Send + Sync + 'static {
     }
 }
 
-/// A granted refresh lock: who holds it.
+/// A granted refresh lock: who holds it, and for how long the store keeps
+/// it without renewal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreLock {
     owner: Option<String>,
+    ttl: Option<Duration>,
 }
 
 impl StoreLock {
     /// A lock that exists only in this process (nothing to release).
     pub fn local() -> Self {
-        Self { owner: None }
+        Self {
+            owner: None,
+            ttl: None,
+        }
     }
 
     /// A lock held in a shared store under the random `owner` value.
     pub fn owned(owner: impl Into<String>) -> Self {
         Self {
             owner: Some(owner.into()),
+            ttl: None,
         }
+    }
+
+    /// The same lock, granted for `ttl` (when the store did not grant the
+    /// TTL it was asked for).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
     }
 
     /// The owner value of a shared lock; `None` for a local one.
     pub fn owner(&self) -> Option<&str> {
         self.owner.as_deref()
+    }
+
+    /// The TTL the store granted, when it says (else the one asked for).
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
     }
 }
 

@@ -50,7 +50,7 @@ use stats::Counters;
 
 use super::clock::{Clock, Jitter, RandomJitter, SystemClock};
 use super::store::{MemoryStore, StoreError, TokenStore};
-use super::{AccessToken, AuthError, BoxFuture, FetchToken, TokenSource};
+use super::{AccessToken, AuthError, BoxFuture, FetchToken, TokenSource, UnfinishedFetch};
 
 /// A shared token cache over a [`TokenStore`]. Cloning shares it.
 #[derive(Clone)]
@@ -156,11 +156,10 @@ impl fmt::Debug for TokenCache {
 /// [`TokenSource`] an [`Auth`](crate::auth::Auth) handle sits on. Cloning
 /// shares it.
 ///
-/// # Panics
-///
 /// If the [`FetchToken`] panics, the panic is printed where it happened and
-/// every call waiting for that fetch panics too (as with a shared future);
-/// the next attempt waits for the backoff like after any failure.
+/// every call waiting for that fetch gets the error
+/// [`UnfinishedFetch::FetcherPanicked`] (in [`AuthError::Unfinished`]); the
+/// next attempt waits for the backoff like after any failure.
 #[derive(Clone)]
 pub struct CachedTokenSource {
     shared: Arc<Shared>,
@@ -173,7 +172,9 @@ impl CachedTokenSource {
     /// under way for the key. Fails only when no usable token is cached and
     /// the fetch fails (or failed less than the backoff ago: its error is
     /// returned again without a new request; after a throttle, that is
-    /// [`AuthError::HeldOff`] with the time left of its `Retry-After`).
+    /// [`AuthError::HeldOff`] with the time left of its `Retry-After`), or
+    /// cannot run ([`AuthError::Unfinished`]: the Tokio runtime is shutting
+    /// down).
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
         if let Some(token) = self.shared.store.peek(&self.state.key)
             && let Some(token) = self.serve(token)
@@ -278,7 +279,7 @@ impl CachedTokenSource {
             Standing::RefreshDue if inner.flight.is_none() && inner.retry.allows(now) => {
                 Handle::try_current()
                     .ok()
-                    .map(|runtime| (runtime, inner.start_flight(shared, &self.state).0))
+                    .map(|runtime| (runtime, inner.start_flight(&self.state).0))
             }
             Standing::RefreshDue => None,
         };
@@ -338,9 +339,10 @@ impl CachedTokenSource {
         honour_backoff: bool,
     ) -> Result<AccessToken, AuthError> {
         let shared = &self.shared;
+        let mut abandoned = 0;
         loop {
             let now = shared.clock.now();
-            let mut inline = None;
+            let mut run = None;
             let waiter = {
                 let mut inner = self.state.lock();
                 if let Some(flight) = &inner.flight {
@@ -358,36 +360,54 @@ impl CachedTokenSource {
                     return Err(error);
                 } else {
                     let kind = kind(inner.plan.map(|plan| plan.expires_at));
-                    let (guard, waiter) = inner.start_flight(shared, &self.state);
-                    let run = leader::run(
+                    let (guard, waiter) = inner.start_flight(&self.state);
+                    run = Some(leader::run(
                         Arc::clone(shared),
                         Arc::clone(&self.state),
                         Arc::clone(&self.fetcher),
                         kind,
                         guard,
-                    );
-                    match Handle::try_current() {
-                        Ok(runtime) => drop(runtime.spawn(run)),
-                        // Outside a Tokio runtime: this caller runs the fetch.
-                        Err(_) => inline = Some(run),
-                    }
+                    ));
                     waiter
                 }
             };
+            // Spawned only now, the key's lock released: a runtime that is
+            // shutting down drops the task inside `spawn`, and its guard
+            // takes that lock.
+            let inline = run.and_then(|run| match Handle::try_current() {
+                Ok(runtime) => {
+                    drop(runtime.spawn(run));
+                    None
+                }
+                // Outside a Tokio runtime: this caller runs the fetch.
+                Err(_) => Some(run),
+            });
             Counters::bump(&shared.counters.waited);
             if let Some(run) = inline {
                 run.await;
             }
             match state::wait(waiter).await {
                 Waited::Ended(FlightEnd::Done(result)) => return result,
-                Waited::Ended(FlightEnd::Panicked) => {
-                    panic!("m2m: the token fetcher panicked during the fetch this call waited for")
+                Waited::Ended(FlightEnd::NotStarted) => {
+                    return Err(AuthError::Unfinished(UnfinishedFetch::RuntimeShutDown));
                 }
-                Waited::Abandoned => continue,
+                Waited::Abandoned => {
+                    abandoned += 1;
+                    if abandoned >= MAX_ABANDONED_FLIGHTS {
+                        return Err(AuthError::Unfinished(UnfinishedFetch::Abandoned {
+                            times: abandoned,
+                        }));
+                    }
+                }
             }
         }
     }
 }
+
+/// How many flights in a row a call waits for that end unfinished (their
+/// runner went away) before it gives up with
+/// [`UnfinishedFetch::Abandoned`].
+const MAX_ABANDONED_FLIGHTS: u32 = 3;
 
 /// Counts and logs a store failure; the cache carries on without the store.
 fn store_failed(shared: &Shared, key: &CacheKey, operation: &'static str, error: &StoreError) {

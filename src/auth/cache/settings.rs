@@ -35,12 +35,22 @@ pub struct CacheSettings {
     pub retry_initial: Duration,
     /// The longest wait between attempts. Default 30 seconds.
     pub retry_max: Duration,
-    /// How long a distributed refresh lock is held at most (stores that
-    /// share tokens between processes). Default 30 seconds.
+    /// The lifetime of a distributed refresh lock (stores that share
+    /// tokens between processes): the holder renews it every third of it
+    /// while it fetches, so it bounds how long a holder that died blocks
+    /// the others, not how long a fetch may take. Default 30 seconds.
     pub lock_ttl: Duration,
-    /// While another process holds the refresh lock, look for its token in
-    /// the store this often (at most for `lock_ttl`). Default 250 ms.
+    /// While another process holds the refresh lock, look for its token (or
+    /// the failure it shares) in the store this often, and ask for the lock
+    /// again after each `lock_ttl` of looking. Default 250 ms.
     pub lock_poll: Duration,
+    /// The total time one fetch may take, its retries, their waits and the
+    /// wait for another process's refresh lock included (on the cache's
+    /// clock). Past it, every call waiting for the fetch gets
+    /// [`AuthError::LoadTimeout`](crate::auth::AuthError::LoadTimeout), the
+    /// fetch is dropped and the failure backs the key off like any other.
+    /// Default 60 seconds.
+    pub load_timeout: Duration,
 }
 
 impl Default for CacheSettings {
@@ -54,6 +64,7 @@ impl Default for CacheSettings {
             retry_max: Duration::from_secs(30),
             lock_ttl: Duration::from_secs(30),
             lock_poll: Duration::from_millis(250),
+            load_timeout: Duration::from_secs(60),
         }
     }
 }

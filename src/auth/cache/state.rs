@@ -8,10 +8,8 @@ use std::time::{Duration, SystemTime};
 use http::StatusCode;
 use tokio::sync::watch;
 
-use super::Shared;
 use super::settings::{CacheSettings, Plan, retry_delay};
-use super::stats::Counters;
-use crate::auth::clock::Jitter;
+use crate::auth::clock::{Jitter, later};
 use crate::auth::{AccessToken, AuthError, CacheKey};
 
 /// Shared by every source bound to the same key.
@@ -76,7 +74,7 @@ impl RetryState {
         let backoff = retry_delay(settings, self.failures);
         let retry_after = error.as_ref().and_then(AuthError::retry_after);
         let delay = retry_after.map_or(backoff, |after| after.max(backoff));
-        self.not_before = Some(now + delay);
+        self.not_before = Some(later(now, delay));
         self.last_error = error;
         delay
     }
@@ -89,9 +87,11 @@ impl RetryState {
 /// How a fetch ended, as its waiters see it.
 #[derive(Clone)]
 pub(crate) enum FlightEnd {
+    /// Its result (a panic of the fetcher is an error too).
     Done(Result<AccessToken, AuthError>),
-    /// The fetcher panicked (its panic was printed where it happened).
-    Panicked,
+    /// The flight was dropped before it ran: the runtime it was spawned on
+    /// is shutting down.
+    NotStarted,
 }
 
 /// The fetch under way for a key; waiters clone the receiver.
@@ -143,7 +143,6 @@ impl KeyInner {
     /// is the starter's own way to wait for it.
     pub fn start_flight(
         &mut self,
-        shared: &Arc<Shared>,
         state: &Arc<KeyState>,
     ) -> (FlightGuard, watch::Receiver<Option<FlightEnd>>) {
         let (tx, rx) = watch::channel(None);
@@ -154,10 +153,10 @@ impl KeyInner {
             done: rx.clone(),
         });
         let guard = FlightGuard {
-            shared: Arc::clone(shared),
             state: Arc::clone(state),
             id,
             tx: Some(tx),
+            started: false,
         };
         (guard, rx)
     }
@@ -197,16 +196,28 @@ impl KeyInner {
 }
 
 /// Held by whoever runs a flight: publishes how it ended, and if it is
-/// dropped unfinished (a panic, a cancelled task) still clears the slot so
-/// the key is never stuck.
+/// dropped unfinished (a cancelled task, a runtime shutting down, an unwind
+/// through the caller running it) still clears the slot so the key is never
+/// stuck; the waiters then learn that the flight was abandoned. (A panic of
+/// the fetcher itself is caught by the flight and published as its result.)
+///
+/// Its drop takes the key's lock: never drop one (nor spawn the flight that
+/// owns it, as a runtime that is shutting down drops it inside `spawn`)
+/// while holding that lock.
 pub(crate) struct FlightGuard {
-    shared: Arc<Shared>,
     state: Arc<KeyState>,
     id: u64,
     tx: Option<watch::Sender<Option<FlightEnd>>>,
+    /// The flight has begun to run (set on its first poll).
+    started: bool,
 }
 
 impl FlightGuard {
+    /// The flight runs: from now on, a drop means it was abandoned.
+    pub fn start(&mut self) {
+        self.started = true;
+    }
+
     /// Clears the slot under `inner` (already locked by the caller, who
     /// updates plan and retry state in the same critical section) and
     /// publishes `end` once the lock is released.
@@ -238,21 +249,12 @@ fn clear_slot(inner: &mut KeyInner, id: u64) {
 impl Drop for FlightGuard {
     fn drop(&mut self) {
         let Some(tx) = self.tx.take() else { return };
-        let panicked = std::thread::panicking();
-        let mut inner = self.state.lock();
-        clear_slot(&mut inner, self.id);
-        if panicked {
-            // Back off as after any failure: a fetcher that panics is not
-            // called again on every request.
-            Counters::bump(&self.shared.counters.fetch_failures);
-            let now = self.shared.clock.now();
-            inner.retry.failed(&self.shared.settings, now, None);
+        clear_slot(&mut self.state.lock(), self.id);
+        if !self.started {
+            tx.send_replace(Some(FlightEnd::NotStarted));
         }
-        drop(inner);
-        if panicked {
-            tx.send_replace(Some(FlightEnd::Panicked));
-        }
-        // Otherwise the sender is dropped with no end: waiters try again.
+        // Otherwise the sender is dropped with no end: the flight was
+        // abandoned, and its waiters try again (a bounded number of times).
     }
 }
 

@@ -8,6 +8,7 @@ use url::Url;
 
 use super::encryption::{CacheEncryptionKey, EncryptionKeyError};
 use crate::auth::MemoryStore;
+use crate::auth::clock::{Clock, SystemClock};
 
 /// How to reach Redis and how to keep tokens there. Start from
 /// [`RedisStoreConfig::new`] with the URL (`[cache] redis_url` in the config
@@ -36,6 +37,7 @@ pub struct RedisStoreConfig {
     local_capacity: usize,
     warning_interval: Duration,
     tls_root_certificate: Option<Vec<u8>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl RedisStoreConfig {
@@ -65,6 +67,7 @@ impl RedisStoreConfig {
             local_capacity: MemoryStore::DEFAULT_CAPACITY,
             warning_interval: Self::DEFAULT_WARNING_INTERVAL,
             tls_root_certificate: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -84,10 +87,10 @@ impl RedisStoreConfig {
         self
     }
 
-    /// How long a refresh lock is held at most, instead of the TTL the cache
-    /// asks for ([`CacheSettings::lock_ttl`](crate::auth::CacheSettings)).
-    /// Make it the token request's timeout plus a margin: a holder that dies
-    /// is replaced when it passes.
+    /// The lifetime of a refresh lock, instead of the one the cache asks
+    /// for ([`CacheSettings::lock_ttl`](crate::auth::CacheSettings)). A live
+    /// holder renews it while it fetches; a holder that dies is replaced
+    /// when it passes.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.lock_ttl = Some(ttl.max(Duration::from_millis(1)));
         self
@@ -136,6 +139,15 @@ impl RedisStoreConfig {
         self
     }
 
+    /// The clock to read token lifetimes on: give the store the clock of
+    /// the [`TokenCache`](crate::auth::TokenCache) it serves (a
+    /// [`ManualClock`](crate::auth::clock::ManualClock) in tests). Default
+    /// [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The Redis URL (it may hold a password: do not log it).
     pub fn url(&self) -> &Url {
         &self.url
@@ -180,6 +192,10 @@ impl RedisStoreConfig {
 
     pub(super) fn tls_root(&self) -> Option<&[u8]> {
         self.tls_root_certificate.as_deref()
+    }
+
+    pub(super) fn clock_in_use(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// The URL with its password replaced, for logs and `Debug`.

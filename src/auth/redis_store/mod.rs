@@ -3,11 +3,13 @@
 mod config;
 mod encryption;
 mod envelope;
+mod failure;
 mod health;
 
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -19,13 +21,25 @@ pub use encryption::{CacheEncryptionKey, EncryptionKeyError};
 use envelope::Codec;
 use health::Health;
 
-use super::{AccessToken, BoxFuture, CacheKey, MemoryStore, StoreError, StoreLock, TokenStore};
+use super::clock::Clock;
+use super::{
+    AccessToken, BoxFuture, CacheKey, MemoryStore, SharedFailure, StoreError, StoreLock, TokenStore,
+};
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: releases a lock only
 /// for its owner, evicts a token only if it is still the rejected one.
 const COMPARE_AND_DELETE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Sets `KEYS[1]`'s TTL to `ARGV[2]` ms only if it still holds `ARGV[1]`:
+/// keeps a refresh lock alive for its owner only.
+const COMPARE_AND_EXPIRE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 ";
@@ -59,8 +73,11 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// - **Reads**: [`TokenStore::peek`] answers from the in-process tier, so
 ///   a hot call never touches Redis; [`TokenStore::get`] reads Redis and
 ///   keeps what it finds in the in-process tier.
-/// - **Keys**: the prefix (`m2m:token:`) and the [`CacheKey`]'s SHA-256 form,
-///   so no secret is ever in a key; the refresh lock is the same key and `:lock`.
+/// - **Keys**: the prefix (`m2m:token:`) and the [`CacheKey`]'s SHA-256 form
+///   in braces, so no secret is ever in a key; the refresh lock is the same
+///   key and `:lock`, a failure shared by the lock holder the same and
+///   `:failure`. The braces are a Redis Cluster hash tag: the three keys of
+///   a token live in one slot.
 /// - **Values**: versioned JSON, the access token AES-256-GCM encrypted when a
 ///   [`CacheEncryptionKey`] is configured (a loud warning at start-up
 ///   otherwise). They expire with their token, less a margin. A value that
@@ -72,9 +89,13 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 ///   holder finished between the caller's look and the grant), the lock is
 ///   handed back and `None` returned, so the cache takes that token instead
 ///   of fetching again. [`TokenStore::unlock`] and
-///   [`TokenStore::remove_if_same`] are compare-and-delete Lua scripts. The
-///   cache's callers that do not get the lock watch Redis for the holder's
-///   token; a holder that dies is replaced when its lock expires.
+///   [`TokenStore::remove_if_same`] are compare-and-delete Lua scripts,
+///   [`TokenStore::extend_lock`] a compare-and-expire one. The holder keeps
+///   its lock alive while it fetches; the cache's callers that do not get
+///   the lock watch Redis for the holder's token, or for the failure it
+///   shares ([`TokenStore::put_failure`]: its error, for the backoff, so
+///   the whole fleet fails at once instead of each process asking the token
+///   endpoint again); a holder that dies is replaced when its lock expires.
 /// - **Redis down or slow**: every operation is cut at the operation timeout
 ///   (250 ms) and fails with a [`StoreError`]; the cache then fetches by
 ///   itself (one fetch per key per process) and serves from the in-process
@@ -91,6 +112,8 @@ pub struct RedisStore {
     encrypted: bool,
     health: Health,
     compare_and_delete: Script,
+    compare_and_expire: Script,
+    clock: Arc<dyn Clock>,
     redacted_url: String,
 }
 
@@ -150,18 +173,28 @@ impl RedisStore {
             codec: Codec::new(key),
             health: Health::new(config.warnings_every()),
             compare_and_delete: Script::new(COMPARE_AND_DELETE),
+            compare_and_expire: Script::new(COMPARE_AND_EXPIRE),
+            clock: config.clock_in_use(),
             redacted_url,
         })
     }
 
-    /// The Redis key a token for `key` is stored under.
+    /// The Redis key a token for `key` is stored under: the prefix and the
+    /// key's hashed form as a `{…}` hash tag, which the lock and the
+    /// failure keys share, so that all three live in one Redis Cluster
+    /// slot.
     pub fn token_key(&self, key: &CacheKey) -> String {
-        format!("{}{}", self.prefix, key.as_str())
+        format!("{}{{{}}}", self.prefix, key.as_str())
     }
 
     /// The Redis key of the refresh lock for `key`.
     pub fn lock_key(&self, key: &CacheKey) -> String {
-        format!("{}{}:lock", self.prefix, key.as_str())
+        format!("{}:lock", self.token_key(key))
+    }
+
+    /// The Redis key where the lock holder shares a failed fetch for `key`.
+    pub fn failure_key(&self, key: &CacheKey) -> String {
+        format!("{}:failure", self.token_key(key))
     }
 
     /// Whether tokens are encrypted at rest.
@@ -245,7 +278,7 @@ impl RedisStore {
     }
 
     async fn remember(&self, key: &CacheKey, token: &AccessToken) {
-        let ttl = remaining(token);
+        let ttl = remaining(token, self.clock.now());
         // The in-process tier never fails.
         let _ = self.local.put(key, token, ttl).await;
     }
@@ -270,18 +303,57 @@ impl RedisStore {
         };
         let value = self.codec.encode(key, token)?;
         let mut redis = self.redis.clone();
+        // A token supersedes a shared failure.
         let _: () = self
             .run(
                 "SET",
-                redis::cmd("SET")
+                redis::pipe()
+                    .atomic()
+                    .cmd("SET")
                     .arg(self.token_key(key))
                     .arg(value)
                     .arg("PX")
                     .arg(millis(entry_ttl))
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(self.failure_key(key))
+                    .ignore()
                     .query_async(&mut redis),
             )
             .await?;
         Ok(())
+    }
+
+    async fn share_failure(
+        &self,
+        key: &CacheKey,
+        failure: &SharedFailure,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut redis = self.redis.clone();
+        self.run(
+            "SET failure",
+            redis::cmd("SET")
+                .arg(self.failure_key(key))
+                .arg(failure::encode(failure))
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut redis),
+        )
+        .await
+    }
+
+    async fn shared_failure(&self, key: &CacheKey) -> Result<Option<SharedFailure>, StoreError> {
+        let mut redis = self.redis.clone();
+        let raw: Option<Vec<u8>> = self
+            .run(
+                "GET failure",
+                redis::cmd("GET")
+                    .arg(self.failure_key(key))
+                    .query_async(&mut redis),
+            )
+            .await?;
+        Ok(raw.as_deref().and_then(failure::decode))
     }
 
     async fn remove_token(&self, key: &CacheKey) -> Result<(), StoreError> {
@@ -359,7 +431,7 @@ impl RedisStore {
         if granted.is_none() {
             return Ok(None);
         }
-        let lock = StoreLock::owned(owner);
+        let lock = StoreLock::owned(owner).with_ttl(ttl);
         // The previous holder may have stored its token and released the
         // lock between the caller's look in the store and this grant: then
         // there is nothing to fetch. Decline; the cache's first look at the
@@ -392,8 +464,10 @@ impl RedisStore {
         let script = self.compare_and_delete.clone();
         let lock_key = self.lock_key(key);
         let retry = self.op_timeout.max(ORPHAN_RETRY);
+        // At most an hour of tries, whatever the TTL (it is the user's).
+        let tries_for = ttl.min(Duration::from_secs(3600));
         runtime.spawn(async move {
-            let deadline = tokio::time::Instant::now() + ttl;
+            let deadline = tokio::time::Instant::now() + tries_for;
             let mut answered = 0;
             while answered < 2 && tokio::time::Instant::now() < deadline {
                 let mut invocation = script.key(&lock_key);
@@ -405,6 +479,30 @@ impl RedisStore {
                 tokio::time::sleep(retry).await;
             }
         });
+    }
+
+    async fn extend(
+        &self,
+        key: &CacheKey,
+        lock: &StoreLock,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let Some(owner) = lock.owner() else {
+            return Ok(true);
+        };
+        let ttl = self.lock_ttl.unwrap_or(ttl);
+        let mut redis = self.redis.clone();
+        let extended: i64 = self
+            .run(
+                "EVALSHA compare-and-expire",
+                self.compare_and_expire
+                    .key(self.lock_key(key))
+                    .arg(owner)
+                    .arg(millis(ttl))
+                    .invoke_async(&mut redis),
+            )
+            .await?;
+        Ok(extended == 1)
     }
 
     async fn release(&self, key: &CacheKey, lock: StoreLock) -> Result<(), StoreError> {
@@ -472,6 +570,31 @@ impl TokenStore for RedisStore {
         Box::pin(self.lock(key, ttl))
     }
 
+    fn extend_lock<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        lock: &'a StoreLock,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.extend(key, lock, ttl))
+    }
+
+    fn put_failure<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        failure: &'a SharedFailure,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.share_failure(key, failure, ttl))
+    }
+
+    fn failure<'a>(
+        &'a self,
+        key: &'a CacheKey,
+    ) -> BoxFuture<'a, Result<Option<SharedFailure>, StoreError>> {
+        Box::pin(self.shared_failure(key))
+    }
+
     fn unlock<'a>(
         &'a self,
         key: &'a CacheKey,
@@ -517,11 +640,9 @@ fn is_later(a: &AccessToken, b: &AccessToken) -> bool {
     envelope::to_unix_ms(a.expires_at()) > envelope::to_unix_ms(b.expires_at())
 }
 
-fn remaining(token: &AccessToken) -> Duration {
-    token
-        .expires_at()
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default()
+/// What is left of `token` at `now` (the injected clock's).
+fn remaining(token: &AccessToken, now: SystemTime) -> Duration {
+    token.expires_at().duration_since(now).unwrap_or_default()
 }
 
 /// Whole milliseconds, at least one (Redis refuses `PX 0`).
@@ -545,6 +666,37 @@ mod tests {
 
     fn config(url: &str) -> RedisStoreConfig {
         RedisStoreConfig::new(url.parse().unwrap())
+    }
+
+    /// Issue 11, item 11: what is left of a token read from Redis was
+    /// measured on `SystemTime::now()`, not on the injected clock.
+    #[tokio::test]
+    async fn what_is_left_of_a_token_is_measured_on_the_injected_clock() {
+        use crate::auth::clock::ManualClock;
+        use secrecy::SecretString;
+        // A clock 30 years before the machine's: a token expiring 10 minutes
+        // after it has 10 minutes left on it, and none on the system clock.
+        let past = SystemTime::UNIX_EPOCH + Duration::from_secs(600_000_000);
+        let clock = Arc::new(ManualClock::new(past));
+        let store = RedisStore::connect_lazy(config("redis://127.0.0.1:1/").clock(clock.clone()))
+            .await
+            .unwrap();
+        let token = AccessToken::new(
+            SecretString::from("t"),
+            "Bearer",
+            past + Duration::from_secs(600),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            remaining(&token, store.clock.now()),
+            Duration::from_secs(600)
+        );
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            remaining(&token, store.clock.now()),
+            Duration::from_secs(540)
+        );
     }
 
     #[test]
@@ -574,8 +726,16 @@ mod tests {
             .await
             .unwrap();
         let key = CacheKey::new("Cenda", "https://login.test/t", "client-id", ["s"], None);
-        assert_eq!(store.token_key(&key), format!("env-a:{}", key.as_str()));
-        assert_eq!(store.lock_key(&key), format!("env-a:{}:lock", key.as_str()));
+        // One hash tag for the three keys of a token: one Cluster slot.
+        assert_eq!(store.token_key(&key), format!("env-a:{{{}}}", key.as_str()));
+        assert_eq!(
+            store.lock_key(&key),
+            format!("env-a:{{{}}}:lock", key.as_str())
+        );
+        assert_eq!(
+            store.failure_key(&key),
+            format!("env-a:{{{}}}:failure", key.as_str())
+        );
         assert!(!store.token_key(&key).contains("client-id"));
         assert!(!store.encrypts());
         assert_eq!(millis(Duration::ZERO), 1);

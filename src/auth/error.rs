@@ -50,6 +50,16 @@ pub enum AuthError {
     /// The token endpoint returned a token that cannot be sent in a header.
     #[error(transparent)]
     InvalidToken(#[from] InvalidTokenValue),
+    /// The token endpoint issued a token of a type m2m does not send (see
+    /// [`TokenType`](super::TokenType)); it was not used.
+    #[error(
+        "the token endpoint issued a token of type {token_type:?}, which m2m does not use (RFC 6749 §7.1: a client must not use a token type it does not understand); only Bearer tokens are sent"
+    )]
+    UnsupportedTokenType {
+        /// The `token_type` as the server sent it (shortened; scrubbed of
+        /// secrets).
+        token_type: String,
+    },
 }
 
 impl AuthError {

@@ -44,7 +44,7 @@ pub use middleware::AuthMiddleware;
 pub use redis_store::{CacheEncryptionKey, EncryptionKeyError, RedisStore, RedisStoreConfig};
 pub use response::TokenLifetimes;
 pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
-pub use token::{AccessToken, InvalidTokenValue};
+pub use token::{AccessToken, InvalidTokenValue, TokenType};
 
 /// Where an [`Auth`] handle gets its tokens from.
 ///

@@ -202,8 +202,8 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub private_key_file: Option<PathBuf>,
-    /// The signing algorithm of the key (default: RS256 for RSA keys,
-    /// ES256 for EC keys).
+    /// The signing algorithm of the key (default: from the key's algorithm
+    /// identifier, RS256 for RSA keys, ES256 for P-256 EC keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub key_algorithm: Option<SigningAlgorithm>,
@@ -617,14 +617,13 @@ impl ClientConfig {
             ));
         };
         let pem = std::fs::read_to_string(key_file)
+            .map(secrecy::SecretString::from)
             .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
-        let algorithm = self
-            .key_algorithm
-            .unwrap_or(if pem.contains("EC PRIVATE KEY") {
-                SigningAlgorithm::ES256
-            } else {
-                SigningAlgorithm::RS256
-            });
+        let algorithm = match self.key_algorithm {
+            Some(algorithm) => algorithm,
+            None => SigningAlgorithm::for_private_key_pem(&pem)
+                .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?,
+        };
         let key_id = match (&self.key_id, &self.certificate_file) {
             (Some(kid), _) => KeyIdentifier::Kid(kid.clone()),
             (None, Some(certificate)) => {
@@ -636,7 +635,7 @@ impl ClientConfig {
                 return Err("private_key_file needs key_id or certificate_file".to_owned());
             }
         };
-        PrivateKeyJwt::from_pem(&secrecy::SecretString::from(pem), algorithm, key_id)
+        PrivateKeyJwt::from_pem(&pem, algorithm, key_id)
             .map(ClientCredential::from)
             .map_err(|e| e.to_string())
     }

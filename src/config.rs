@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::auth::{
-    Auth, CacheSettings, ClientAuthMethod, ClientCredential, KeyIdentifier, MemoryStore,
-    PrivateKeyJwt, SigningAlgorithm, TokenCache, TokenEndpoint, TokenEndpointBuilder,
+    ApiSettings, Auth, CacheSettings, ClientAuthMethod, ClientCredential, KeyIdentifier,
+    MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache, TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
@@ -234,7 +234,8 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub auth: Option<AuthMethodName>,
-    /// Allow plain `http` to a host that is not loopback.
+    /// Allow plain `http` to a host that is not loopback, for the token
+    /// endpoint and the API alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "cli",
@@ -248,6 +249,11 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// The settings of this client's API calls: `allow_http`.
+    pub fn api_settings(&self) -> Result<ApiSettings, String> {
+        Ok(ApiSettings::default().with_allow_http(self.allow_http.unwrap_or(false)))
+    }
+
     /// `self` with every field that `overrides` sets replaced.
     pub fn overlaid_with(&self, overrides: &ClientConfig) -> ClientConfig {
         overlay(self, overrides)
@@ -502,18 +508,20 @@ impl Config {
     /// let config = m2m::config::Config::load_default()?;
     /// let auth = config.auth("cenda", &config.token_cache().await?)?;
     /// let base_url = config.api_base_url("cenda")?;
-    /// let cenda = m2m::apis::cenda_configuration::Client::new(base_url.as_str(), auth);
+    /// let cenda = m2m::apis::cenda_configuration::Client::from_auth(base_url.as_str(), auth)?;
     /// # Ok(()) }
     /// ```
     pub fn auth(&self, name: &str, cache: &TokenCache) -> Result<Auth, ConfigFileError> {
+        let fail = |message: String| ConfigFileError::Client {
+            client: name.to_owned(),
+            message,
+        };
+        let api = self.client(name)?.api_settings().map_err(fail)?;
         let endpoint = self
             .token_endpoint(name)?
             .build()
-            .map_err(|e| ConfigFileError::Client {
-                client: name.to_owned(),
-                message: e.to_string(),
-            })?;
-        Ok(Auth::with_cache(endpoint, cache))
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Auth::with_cache(endpoint, cache).with_api_settings(api))
     }
 
     /// The API base URL of the client called `name`: its `api_base_url`,

@@ -5,6 +5,8 @@
 //! A request whose body is a stream is covered by the unit tests of
 //! `src/apis/hooks.rs`: no generated operation sends one.
 
+#[path = "support/https_server.rs"]
+mod https_server;
 mod support;
 
 use m2m::apis::AUTH_ERROR_PREFIX;
@@ -307,4 +309,184 @@ async fn no_token_fails_the_call_before_sending_with_a_secret_free_message() {
     assert!(received(&server).await.is_empty());
     assert_eq!(tokens.token_calls(), 1);
     assert_eq!(tokens.renew_calls(), 0);
+}
+
+/// RFC 6750 §5.3: a bearer token goes over TLS only. Plain http to a host
+/// that is not loopback is refused before the header is attached (before
+/// the token is even asked for), with the typed error; a proxy on loopback
+/// (where the request would go) receives nothing.
+#[tokio::test]
+async fn no_token_goes_over_plain_http_to_a_remote_host_even_through_a_proxy() {
+    let proxy = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
+        .mount(&proxy)
+        .await;
+    let tokens = TestTokens::new(&["token-one"]);
+    let through_proxy = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(proxy.uri()).unwrap())
+        .build()
+        .unwrap();
+    let client = Client::new_with_client(
+        "http://api.example.invalid/cenda",
+        through_proxy,
+        tokens.auth(),
+    );
+
+    let error = get_organisation(&client).await.unwrap_err();
+
+    assert_eq!(authorizations(&proxy).await, Vec::<String>::new());
+    let typed = progenitor_client::ClientInfo::inner(&client)
+        .error_of(&error)
+        .expect("the typed error");
+    let m2m::auth::AuthError::Config(m2m::auth::ConfigError::InsecureUrl { url }) = &typed else {
+        panic!("expected InsecureUrl, got {typed:?}");
+    };
+    assert_eq!(
+        url.as_str(),
+        format!("http://api.example.invalid/cenda/api/Organisation/{ORGANISATION_ID}")
+    );
+    assert!(error.to_string().contains("plain http"), "{error}");
+    assert_eq!(tokens.token_calls(), 0);
+}
+
+/// The reqwest client of the generated API clients that m2m builds.
+fn api_http_client(builder: reqwest::ClientBuilder) -> reqwest::Client {
+    m2m::auth::ApiSettings::default()
+        .http_client_from(builder)
+        .unwrap()
+}
+
+fn redirect_to(location: &str) -> ResponseTemplate {
+    ResponseTemplate::new(307).insert_header("location", location)
+}
+
+/// A redirect to another origin is not followed: the API's 307 comes back
+/// to the caller, and the other origin receives nothing (with or without
+/// the token).
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_not_followed() {
+    let (api, elsewhere) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
+        .mount(&elsewhere)
+        .await;
+    Mock::given(any())
+        .respond_with(redirect_to(&format!(
+            "{}/api/Organisation/{ORGANISATION_ID}",
+            elsewhere.uri()
+        )))
+        .mount(&api)
+        .await;
+    let tokens = TestTokens::new(&["token-one"]);
+    let client = Client::new_with_client(
+        &api.uri(),
+        api_http_client(reqwest::Client::builder()),
+        tokens.auth(),
+    );
+
+    let error = get_organisation(&client).await.unwrap_err();
+
+    assert_eq!(
+        received(&elsewhere).await.len(),
+        0,
+        "the other origin received nothing"
+    );
+    assert_eq!(
+        error.status(),
+        Some(reqwest::StatusCode::TEMPORARY_REDIRECT)
+    );
+    assert_eq!(authorizations(&api).await, ["Bearer token-one"]);
+}
+
+/// A redirect from https to plain http (here to another port of the same
+/// host) is not followed either.
+#[tokio::test]
+async fn a_redirect_from_https_to_http_is_not_followed() {
+    let plain = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
+        .mount(&plain)
+        .await;
+    let location = format!("{}/api/Organisation/{ORGANISATION_ID}", plain.uri());
+    let api = https_server::HttpsServer::answering(format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ))
+    .await;
+    let tokens = TestTokens::new(&["token-one"]);
+    let trusting_the_test_ca =
+        reqwest::Client::builder().tls_certs_only([https_server::HttpsServer::ca()]);
+    let client = Client::new_with_client(
+        &api.uri(),
+        api_http_client(trusting_the_test_ca),
+        tokens.auth(),
+    );
+
+    let error = get_organisation(&client).await.unwrap_err();
+
+    assert_eq!(
+        received(&plain).await.len(),
+        0,
+        "the http origin received nothing"
+    );
+    assert_eq!(
+        error.status(),
+        Some(reqwest::StatusCode::TEMPORARY_REDIRECT)
+    );
+    assert_eq!(api.requests(), 1);
+}
+
+/// Within the origin, a redirect is followed, with the token.
+#[tokio::test]
+async fn a_redirect_within_the_origin_is_followed_with_the_token() {
+    let api = MockServer::start().await;
+    Mock::given(path(format!("/moved/{ORGANISATION_ID}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
+        .mount(&api)
+        .await;
+    Mock::given(path(format!("/api/Organisation/{ORGANISATION_ID}")))
+        .respond_with(redirect_to(&format!(
+            "{}/moved/{ORGANISATION_ID}",
+            api.uri()
+        )))
+        .mount(&api)
+        .await;
+    let tokens = TestTokens::new(&["token-one"]);
+    let client = Client::new_with_client(
+        &api.uri(),
+        api_http_client(reqwest::Client::builder()),
+        tokens.auth(),
+    );
+
+    let organisation = get_organisation(&client).await.unwrap();
+
+    assert_eq!(organisation.name, "Acme Corporation");
+    assert_eq!(
+        authorizations(&api).await,
+        ["Bearer token-one", "Bearer token-one"]
+    );
+}
+
+/// With the client's explicit `allow_http`, plain http to a remote host is
+/// the user's choice.
+#[tokio::test]
+async fn allow_http_lets_the_token_go_to_a_remote_http_host() {
+    let proxy = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
+        .mount(&proxy)
+        .await;
+    let tokens = TestTokens::new(&["token-one"]);
+    let through_proxy = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(proxy.uri()).unwrap())
+        .build()
+        .unwrap();
+    let auth = tokens
+        .auth()
+        .with_api_settings(m2m::auth::ApiSettings::default().with_allow_http(true));
+    let client = Client::new_with_client("http://api.example.invalid/cenda", through_proxy, auth);
+
+    get_organisation(&client).await.unwrap();
+
+    assert_eq!(authorizations(&proxy).await, ["Bearer token-one"]);
 }

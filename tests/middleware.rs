@@ -142,3 +142,37 @@ async fn no_token_fails_the_request_with_the_typed_error_and_sends_nothing() {
     );
     assert!(received(&server).await.is_empty());
 }
+
+/// RFC 6750 §5.3: plain http to a host that is not loopback is refused
+/// before the header is attached; the proxy that would carry the request
+/// receives nothing.
+#[tokio::test]
+async fn no_token_goes_over_plain_http_to_a_remote_host_even_through_a_proxy() {
+    let proxy = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&proxy)
+        .await;
+    let tokens = TestTokens::new(&["one"]);
+    let through_proxy = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(proxy.uri()).unwrap())
+        .build()
+        .unwrap();
+    let http = ClientBuilder::new(through_proxy)
+        .with(AuthMiddleware::new(tokens.auth()))
+        .build();
+
+    let result = http
+        .get("http://api.example.invalid/things?page=2")
+        .send()
+        .await;
+
+    assert_eq!(authorizations(&proxy).await, Vec::<String>::new());
+    let error = result.unwrap_err();
+    let typed = AuthMiddleware::auth_error(&error).expect("the typed AuthError");
+    assert!(
+        matches!(typed, AuthError::Config(m2m::auth::ConfigError::InsecureUrl { url }) if url == "http://api.example.invalid/things"),
+        "{typed:?}"
+    );
+    assert_eq!(tokens.token_calls(), 0);
+}

@@ -11,13 +11,18 @@ use crate::auth::Auth;
 /// the typed [`AuthError`](crate::auth::AuthError).
 pub const AUTH_ERROR_PREFIX: &str = "m2m: no access token";
 
-/// `pre` hook: sets `Authorization` (marked sensitive) from the auth handle.
+/// `pre` hook: sets `Authorization` (marked sensitive) from the auth handle,
+/// when the URL may receive it (https, loopback, or `allow_http`).
 pub(crate) async fn authorize<E>(
     auth: &Auth,
     request: &mut reqwest::Request,
     info: &OperationInfo,
 ) -> Result<(), Error<E>> {
-    let token = auth.token().await.map_err(|error| {
+    let token = async {
+        auth.api_settings().refuse_insecure(request.url())?;
+        auth.token().await
+    };
+    let token = token.await.map_err(|error| {
         tracing::warn!(operation = info.operation_id, %error, "no access token for the call");
         let reference = auth.record_failure(&error);
         Error::Custom(format!(

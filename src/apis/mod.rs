@@ -37,6 +37,22 @@ macro_rules! generated_apis {
                 pub const OPENAPI_JSON: &str =
                     include_str!(concat!(env!("OUT_DIR"), "/", $file, ".json"));
 
+                impl Client {
+                    /// A client for `base_url` whose HTTP client follows the
+                    /// [`ApiSettings`](crate::auth::ApiSettings) of `auth`: a
+                    /// redirect is followed only within the origin, so the token
+                    /// never follows one elsewhere. Prefer it to `new`, whose
+                    /// reqwest client follows redirects to other origins (without
+                    /// the token, except from https to http on the same port).
+                    pub fn from_auth(
+                        base_url: &str,
+                        auth: crate::auth::Auth,
+                    ) -> Result<Self, crate::auth::ConfigError> {
+                        let http = auth.api_settings().http_client()?;
+                        Ok(Self::new_with_client(base_url, http, auth))
+                    }
+                }
+
                 impl ClientHooks<crate::auth::Auth> for Client {
                     async fn pre<E>(
                         &self,

@@ -14,6 +14,12 @@ use super::{Auth, AuthError};
 /// the same behaviour as the generated clients. A request whose body is a
 /// stream cannot be copied and is not sent again.
 ///
+/// The rules of the handle's [`ApiSettings`](super::ApiSettings) apply:
+/// no token over plain http to a host that is not loopback (unless
+/// `allow_http`). Redirects are the inner client's: build it with
+/// [`ApiSettings::http_client`](super::ApiSettings::http_client) so that none
+/// is followed to another origin.
+///
 /// A token that cannot be had fails the request with
 /// [`reqwest_middleware::Error::Middleware`], which holds the typed
 /// [`AuthError`]; [`AuthMiddleware::auth_error`] gets it back.
@@ -62,11 +68,11 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let token = self
-            .auth
-            .token()
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let token = async {
+            self.auth.api_settings().refuse_insecure(request.url())?;
+            self.auth.token().await
+        };
+        let token = token.await.map_err(reqwest_middleware::Error::middleware)?;
         request
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization().clone());

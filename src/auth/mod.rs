@@ -4,6 +4,7 @@
 //! fresh-enough [`AccessToken`] for each call and renews a token the API
 //! rejected. What sits behind it is a [`TokenSource`].
 
+mod api;
 mod assertion;
 mod cache;
 pub mod challenge;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 use ::http::HeaderValue;
 
+pub use api::ApiSettings;
 pub use assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm};
 pub use cache::{CacheKey, CacheSettings, CacheStats, CachedTokenSource, TokenCache};
 pub use credentials::{ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE};
@@ -95,6 +97,7 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 pub struct Auth {
     source: Arc<dyn TokenSource>,
     failures: Arc<RecentFailures>,
+    api: ApiSettings,
 }
 
 impl Auth {
@@ -117,7 +120,21 @@ impl Auth {
         Self {
             source: Arc::new(source),
             failures: Arc::default(),
+            api: ApiSettings::default(),
         }
+    }
+
+    /// With other settings for the API calls this handle guards (the
+    /// generated clients and [`AuthMiddleware`]): by default the token goes
+    /// only over https or to loopback.
+    pub fn with_api_settings(mut self, api: ApiSettings) -> Self {
+        self.api = api;
+        self
+    }
+
+    /// The settings of the API calls this handle guards.
+    pub fn api_settings(&self) -> &ApiSettings {
+        &self.api
     }
 
     /// A token valid now, from the cache when it has one.
@@ -139,7 +156,7 @@ impl Auth {
     }
 
     /// The typed error behind a generated-client call that failed because
-    /// no token could be had.
+    /// no token could be had or sent.
     ///
     /// Such calls fail with `progenitor_client::Error::Custom(message)`,
     /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] and

@@ -69,6 +69,12 @@ pub async fn run(config: &Config, args: CallArgs) -> Result<(), Failure> {
                 client.name
             ))
         })?;
+    // Before any token is fetched: a bearer token goes over TLS only.
+    client
+        .auth
+        .api_settings()
+        .check_url(&base_url)
+        .map_err(|e| Failure::usage(format!("client {:?}: {e}", client.name)))?;
     let body = match args.body.as_deref() {
         Some(path) if path.as_os_str() == "-" => Some(PathBuf::from("/dev/stdin")),
         other => other.map(PathBuf::from),

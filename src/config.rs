@@ -246,12 +246,33 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
     pub timeout_secs: Option<u64>,
+    /// Timeout of one API call (send and read the whole answer), in
+    /// seconds. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    pub api_timeout_secs: Option<u64>,
+    /// Largest API answer read, in bytes. Default 16777216 (16 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES"))]
+    pub max_response_bytes: Option<u64>,
 }
 
 impl ClientConfig {
-    /// The settings of this client's API calls: `allow_http`.
+    /// The settings of this client's API calls: `allow_http`,
+    /// `api_timeout_secs`, `max_response_bytes` (neither may be 0).
     pub fn api_settings(&self) -> Result<ApiSettings, String> {
-        Ok(ApiSettings::default().with_allow_http(self.allow_http.unwrap_or(false)))
+        let mut settings = ApiSettings::default().with_allow_http(self.allow_http.unwrap_or(false));
+        match self.api_timeout_secs {
+            Some(0) => return Err("api_timeout_secs must be at least 1".to_owned()),
+            Some(seconds) => settings = settings.with_timeout(Duration::from_secs(seconds)),
+            None => {}
+        }
+        match self.max_response_bytes {
+            Some(0) => return Err("max_response_bytes must be at least 1".to_owned()),
+            Some(bytes) => settings = settings.with_max_response_bytes(bytes),
+            None => {}
+        }
+        Ok(settings)
     }
 
     /// `self` with every field that `overrides` sets replaced.
@@ -865,6 +886,36 @@ auth = "basic"
         let err = config.token_endpoint("nocred").err().unwrap().to_string();
         assert!(err.starts_with("client \"nocred\": no credential"), "{err}");
         assert!(err.contains("M2M_NOCRED_CLIENT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn api_limits_come_from_the_client_and_zero_is_refused() {
+        let client = |text: &str| -> ClientConfig {
+            let config = Config::parse(&format!("[clients.c]\n{text}"), "m2m.toml").unwrap();
+            config.clients["c"].clone()
+        };
+        assert_eq!(client("").api_settings(), Ok(ApiSettings::default()));
+        let set = client("api_timeout_secs = 2\nmax_response_bytes = 1024\nallow_http = true")
+            .api_settings()
+            .unwrap();
+        assert_eq!(set.timeout, Duration::from_secs(2));
+        assert_eq!(set.max_response_bytes, 1024);
+        assert!(set.allow_http);
+        assert_eq!(
+            client("api_timeout_secs = 0").api_settings(),
+            Err("api_timeout_secs must be at least 1".to_owned())
+        );
+        assert_eq!(
+            client("max_response_bytes = 0").api_settings(),
+            Err("max_response_bytes must be at least 1".to_owned())
+        );
+        let err = Config::parse("[clients.c]\napi_timeout_secs = -1\n", "m2m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("m2m.toml:2:20: `clients.c.api_timeout_secs`"),
+            "{err}"
+        );
     }
 
     #[test]

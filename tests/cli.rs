@@ -411,6 +411,46 @@ async fn call_refuses_plain_http_to_a_remote_api_and_exits_2_naming_the_url() {
     assert_no_secret("stderr", &line);
 }
 
+/// An API that does not answer: `--api-timeout-secs 1` ends the call after
+/// about a second, with an error that says it timed out and names the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn call_times_out_after_api_timeout_secs_and_says_so() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let api = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({}))
+                .set_delay(std::time::Duration::from_secs(30)),
+        )
+        .mount(&api)
+        .await;
+    let mut flags = cognito_flags(&sandbox);
+    flags.extend([
+        "--api-base-url".to_owned(),
+        api.uri(),
+        "--api-timeout-secs".to_owned(),
+        "1".to_owned(),
+    ]);
+    let started = std::time::Instant::now();
+
+    let output = call_validation_message(
+        flags,
+        vec![("M2M_TEST_SECRET", demo::COGNITO_CLIENT_SECRET.to_owned())],
+    )
+    .await;
+
+    let elapsed = started.elapsed();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let line = one_line(&err);
+    assert!(line.contains("timed out"), "{line}");
+    assert!(line.contains("api_timeout_secs"), "{line}");
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    assert_no_secret("stderr", &err);
+    assert_no_secret("stdout", &stdout(&output));
+}
+
 #[test]
 fn no_snapshot_holds_a_secret_or_a_token() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");

@@ -490,3 +490,181 @@ async fn allow_http_lets_the_token_go_to_a_remote_http_host() {
 
     assert_eq!(authorizations(&proxy).await, ["Bearer token-one"]);
 }
+
+/// Default limit of an API answer: 16 MiB.
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A JSON array of `len` bytes: `[0,0,0,…]`.
+fn json_of_len(len: usize) -> Vec<u8> {
+    let mut body = vec![b'['];
+    while body.len() + 2 < len {
+        body.extend_from_slice(b"0,");
+    }
+    body.extend_from_slice(b"0]");
+    body
+}
+
+/// An answer whose Content-Length is over the limit is refused unread, with
+/// an error naming the limit.
+#[tokio::test]
+async fn an_answer_declared_larger_than_the_limit_is_refused_unread() {
+    let api = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            json_of_len(DEFAULT_MAX_RESPONSE_BYTES + 1),
+            "application/json",
+        ))
+        .mount(&api)
+        .await;
+    let tokens = TestTokens::new(&["token-one"]);
+    let client = cenda_client(&api, &tokens);
+
+    let result = client.list_organisations().send().await;
+
+    let error = result.map(|_| ()).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("max_response_bytes"), "{message}");
+    assert!(
+        message.contains(&DEFAULT_MAX_RESPONSE_BYTES.to_string()),
+        "{message}"
+    );
+    assert!(
+        message.len() < 1000,
+        "the answer is not in the error: {} bytes",
+        message.len()
+    );
+}
+
+/// An endless chunked answer on loopback (no Content-Length): 64 KiB chunks
+/// until the client goes away or `total` bytes are sent. Counts the bytes
+/// written.
+async fn endless_chunked_server(
+    total: u64,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(AtomicU64::new(0));
+    let counted = sent.clone();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 4096];
+        let _ = stream.read(&mut head).await;
+        let start = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n1\r\n[\r\n";
+        if stream.write_all(start.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = format!("10000\r\n{}\r\n", "0,".repeat(0x8000));
+        while counted.load(Ordering::SeqCst) < total {
+            if stream.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+            counted.fetch_add(0x10000, Ordering::SeqCst);
+        }
+        let _ = stream.write_all(b"1\r\n0\r\n1\r\n]\r\n0\r\n\r\n").await;
+    });
+    (uri, sent)
+}
+
+/// A 300 MB answer without Content-Length is read up to the limit only.
+#[tokio::test]
+async fn a_streamed_answer_is_read_up_to_the_limit_only() {
+    let (uri, sent) = endless_chunked_server(300_000_000).await;
+    let tokens = TestTokens::new(&["token-one"]);
+    let client = Client::new_with_client(&uri, reqwest::Client::new(), tokens.auth());
+
+    let result = client.list_organisations().send().await;
+
+    let error = result.map(|_| ()).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("max_response_bytes"), "{message}");
+    assert!(message.len() < 1000, "{} bytes", message.len());
+    let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        sent < 64 * 1024 * 1024,
+        "{sent} bytes were sent before the client stopped"
+    );
+}
+
+/// An API that does not answer in time: the call fails when the handle's
+/// timeout runs out, with the typed error naming the limit.
+#[tokio::test]
+async fn a_call_longer_than_the_timeout_fails_saying_it_timed_out() {
+    let api = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(organisation_json())
+                .set_delay(std::time::Duration::from_secs(10)),
+        )
+        .mount(&api)
+        .await;
+    let tokens = TestTokens::new(&["token-one"]);
+    let limit = std::time::Duration::from_millis(300);
+    let auth = tokens
+        .auth()
+        .with_api_settings(m2m::auth::ApiSettings::default().with_timeout(limit));
+    let client = Client::new_with_client(&api.uri(), reqwest::Client::new(), auth);
+    let started = std::time::Instant::now();
+
+    let error = get_organisation(&client).await.unwrap_err();
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let message = error.to_string();
+    assert!(message.contains(m2m::apis::CALL_ERROR_PREFIX), "{message}");
+    assert!(
+        message.contains("timed out") && message.contains("300ms (api_timeout_secs)"),
+        "{message}"
+    );
+    assert!(!message.contains("token-one") && !format!("{error:?}").contains("token-one"));
+    let typed = progenitor_client::ClientInfo::inner(&client)
+        .error_of(&error)
+        .expect("the typed error");
+    let m2m::auth::AuthError::ApiCall(call) = &typed else {
+        panic!("{typed:?}");
+    };
+    assert_eq!(call.kind, m2m::auth::ApiCallErrorKind::TimedOut { limit });
+    assert_eq!(
+        call.url,
+        format!("{}/api/Organisation/{ORGANISATION_ID}", api.uri())
+    );
+}
+
+/// The limit is the handle's: a smaller one refuses a smaller answer, and
+/// an answer within it is read and decoded as before.
+#[tokio::test]
+async fn max_response_bytes_is_the_handles_setting() {
+    let api = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
+        .mount(&api)
+        .await;
+    let length = serde_json::to_vec(&organisation_json()).unwrap().len() as u64;
+    let tokens = TestTokens::new(&["token-one"]);
+    let with_limit = |limit: u64| {
+        let auth = tokens
+            .auth()
+            .with_api_settings(m2m::auth::ApiSettings::default().with_max_response_bytes(limit));
+        Client::new_with_client(&api.uri(), reqwest::Client::new(), auth)
+    };
+
+    let within = get_organisation(&with_limit(length)).await.unwrap();
+    let client = with_limit(length - 1);
+    let over = get_organisation(&client).await.unwrap_err();
+
+    assert_eq!(within.name, "Acme Corporation");
+    let typed = progenitor_client::ClientInfo::inner(&client)
+        .error_of(&over)
+        .expect("the typed error");
+    let m2m::auth::AuthError::ApiCall(call) = &typed else {
+        panic!("{typed:?}");
+    };
+    assert_eq!(
+        call.kind,
+        m2m::auth::ApiCallErrorKind::TooLarge {
+            limit: length - 1,
+            content_length: Some(length)
+        }
+    );
+}

@@ -16,12 +16,14 @@ use super::{Auth, AuthError};
 ///
 /// The rules of the handle's [`ApiSettings`](super::ApiSettings) apply:
 /// no token over plain http to a host that is not loopback (unless
-/// `allow_http`). Redirects are the inner client's: build it with
-/// [`ApiSettings::http_client`](super::ApiSettings::http_client) so that none
-/// is followed to another origin.
+/// `allow_http`); a whole call within its timeout (or the request's own when
+/// shorter); the answer read here, whole, up to `max_response_bytes` (none
+/// when its `Content-Length` says more). Redirects are the inner client's:
+/// build it with [`ApiSettings::http_client`](super::ApiSettings::http_client)
+/// so that none is followed to another origin.
 ///
-/// A token that cannot be had fails the request with
-/// [`reqwest_middleware::Error::Middleware`], which holds the typed
+/// A token that cannot be had or sent, or a limit hit, fails the request
+/// with [`reqwest_middleware::Error::Middleware`], which holds the typed
 /// [`AuthError`]; [`AuthMiddleware::auth_error`] gets it back.
 ///
 /// ```no_run
@@ -73,18 +75,42 @@ impl Middleware for AuthMiddleware {
             self.auth.token().await
         };
         let token = token.await.map_err(reqwest_middleware::Error::middleware)?;
+        let settings = self.auth.api_settings();
         request
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization().clone());
+        let ours = settings.limit_time(&mut request);
+        let on_time = |result: reqwest_middleware::Result<Response>| {
+            // The request's own shorter timeout is the caller's business.
+            result.map_err(|error| match &error {
+                reqwest_middleware::Error::Reqwest(inner) if ours => {
+                    match settings.timed_out(inner) {
+                        Some(timed_out) => reqwest_middleware::Error::middleware(timed_out),
+                        None => error,
+                    }
+                }
+                _ => error,
+            })
+        };
         let retry = request.try_clone();
-        let response = next.clone().run(request, extensions).await?;
+        let response = on_time(next.clone().run(request, extensions).await)?;
         let call = response.url().path();
-        match self
+        let response = match self
             .auth
             .resend_after(&response, Some(token.authorization()), retry, call)
             .await
         {
-            Some(retry) => next.run(retry, extensions).await,
+            Some(retry) => on_time(next.run(retry, extensions).await)?,
+            None => response,
+        };
+        let response = on_time(
+            settings
+                .read_whole(response)
+                .await
+                .map_err(reqwest_middleware::Error::Reqwest),
+        )?;
+        match super::api::stopped_by(&response) {
+            Some(error) => Err(reqwest_middleware::Error::middleware(error.clone())),
             None => Ok(response),
         }
     }

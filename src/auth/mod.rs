@@ -4,7 +4,7 @@
 //! fresh-enough [`AccessToken`] for each call and renews a token the API
 //! rejected. What sits behind it is a [`TokenSource`].
 
-mod api;
+pub(crate) mod api;
 mod assertion;
 mod cache;
 pub mod challenge;
@@ -35,8 +35,8 @@ pub use credentials::{ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_T
 pub use discovery::{Discovery, ProviderMetadata};
 pub use endpoint::{EndpointIdentity, RetryPolicy, TokenEndpoint, TokenEndpointBuilder};
 pub use error::{
-    AuthError, ConfigError, DiscoveryError, EndpointError, InvalidResponse, OAuthError,
-    TransportError, TransportErrorKind,
+    ApiCallError, ApiCallErrorKind, AuthError, ConfigError, DiscoveryError, EndpointError,
+    InvalidResponse, OAuthError, TransportError, TransportErrorKind,
 };
 pub(crate) use http::redact_password;
 pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
@@ -156,10 +156,12 @@ impl Auth {
     }
 
     /// The typed error behind a generated-client call that failed because
-    /// no token could be had or sent.
+    /// no token could be had or sent, or that m2m stopped (a limit of the
+    /// [`ApiSettings`]).
     ///
     /// Such calls fail with `progenitor_client::Error::Custom(message)`,
-    /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] and
+    /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] or
+    /// [`crate::apis::CALL_ERROR_PREFIX`] and
     /// carries a reference this handle resolves (the last
     /// [`RecentFailures::CAPACITY`] distinct failures are kept; calls that
     /// failed with the same error, such as every caller waiting for one

@@ -99,16 +99,21 @@ pub async fn run(config: &Config, args: CallArgs) -> Result<(), Failure> {
         "{}",
         serde_json::to_string_pretty(&outcome.body).expect("JSON values serialise")
     );
-    if outcome.success {
-        Ok(())
-    } else {
-        Err(Failure::remote(format!(
-            "{operation_id} for client {:?} answered {}",
-            client.name,
-            outcome
-                .status
-                .map_or_else(|| "no response".to_owned(), |s| s.to_string())
-        )))
+    match (outcome.success, outcome.status, &outcome.body) {
+        (true, ..) => Ok(()),
+        (false, Some(status), _) => Err(Failure::remote(format!(
+            "{operation_id} for client {:?} answered {status}",
+            client.name
+        ))),
+        // No answer: the message says why (a timeout, a limit).
+        (false, None, serde_json::Value::String(message)) => Err(Failure::remote(format!(
+            "{operation_id} for client {:?} failed: {message}",
+            client.name
+        ))),
+        (false, None, _) => Err(Failure::remote(format!(
+            "{operation_id} for client {:?} got no response",
+            client.name
+        ))),
     }
 }
 

@@ -668,3 +668,196 @@ async fn max_response_bytes_is_the_handles_setting() {
         }
     );
 }
+
+/// A token endpoint on `server` at `/token` that issues a new token
+/// (`issued-1`, `issued-2`, …) on every request.
+async fn token_endpoint_issuing_new_tokens(server: &MockServer) -> m2m::auth::TokenEndpoint {
+    let issued = std::sync::atomic::AtomicUsize::new(0);
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(move |_: &wiremock::Request| {
+            let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": format!("issued-{n}"), "token_type": "Bearer", "expires_in": 3600
+            }))
+        })
+        .mount(server)
+        .await;
+    let url = url::Url::parse(&format!("{}/token", server.uri())).unwrap();
+    m2m::auth::TokenEndpoint::builder(
+        m2m::provider::Provider::custom_token_url(url),
+        "client-id",
+        m2m::auth::ClientCredential::secret("client-secret"),
+    )
+    .build()
+    .unwrap()
+}
+
+/// An API that rejects every token (wrong audience, API-side clock skew)
+/// must not turn each call into a token request: 1,000 calls through one
+/// client make 3 token requests (the first token and two renewals), and the
+/// calls fail saying the API keeps rejecting fresh tokens.
+#[tokio::test]
+async fn an_api_that_rejects_every_token_gets_three_token_requests_for_a_thousand_calls() {
+    let (identity, api) = (MockServer::start().await, MockServer::start().await);
+    // Time stands still: the thousand calls take no time at all.
+    let clock = std::sync::Arc::new(m2m::auth::clock::ManualClock::at_fixed_date());
+    let auth =
+        m2m::auth::Auth::new(token_endpoint_issuing_new_tokens(&identity).await).with_clock(clock);
+    Mock::given(any())
+        .respond_with(unauthorized(Some(INVALID_TOKEN)))
+        .mount(&api)
+        .await;
+    let client = Client::new_with_client(&api.uri(), reqwest::Client::new(), auth);
+
+    let mut errors = Vec::new();
+    for _ in 0..1000 {
+        errors.push(get_organisation(&client).await.unwrap_err());
+    }
+
+    let token_requests = received(&identity).await.len();
+    assert_eq!(token_requests, 3, "token requests for 1,000 calls");
+    // The first two calls each renewed once and got the API's answer to
+    // the fresh token; every later call is stopped with the explanation.
+    let (renewed, stopped) = errors.split_at(2);
+    for error in renewed {
+        assert_eq!(error.status().map(|s| s.as_u16()), Some(401), "{error}");
+    }
+    for error in stopped {
+        let message = error.to_string();
+        assert!(
+            message.contains("keeps rejecting fresh tokens"),
+            "{message}"
+        );
+        assert!(
+            message.contains("audience") && message.contains("scope"),
+            "{message}"
+        );
+        assert!(!message.contains("issued-"), "no token in {message}");
+        assert!(!format!("{error:?}").contains("issued-"));
+    }
+    let typed = progenitor_client::ClientInfo::inner(&client)
+        .error_of(&stopped[0])
+        .expect("the typed error");
+    let m2m::auth::AuthError::ApiCall(call) = &typed else {
+        panic!("{typed:?}");
+    };
+    assert_eq!(
+        call.kind,
+        m2m::auth::ApiCallErrorKind::TokensRejected { renewals: 2 }
+    );
+    assert_eq!(
+        call.url,
+        format!("{}/api/Organisation/{ORGANISATION_ID}", api.uri())
+    );
+    assert_eq!(received(&api).await.len(), 2 * 2 + 998);
+}
+
+/// The same with the calls concurrent (a rejection of a token that was
+/// renewed since waits for that renewal instead of renewing again), and
+/// with a token endpoint that hands out the same token again.
+#[tokio::test]
+async fn concurrent_calls_and_a_reissued_token_stay_within_three_token_requests() {
+    use futures::StreamExt;
+    let (identity, api) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "always-the-same", "token_type": "Bearer", "expires_in": 3600
+        })))
+        .mount(&identity)
+        .await;
+    Mock::given(any())
+        .respond_with(unauthorized(Some(INVALID_TOKEN)))
+        .mount(&api)
+        .await;
+    let url = url::Url::parse(&format!("{}/token", identity.uri())).unwrap();
+    let endpoint = m2m::auth::TokenEndpoint::builder(
+        m2m::provider::Provider::custom_token_url(url),
+        "client-id",
+        m2m::auth::ClientCredential::secret("client-secret"),
+    )
+    .build()
+    .unwrap();
+    let client = Client::new_with_client(
+        &api.uri(),
+        reqwest::Client::new(),
+        m2m::auth::Auth::new(endpoint),
+    );
+
+    for round in 0..3 {
+        let failed = futures::stream::iter(0..300)
+            .map(|_| get_organisation(&client))
+            .buffer_unordered(100)
+            .filter(|result| std::future::ready(result.is_err()))
+            .count()
+            .await;
+        assert_eq!(failed, 300, "round {round}");
+    }
+
+    assert!(
+        received(&identity).await.len() <= 3,
+        "{}",
+        received(&identity).await.len()
+    );
+}
+
+/// Once stopped, one renewal is tried again a minute after the last one:
+/// when the identity provider was fixed meanwhile, the new token works and
+/// the calls go through again.
+#[tokio::test]
+async fn a_minute_after_the_last_renewal_one_more_is_tried() {
+    use m2m::auth::clock::ManualClock;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (identity, api) = (MockServer::start().await, MockServer::start().await);
+    let clock = Arc::new(ManualClock::new(std::time::SystemTime::now()));
+    let auth = m2m::auth::Auth::new(token_endpoint_issuing_new_tokens(&identity).await)
+        .with_clock(clock.clone());
+    let rejecting = Arc::new(AtomicBool::new(true));
+    let switch = rejecting.clone();
+    Mock::given(any())
+        .respond_with(move |request: &wiremock::Request| {
+            let token = authorization(request);
+            let bad = ["Bearer issued-3", "Bearer issued-4"];
+            if switch.load(Ordering::SeqCst) || bad.contains(&token) {
+                unauthorized(Some(INVALID_TOKEN))
+            } else {
+                ResponseTemplate::new(200).set_body_json(organisation_json())
+            }
+        })
+        .mount(&api)
+        .await;
+    let client = Client::new_with_client(&api.uri(), reqwest::Client::new(), auth);
+    for _ in 0..5 {
+        get_organisation(&client).await.unwrap_err();
+    }
+    assert_eq!(received(&identity).await.len(), 3);
+
+    // The tokens issued from now on are good, but issued-3, the current
+    // one, is still rejected: within the minute, the stop holds.
+    rejecting.store(false, Ordering::SeqCst);
+    clock.advance(std::time::Duration::from_secs(59));
+    get_organisation(&client).await.unwrap_err();
+    assert_eq!(received(&identity).await.len(), 3);
+
+    // A minute after the last renewal, one more is tried: issued-4 is
+    // rejected too (stopped again), then a minute later issued-5 works.
+    clock.advance(std::time::Duration::from_secs(1));
+    get_organisation(&client).await.unwrap_err();
+    assert_eq!(received(&identity).await.len(), 4);
+    get_organisation(&client).await.unwrap_err();
+    assert_eq!(received(&identity).await.len(), 4);
+    clock.advance(std::time::Duration::from_secs(60));
+    let organisation = get_organisation(&client).await.unwrap();
+
+    assert_eq!(organisation.name, "Acme Corporation");
+    assert_eq!(received(&identity).await.len(), 5);
+    assert_eq!(
+        authorizations(&api).await.last().map(String::as_str),
+        Some("Bearer issued-5")
+    );
+    // Accepted: the count starts again, and the token works from now on.
+    get_organisation(&client).await.unwrap();
+    assert_eq!(received(&identity).await.len(), 5);
+}

@@ -251,3 +251,41 @@ async fn a_call_longer_than_the_timeout_fails_with_the_typed_error_and_an_answer
     assert!(error.to_string().contains("timed out"), "{error}");
     assert_eq!(quick.text().await.unwrap(), "quick answer");
 }
+
+/// A server that rejects every token: after two renewals the requests fail
+/// with the typed error instead of asking for more tokens.
+#[tokio::test]
+async fn a_server_that_rejects_every_token_stops_the_renewals() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(401).insert_header("www-authenticate", INVALID_TOKEN))
+        .mount(&server)
+        .await;
+    let tokens = TestTokens::new(&["one", "two", "three", "four"]);
+    let http = client(&tokens);
+
+    let mut outcomes = Vec::new();
+    for _ in 0..10 {
+        match http.get(format!("{}/things", server.uri())).send().await {
+            Ok(response) => outcomes.push(response.status().as_u16().to_string()),
+            Err(error) => {
+                let Some(AuthError::ApiCall(call)) = AuthMiddleware::auth_error(&error) else {
+                    panic!("{error:?}");
+                };
+                assert_eq!(
+                    call.kind,
+                    m2m::auth::ApiCallErrorKind::TokensRejected { renewals: 2 }
+                );
+                assert!(
+                    error.to_string().contains("keeps rejecting fresh tokens"),
+                    "{error}"
+                );
+                outcomes.push("stopped".to_owned());
+            }
+        }
+    }
+
+    assert_eq!(outcomes[..2], ["401", "401"]);
+    assert!(outcomes[2..].iter().all(|s| s == "stopped"), "{outcomes:?}");
+    assert_eq!(tokens.rejected(), ["Bearer one", "Bearer two"]);
+}

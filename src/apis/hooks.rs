@@ -6,6 +6,7 @@
 use http::header::AUTHORIZATION;
 use progenitor_client::{Error, OperationInfo};
 
+use crate::auth::renewal::Resend;
 use crate::auth::{Auth, AuthError, api};
 
 /// Start of the message of `Error::Custom` when a call failed because no
@@ -47,7 +48,8 @@ pub(crate) async fn authorize<E>(
 /// `Bearer error="invalid_token"` renews the token and sends a copy once
 /// more. A request whose body cannot be copied (a stream) is not sent again,
 /// but the token is still renewed so that the next call does not carry the
-/// rejected one. Plain 401 and 403 are returned as they are. The answer is
+/// rejected one. Plain 401 and 403 are returned as they are. An API that
+/// keeps rejecting fresh tokens stops the call (see `auth::renewal`). The answer is
 /// read here, up to `max_response_bytes`; one over the limit comes back
 /// without its body, marked for [`check`].
 pub(crate) async fn send(
@@ -60,21 +62,26 @@ pub(crate) async fn send(
     // Generated code sets no timeout of its own: the handle's applies.
     settings.limit_time(&mut request);
     let retry = request.try_clone();
-    let sent = request.headers().get(AUTHORIZATION).cloned();
+    let sent = auth.sending(&request);
     let response = http.execute(request).await?;
     let response = match auth
-        .resend_after(&response, sent.as_ref(), retry, info.operation_id)
+        .resend_after(&response, sent, retry, info.operation_id)
         .await
     {
-        Some(retry) => http.execute(retry).await?,
-        None => response,
+        Resend::No => response,
+        Resend::Once(retry) => {
+            let response = http.execute(retry).await?;
+            auth.note_answer(&response);
+            response
+        }
+        Resend::Stop(error) => return Ok(api::stop(response, error)),
     };
     settings.read_whole(response).await
 }
 
 /// `post` hook: the call fails with `Error::Custom` (starting with
-/// [`CALL_ERROR_PREFIX`]) when m2m stopped it: the timeout ran out, or the
-/// answer was over the size limit.
+/// [`CALL_ERROR_PREFIX`]) when m2m stopped it: the timeout ran out, the
+/// answer was over the size limit, or the API keeps rejecting fresh tokens.
 pub(crate) async fn check<E>(
     auth: &Auth,
     result: &reqwest::Result<reqwest::Response>,

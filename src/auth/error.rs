@@ -374,6 +374,13 @@ pub enum ApiCallErrorKind {
         /// limit (then nothing was read).
         content_length: Option<u64>,
     },
+    /// The API rejected (401 `invalid_token`) the tokens of the last
+    /// `renewals` renewals too: no more are renewed for it until it accepts
+    /// one, or for a minute after the last renewal.
+    TokensRejected {
+        /// Renewals in a row whose tokens the API rejected.
+        renewals: u32,
+    },
 }
 
 /// An API call stopped by m2m (never holds the token or the answer).
@@ -423,6 +430,11 @@ impl fmt::Display for ApiCallError {
                     None => f.write_str("reading stopped there"),
                 }
             }
+            ApiCallErrorKind::TokensRejected { renewals } => write!(
+                f,
+                "the API keeps rejecting fresh tokens: {} answered 401 invalid_token to the tokens of {renewals} renewals in a row. Check that the tokens are meant for this API (their audience or resource, and their scope) and the API's clock. No token is renewed for it until it accepts one, or for a minute after the last renewal",
+                self.url
+            ),
         }
     }
 }

@@ -6,13 +6,16 @@ use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
+use super::renewal::Resend;
 use super::{Auth, AuthError};
 
 /// Adds the `Authorization` header (marked sensitive) to every request, and
 /// when the server answers 401 `Bearer error="invalid_token"`, renews the
 /// token (invalidate-if-same) and sends a copy of the request once more —
 /// the same behaviour as the generated clients. A request whose body is a
-/// stream cannot be copied and is not sent again.
+/// stream cannot be copied and is not sent again. When the server keeps
+/// rejecting the renewed tokens too, the request fails instead of renewing
+/// again (`AuthError::ApiCall`, `TokensRejected`).
 ///
 /// The rules of the handle's [`ApiSettings`](super::ApiSettings) apply:
 /// no token over plain http to a host that is not loopback (unless
@@ -93,15 +96,17 @@ impl Middleware for AuthMiddleware {
             })
         };
         let retry = request.try_clone();
+        let sent = self.auth.sending(&request);
         let response = on_time(next.clone().run(request, extensions).await)?;
         let call = response.url().path();
-        let response = match self
-            .auth
-            .resend_after(&response, Some(token.authorization()), retry, call)
-            .await
-        {
-            Some(retry) => on_time(next.run(retry, extensions).await)?,
-            None => response,
+        let response = match self.auth.resend_after(&response, sent, retry, call).await {
+            Resend::No => response,
+            Resend::Once(retry) => {
+                let response = on_time(next.run(retry, extensions).await)?;
+                self.auth.note_answer(&response);
+                response
+            }
+            Resend::Stop(error) => return Err(reqwest_middleware::Error::middleware(error)),
         };
         let response = on_time(
             settings

@@ -18,7 +18,7 @@ pub(crate) mod http;
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod renewal;
+pub(crate) mod renewal;
 pub(crate) mod response;
 mod store;
 mod token;
@@ -98,6 +98,8 @@ pub struct Auth {
     source: Arc<dyn TokenSource>,
     failures: Arc<RecentFailures>,
     api: ApiSettings,
+    renewals: Arc<renewal::Renewals>,
+    clock: Arc<dyn clock::Clock>,
 }
 
 impl Auth {
@@ -121,6 +123,8 @@ impl Auth {
             source: Arc::new(source),
             failures: Arc::default(),
             api: ApiSettings::default(),
+            renewals: Arc::default(),
+            clock: Arc::new(clock::SystemClock),
         }
     }
 
@@ -135,6 +139,13 @@ impl Auth {
     /// The settings of the API calls this handle guards.
     pub fn api_settings(&self) -> &ApiSettings {
         &self.api
+    }
+
+    /// With another clock: the one that times how long renewals stay
+    /// stopped for an API that keeps rejecting fresh tokens.
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// A token valid now, from the cache when it has one.

@@ -132,7 +132,7 @@ impl ApiSettings {
             return None;
         }
         let url = error.url()?;
-        Some(ApiCallError::new(
+        Some(ApiCallError::stopped(
             url,
             ApiCallErrorKind::TimedOut {
                 limit: self.timeout,
@@ -146,7 +146,7 @@ impl ApiSettings {
     /// without its body, marked with the error ([`stopped_by`]).
     pub(crate) async fn read_whole(&self, mut response: Response) -> reqwest::Result<Response> {
         let too_large = |response: &Response, content_length| {
-            ApiCallError::new(
+            ApiCallError::stopped(
                 response.url(),
                 ApiCallErrorKind::TooLarge {
                     limit: self.max_response_bytes,

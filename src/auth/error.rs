@@ -395,7 +395,7 @@ pub struct ApiCallError {
 
 impl ApiCallError {
     /// The error for a call to `url` (shown without query or user info).
-    pub(crate) fn new(url: &url::Url, kind: ApiCallErrorKind) -> AuthError {
+    pub(crate) fn stopped(url: &url::Url, kind: ApiCallErrorKind) -> AuthError {
         let mut shown = url.clone();
         shown.set_query(None);
         shown.set_fragment(None);

@@ -102,7 +102,7 @@ impl Middleware for AuthMiddleware {
         let response = match self.auth.resend_after(&response, sent, retry, call).await {
             Resend::No => response,
             Resend::Once(retry) => {
-                let response = on_time(next.run(retry, extensions).await)?;
+                let response = on_time(next.run(*retry, extensions).await)?;
                 self.auth.note_answer(&response);
                 response
             }

@@ -55,7 +55,7 @@ pub(crate) enum Resend {
     /// Hand the answer to the caller as it is.
     No,
     /// Send this copy of the request, with a new token, once more.
-    Once(Request),
+    Once(Box<Request>),
     /// Stop the call with this error: the API keeps rejecting fresh tokens.
     Stop(AuthError),
 }
@@ -103,7 +103,7 @@ impl Auth {
             let now = self.clock.now();
             let again_at = last.and_then(|at| at.checked_add(RENEW_AGAIN_AFTER));
             if in_a_row >= MAX_RENEWALS_IN_A_ROW && again_at.is_none_or(|at| now < at) {
-                let error = ApiCallError::new(
+                let error = ApiCallError::stopped(
                     response.url(),
                     ApiCallErrorKind::TokensRejected { renewals: in_a_row },
                 );
@@ -134,7 +134,7 @@ impl Auth {
         retry
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization().clone());
-        Resend::Once(retry)
+        Resend::Once(Box::new(retry))
     }
 
     /// Notes whether `response` accepted the token it was sent with: any

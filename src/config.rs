@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::auth::{
-    Auth, CacheSettings, ClientAuthMethod, ClientCredential, KeyIdentifier, MemoryStore,
-    PrivateKeyJwt, SigningAlgorithm, TokenCache, TokenEndpoint, TokenEndpointBuilder,
+    ApiSettings, Auth, CacheSettings, ClientAuthMethod, ClientCredential, KeyIdentifier,
+    MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache, TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
@@ -209,8 +209,8 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub private_key_file: Option<PathBuf>,
-    /// The signing algorithm of the key (default: RS256 for RSA keys,
-    /// ES256 for EC keys).
+    /// The signing algorithm of the key (default: from the key's algorithm
+    /// identifier, RS256 for RSA keys, ES256 for P-256 EC keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub key_algorithm: Option<SigningAlgorithm>,
@@ -241,7 +241,8 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub auth: Option<AuthMethodName>,
-    /// Allow plain `http` to a host that is not loopback.
+    /// Allow plain `http` to a host that is not loopback, for the token
+    /// endpoint and the API alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "cli",
@@ -262,9 +263,35 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
     pub timeout_secs: Option<u64>,
+    /// Timeout of one API call (send and read the whole answer), in
+    /// seconds. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    pub api_timeout_secs: Option<u64>,
+    /// Largest API answer read, in bytes. Default 16777216 (16 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES"))]
+    pub max_response_bytes: Option<u64>,
 }
 
 impl ClientConfig {
+    /// The settings of this client's API calls: `allow_http`,
+    /// `api_timeout_secs`, `max_response_bytes` (neither may be 0).
+    pub fn api_settings(&self) -> Result<ApiSettings, String> {
+        let mut settings = ApiSettings::default().with_allow_http(self.allow_http.unwrap_or(false));
+        match self.api_timeout_secs {
+            Some(0) => return Err("api_timeout_secs must be at least 1".to_owned()),
+            Some(seconds) => settings = settings.with_timeout(Duration::from_secs(seconds)),
+            None => {}
+        }
+        match self.max_response_bytes {
+            Some(0) => return Err("max_response_bytes must be at least 1".to_owned()),
+            Some(bytes) => settings = settings.with_max_response_bytes(bytes),
+            None => {}
+        }
+        Ok(settings)
+    }
+
     /// `self` with every field that `overrides` sets replaced.
     pub fn overlaid_with(&self, overrides: &ClientConfig) -> ClientConfig {
         overlay(self, overrides)
@@ -529,18 +556,20 @@ impl Config {
     /// let config = m2m::config::Config::load_default()?;
     /// let auth = config.auth("cenda", &config.token_cache().await?)?;
     /// let base_url = config.api_base_url("cenda")?;
-    /// let cenda = m2m::apis::cenda_configuration::Client::new(base_url.as_str(), auth);
+    /// let cenda = m2m::apis::cenda_configuration::Client::from_auth(base_url.as_str(), auth)?;
     /// # Ok(()) }
     /// ```
     pub fn auth(&self, name: &str, cache: &TokenCache) -> Result<Auth, ConfigFileError> {
+        let fail = |message: String| ConfigFileError::Client {
+            client: name.to_owned(),
+            message,
+        };
+        let api = self.client(name)?.api_settings().map_err(fail)?;
         let endpoint = self
             .token_endpoint(name)?
             .build()
-            .map_err(|e| ConfigFileError::Client {
-                client: name.to_owned(),
-                message: e.to_string(),
-            })?;
-        Ok(Auth::with_cache(endpoint, cache))
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Auth::with_cache(endpoint, cache).with_api_settings(api))
     }
 
     /// The API base URL of the client called `name`: its `api_base_url`,
@@ -644,14 +673,13 @@ impl ClientConfig {
             ));
         };
         let pem = std::fs::read_to_string(key_file)
+            .map(secrecy::SecretString::from)
             .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
-        let algorithm = self
-            .key_algorithm
-            .unwrap_or(if pem.contains("EC PRIVATE KEY") {
-                SigningAlgorithm::ES256
-            } else {
-                SigningAlgorithm::RS256
-            });
+        let algorithm = match self.key_algorithm {
+            Some(algorithm) => algorithm,
+            None => SigningAlgorithm::for_private_key_pem(&pem)
+                .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?,
+        };
         let key_id = match (&self.key_id, &self.certificate_file) {
             (Some(kid), _) => KeyIdentifier::Kid(kid.clone()),
             (None, Some(certificate)) => {
@@ -663,7 +691,7 @@ impl ClientConfig {
                 return Err("private_key_file needs key_id or certificate_file".to_owned());
             }
         };
-        PrivateKeyJwt::from_pem(&secrecy::SecretString::from(pem), algorithm, key_id)
+        PrivateKeyJwt::from_pem(&pem, algorithm, key_id)
             .map(ClientCredential::from)
             .map_err(|e| e.to_string())
     }
@@ -897,6 +925,36 @@ auth = "basic"
         let err = config.token_endpoint("nocred").err().unwrap().to_string();
         assert!(err.starts_with("client \"nocred\": no credential"), "{err}");
         assert!(err.contains("M2M_NOCRED_CLIENT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn api_limits_come_from_the_client_and_zero_is_refused() {
+        let client = |text: &str| -> ClientConfig {
+            let config = Config::parse(&format!("[clients.c]\n{text}"), "m2m.toml").unwrap();
+            config.clients["c"].clone()
+        };
+        assert_eq!(client("").api_settings(), Ok(ApiSettings::default()));
+        let set = client("api_timeout_secs = 2\nmax_response_bytes = 1024\nallow_http = true")
+            .api_settings()
+            .unwrap();
+        assert_eq!(set.timeout, Duration::from_secs(2));
+        assert_eq!(set.max_response_bytes, 1024);
+        assert!(set.allow_http);
+        assert_eq!(
+            client("api_timeout_secs = 0").api_settings(),
+            Err("api_timeout_secs must be at least 1".to_owned())
+        );
+        assert_eq!(
+            client("max_response_bytes = 0").api_settings(),
+            Err("max_response_bytes must be at least 1".to_owned())
+        );
+        let err = Config::parse("[clients.c]\napi_timeout_secs = -1\n", "m2m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("m2m.toml:2:20: `clients.c.api_timeout_secs`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -307,6 +307,150 @@ async fn token_and_call_by_flags_alone_against_the_sandbox() {
     assert_eq!(sandbox.stats().nxtsoft_api_requests, 1);
 }
 
+/// The flags of a client of the sandbox's Cognito-style token server,
+/// with its secret in `M2M_TEST_SECRET`.
+fn cognito_flags(sandbox: &Sandbox) -> Vec<String> {
+    [
+        "--provider",
+        "custom",
+        "--token-url",
+        &sandbox.cognito_token_url(),
+        "--client-id",
+        demo::COGNITO_CLIENT_ID,
+        "--client-secret-env",
+        "M2M_TEST_SECRET",
+        "--scope",
+        "transactions/mock transactions/post",
+        "--auth",
+        "post",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// `m2m call ... postValidationMessage` with `flags`, in a blocking task.
+async fn call_validation_message(flags: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut args = vec!["call", "-", "postValidationMessage"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend([
+            "--param",
+            "accountNumber=000123456789",
+            "--param",
+            "routingNumber=021000021",
+            "--param",
+            "amount=10.5",
+            "--param",
+            "currency=USD",
+            "--param",
+            "transactionType=Debit",
+            "--param",
+            "reference=CLI-1",
+        ]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        m2m_with_env(&args, &env)
+    })
+    .await
+    .unwrap()
+}
+
+/// RFC 6750 §5.3: a bearer token goes over TLS only. An API base URL with
+/// plain http to a host that is not loopback is refused before any token is
+/// fetched, with one line naming it (exit 2), even when a proxy would carry
+/// the request.
+#[tokio::test(flavor = "multi_thread")]
+async fn call_refuses_plain_http_to_a_remote_api_and_exits_2_naming_the_url() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let proxy = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+        .mount(&proxy)
+        .await;
+    let mut flags = cognito_flags(&sandbox);
+    flags.extend([
+        "--api-base-url".to_owned(),
+        "http://api.example.invalid/nxtsoft".to_owned(),
+    ]);
+
+    let output = call_validation_message(
+        flags,
+        vec![
+            ("M2M_TEST_SECRET", demo::COGNITO_CLIENT_SECRET.to_owned()),
+            ("HTTP_PROXY", proxy.uri()),
+            ("http_proxy", proxy.uri()),
+            ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
+            ("no_proxy", "127.0.0.1,localhost".to_owned()),
+        ],
+    )
+    .await;
+
+    let seen_by_proxy: Vec<String> = proxy
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| {
+            let authorization = request.headers.get("authorization");
+            format!("{} {authorization:?}", request.url)
+        })
+        .collect();
+    assert_eq!(
+        seen_by_proxy,
+        Vec::<String>::new(),
+        "nothing reaches the proxy"
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let line = one_line(&stderr(&output)).to_owned();
+    assert!(
+        line.contains("http://api.example.invalid/nxtsoft"),
+        "{line}"
+    );
+    assert!(line.contains("plain http"), "{line}");
+    assert_eq!(sandbox.stats().token_requests(), 0, "no token was fetched");
+    assert_no_secret("stderr", &line);
+}
+
+/// An API that does not answer: `--api-timeout-secs 1` ends the call after
+/// about a second, with an error that says it timed out and names the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn call_times_out_after_api_timeout_secs_and_says_so() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let api = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({}))
+                .set_delay(std::time::Duration::from_secs(30)),
+        )
+        .mount(&api)
+        .await;
+    let mut flags = cognito_flags(&sandbox);
+    flags.extend([
+        "--api-base-url".to_owned(),
+        api.uri(),
+        "--api-timeout-secs".to_owned(),
+        "1".to_owned(),
+    ]);
+    let started = std::time::Instant::now();
+
+    let output = call_validation_message(
+        flags,
+        vec![("M2M_TEST_SECRET", demo::COGNITO_CLIENT_SECRET.to_owned())],
+    )
+    .await;
+
+    let elapsed = started.elapsed();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let line = one_line(&err);
+    assert!(line.contains("timed out"), "{line}");
+    assert!(line.contains("api_timeout_secs"), "{line}");
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    assert_no_secret("stderr", &err);
+    assert_no_secret("stdout", &stdout(&output));
+}
+
 #[test]
 fn no_snapshot_holds_a_secret_or_a_token() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");

@@ -142,3 +142,150 @@ async fn no_token_fails_the_request_with_the_typed_error_and_sends_nothing() {
     );
     assert!(received(&server).await.is_empty());
 }
+
+/// RFC 6750 §5.3: plain http to a host that is not loopback is refused
+/// before the header is attached; the proxy that would carry the request
+/// receives nothing.
+#[tokio::test]
+async fn no_token_goes_over_plain_http_to_a_remote_host_even_through_a_proxy() {
+    let proxy = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&proxy)
+        .await;
+    let tokens = TestTokens::new(&["one"]);
+    let through_proxy = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(proxy.uri()).unwrap())
+        .build()
+        .unwrap();
+    let http = ClientBuilder::new(through_proxy)
+        .with(AuthMiddleware::new(tokens.auth()))
+        .build();
+
+    let result = http
+        .get("http://api.example.invalid/things?page=2")
+        .send()
+        .await;
+
+    assert_eq!(authorizations(&proxy).await, Vec::<String>::new());
+    let error = result.unwrap_err();
+    let typed = AuthMiddleware::auth_error(&error).expect("the typed AuthError");
+    assert!(
+        matches!(typed, AuthError::Config(m2m::auth::ConfigError::InsecureUrl { url }) if url == "http://api.example.invalid/things"),
+        "{typed:?}"
+    );
+    assert_eq!(tokens.token_calls(), 0);
+}
+
+fn client_with(tokens: &TestTokens, settings: m2m::auth::ApiSettings) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(AuthMiddleware::new(
+            tokens.auth().with_api_settings(settings),
+        ))
+        .build()
+}
+
+#[tokio::test]
+async fn an_answer_over_max_response_bytes_fails_with_the_typed_error() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(1000)))
+        .mount(&server)
+        .await;
+    let tokens = TestTokens::new(&["one"]);
+    let settings = m2m::auth::ApiSettings::default().with_max_response_bytes(999);
+
+    let error = client_with(&tokens, settings)
+        .get(format!("{}/things?page=2", server.uri()))
+        .send()
+        .await
+        .unwrap_err();
+
+    let Some(AuthError::ApiCall(call)) = AuthMiddleware::auth_error(&error) else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        call.kind,
+        m2m::auth::ApiCallErrorKind::TooLarge {
+            limit: 999,
+            content_length: Some(1000)
+        }
+    );
+    assert_eq!(call.url, format!("{}/things", server.uri()));
+    assert!(error.to_string().contains("max_response_bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn a_call_longer_than_the_timeout_fails_with_the_typed_error_and_an_answer_in_time_is_read() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::path("/slow"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(10)))
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::path("/quick"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("quick answer"))
+        .mount(&server)
+        .await;
+    let tokens = TestTokens::new(&["one"]);
+    let limit = std::time::Duration::from_millis(300);
+    let http = client_with(
+        &tokens,
+        m2m::auth::ApiSettings::default().with_timeout(limit),
+    );
+
+    let error = http
+        .get(format!("{}/slow", server.uri()))
+        .send()
+        .await
+        .unwrap_err();
+    let quick = http
+        .get(format!("{}/quick", server.uri()))
+        .send()
+        .await
+        .unwrap();
+
+    let Some(AuthError::ApiCall(call)) = AuthMiddleware::auth_error(&error) else {
+        panic!("{error:?}");
+    };
+    assert_eq!(call.kind, m2m::auth::ApiCallErrorKind::TimedOut { limit });
+    assert!(error.to_string().contains("timed out"), "{error}");
+    assert_eq!(quick.text().await.unwrap(), "quick answer");
+}
+
+/// A server that rejects every token: after two renewals the requests fail
+/// with the typed error instead of asking for more tokens.
+#[tokio::test]
+async fn a_server_that_rejects_every_token_stops_the_renewals() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(401).insert_header("www-authenticate", INVALID_TOKEN))
+        .mount(&server)
+        .await;
+    let tokens = TestTokens::new(&["one", "two", "three", "four"]);
+    let http = client(&tokens);
+
+    let mut outcomes = Vec::new();
+    for _ in 0..10 {
+        match http.get(format!("{}/things", server.uri())).send().await {
+            Ok(response) => outcomes.push(response.status().as_u16().to_string()),
+            Err(error) => {
+                let Some(AuthError::ApiCall(call)) = AuthMiddleware::auth_error(&error) else {
+                    panic!("{error:?}");
+                };
+                assert_eq!(
+                    call.kind,
+                    m2m::auth::ApiCallErrorKind::TokensRejected { renewals: 2 }
+                );
+                assert!(
+                    error.to_string().contains("keeps rejecting fresh tokens"),
+                    "{error}"
+                );
+                outcomes.push("stopped".to_owned());
+            }
+        }
+    }
+
+    assert_eq!(outcomes[..2], ["401", "401"]);
+    assert!(outcomes[2..].iter().all(|s| s == "stopped"), "{outcomes:?}");
+    assert_eq!(tokens.rejected(), ["Bearer one", "Bearer two"]);
+}

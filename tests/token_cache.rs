@@ -126,12 +126,12 @@ impl LoopbackFetcher {
         }
         let body: TokenResponse = response.json().await.map_err(|_| endpoint_failed())?;
         let expires_at = self.clock.now() + Duration::from_secs(body.expires_in);
-        Ok(AccessToken::new(
+        AccessToken::new(
             SecretString::from(body.access_token),
             &body.token_type,
             expires_at,
             None,
-        )?)
+        )
     }
 }
 

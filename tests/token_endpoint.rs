@@ -757,7 +757,6 @@ async fn lenient_token_responses() {
             "Bearer",
             1800,
         ),
-        (json!({"access_token": TOKEN, "token_type": "DPoP", "expires_in": 600}).to_string(), json_utf8, "DPoP", 600),
     ];
     let clock = clock();
     for (body, content_type, scheme, lifetime) in cases {
@@ -1451,4 +1450,53 @@ async fn no_secret_reaches_logs_or_errors() {
             "a secret reached an error: {secret}\n{errors}"
         );
     }
+}
+
+/// RFC 6749 §7.1: a client must not use a token whose type it does not
+/// understand. m2m sends Bearer tokens only: any other `token_type` is
+/// refused with a typed error naming it, and the token never reaches an API.
+#[tokio::test]
+async fn a_token_type_other_than_bearer_is_refused_and_never_sent() {
+    let server = MockServer::start().await;
+    let api = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&api)
+        .await;
+    for token_type in ["DPoP", "MAC", "N_A", "pop", "Bearer2"] {
+        server.reset().await;
+        mount(
+            &server,
+            ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": TOKEN, "token_type": token_type, "expires_in": 3600
+            })),
+            1,
+        )
+        .await;
+        let auth = m2m::auth::Auth::new(secret_endpoint(&server, &clock()));
+        let cenda = m2m::apis::cenda_configuration::Client::new(&api.uri(), auth.clone());
+
+        let error = cenda.list_organisations().send().await.unwrap_err();
+
+        let typed = auth.error_of(&error).expect("the typed error");
+        assert!(
+            matches!(&typed, AuthError::UnsupportedTokenType { token_type: shown } if shown == token_type),
+            "{token_type}: {typed:?}"
+        );
+        let text = typed.to_string();
+        assert!(text.contains(&format!("{token_type:?}")), "{text}");
+        assert!(text.contains("RFC 6749"), "{text}");
+        assert!(!text.contains(TOKEN) && !format!("{typed:?}").contains(TOKEN));
+        assert!(!typed.is_retryable());
+    }
+    let sent: Vec<String> = requests(&api)
+        .await
+        .iter()
+        .filter_map(|request| header(request, "authorization"))
+        .collect();
+    assert_eq!(
+        sent,
+        Vec::<String>::new(),
+        "no token of another type is sent"
+    );
 }

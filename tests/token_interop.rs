@@ -191,3 +191,56 @@ async fn a_strict_server_refuses_with_typed_errors_that_are_not_retried() {
     }
     assert!(clock.sleeps().is_empty(), "no request was retried");
 }
+
+/// The PKCS#8 form `openssl genpkey -algorithm EC` writes
+/// (`-----BEGIN PRIVATE KEY-----`): the key's algorithm identifier says EC,
+/// so a client of the configuration file signs ES256 without being told.
+#[tokio::test]
+async fn private_key_jwt_with_a_pkcs8_ec_key_from_the_config_file_gets_a_token() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ec-private.pem");
+    let key = TestKey::from_pem(
+        "ec-fixture",
+        jsonwebtoken::Algorithm::ES256,
+        &std::fs::read_to_string(&fixture).unwrap(),
+    );
+    let provider = OidcProvider::start(&[ClientSpec::private_key_jwt("ec-client", &key)]).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("interop-pkcs8-ec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("m2m.toml");
+    // No key_algorithm: it comes from the key.
+    std::fs::write(
+        &file,
+        format!(
+            "[clients.ec]\n\
+             provider = \"custom\"\n\
+             discovery_url = \"{}\"\n\
+             client_id = \"ec-client\"\n\
+             auth = \"private-key-jwt\"\n\
+             private_key_file = {:?}\n\
+             key_id = \"ec-fixture\"\n\
+             scopes = [\"api:read\"]\n\
+             resource = \"{API_RESOURCE}\"\n",
+            provider.discovery_url(),
+            fixture.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let config = m2m::config::Config::load(&file).unwrap();
+
+    let auth = config
+        .auth("ec", &config.token_cache().await.unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let token = auth
+        .token()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", provider.logs()));
+
+    let claims = provider
+        .verify_access_token(token.secret().expose_secret(), API_RESOURCE)
+        .await;
+    assert_eq!(claims["client_id"], "ec-client");
+    assert_eq!(claims["scope"], "api:read");
+    assert_eq!(token.token_type(), "Bearer");
+}

@@ -40,15 +40,12 @@ impl FetchToken for LocalTokens {
             "e".repeat(640),
             n
         );
-        Box::pin(std::future::ready(
-            AccessToken::new(
-                SecretString::from(value),
-                "Bearer",
-                SystemTime::now() + Duration::from_secs(3600),
-                None,
-            )
-            .map_err(AuthError::from),
-        ))
+        Box::pin(std::future::ready(AccessToken::new(
+            SecretString::from(value),
+            "Bearer",
+            SystemTime::now() + Duration::from_secs(3600),
+            None,
+        )))
     }
 }
 

@@ -279,7 +279,8 @@ macro_rules! dispatch {
                     let matches = clap_command
                         .try_get_matches_from(args)
                         .map_err(|e| CallError::BadArguments(e.render().to_string()))?;
-                    let client = $crate::apis::$module::Client::new(base_url, auth);
+                    let client = $crate::apis::$module::Client::from_auth(base_url, auth)
+                        .map_err(|e| CallError::Failed(e.to_string()))?;
                     let collector = Collector::default();
                     let cli = Cli::new(client, collector.clone());
                     let result = cli.execute(command, &matches).await;

@@ -1,23 +1,36 @@
-//! What every generated client does around a request: attach the token, and
-//! renew it once when the API says it is no longer valid.
+//! What every generated client does around a request: attach the token
+//! where it may go, renew it once when the API says it is no longer valid,
+//! and hold the call to the limits of the handle's
+//! [`ApiSettings`](crate::auth::ApiSettings).
 
 use http::header::AUTHORIZATION;
 use progenitor_client::{Error, OperationInfo};
 
-use crate::auth::Auth;
+use crate::auth::renewal::Resend;
+use crate::auth::{Auth, AuthError, api};
 
 /// Start of the message of `Error::Custom` when a call failed because no
-/// token could be had; [`Auth::error_of`] turns such an error back into
-/// the typed [`AuthError`](crate::auth::AuthError).
+/// token could be had or sent; [`Auth::error_of`] turns such an error back
+/// into the typed [`AuthError`].
 pub const AUTH_ERROR_PREFIX: &str = "m2m: no access token";
 
-/// `pre` hook: sets `Authorization` (marked sensitive) from the auth handle.
+/// Start of the message of `Error::Custom` when m2m stopped a call (a limit
+/// of the handle's [`ApiSettings`](crate::auth::ApiSettings)); [`Auth::error_of`]
+/// turns such an error back into the typed [`AuthError::ApiCall`].
+pub const CALL_ERROR_PREFIX: &str = "m2m: call stopped";
+
+/// `pre` hook: sets `Authorization` (marked sensitive) from the auth handle,
+/// when the URL may receive it (https, loopback, or `allow_http`).
 pub(crate) async fn authorize<E>(
     auth: &Auth,
     request: &mut reqwest::Request,
     info: &OperationInfo,
 ) -> Result<(), Error<E>> {
-    let token = auth.token().await.map_err(|error| {
+    let token = async {
+        auth.api_settings().refuse_insecure(request.url())?;
+        auth.token().await
+    };
+    let token = token.await.map_err(|error| {
         tracing::warn!(operation = info.operation_id, %error, "no access token for the call");
         let reference = auth.record_failure(&error);
         Error::Custom(format!(
@@ -31,26 +44,63 @@ pub(crate) async fn authorize<E>(
     Ok(())
 }
 
-/// `exec` hook: sends the request; on 401 with `Bearer error="invalid_token"`
-/// renews the token and sends a copy once more. A request whose body cannot
-/// be copied (a stream) is not sent again, but the token is still renewed so
-/// that the next call does not carry the rejected one. Plain 401 and 403 are
-/// returned as they are.
+/// `exec` hook: sends the request within the handle's timeout; on 401 with
+/// `Bearer error="invalid_token"` renews the token and sends a copy once
+/// more. A request whose body cannot be copied (a stream) is not sent again,
+/// but the token is still renewed so that the next call does not carry the
+/// rejected one. Plain 401 and 403 are returned as they are. An API that
+/// keeps rejecting fresh tokens stops the call (see `auth::renewal`). The answer is
+/// read here, up to `max_response_bytes`; one over the limit comes back
+/// without its body, marked for [`check`].
 pub(crate) async fn send(
     http: &reqwest::Client,
     auth: &Auth,
-    request: reqwest::Request,
+    mut request: reqwest::Request,
     info: &OperationInfo,
 ) -> reqwest::Result<reqwest::Response> {
+    let settings = auth.api_settings();
+    // Generated code sets no timeout of its own: the handle's applies.
+    settings.limit_time(&mut request);
     let retry = request.try_clone();
-    let sent = request.headers().get(AUTHORIZATION).cloned();
+    let sent = auth.sending(&request);
     let response = http.execute(request).await?;
-    match auth
-        .resend_after(&response, sent.as_ref(), retry, info.operation_id)
+    let response = match auth
+        .resend_after(&response, sent, retry, info.operation_id)
         .await
     {
-        Some(retry) => http.execute(retry).await,
-        None => Ok(response),
+        Resend::No => response,
+        Resend::Once(retry) => {
+            let response = http.execute(*retry).await?;
+            auth.note_answer(&response);
+            response
+        }
+        Resend::Stop(error) => return Ok(api::stop(response, error)),
+    };
+    settings.read_whole(response).await
+}
+
+/// `post` hook: the call fails with `Error::Custom` (starting with
+/// [`CALL_ERROR_PREFIX`]) when m2m stopped it: the timeout ran out, the
+/// answer was over the size limit, or the API keeps rejecting fresh tokens.
+pub(crate) async fn check<E>(
+    auth: &Auth,
+    result: &reqwest::Result<reqwest::Response>,
+    info: &OperationInfo,
+) -> Result<(), Error<E>> {
+    let stopped: Option<AuthError> = match result {
+        Ok(response) => api::stopped_by(response).cloned(),
+        Err(error) => auth.api_settings().timed_out(error),
+    };
+    match stopped {
+        None => Ok(()),
+        Some(error) => {
+            tracing::warn!(operation = info.operation_id, %error, "call stopped");
+            let reference = auth.record_failure(&error);
+            Err(Error::Custom(format!(
+                "{CALL_ERROR_PREFIX}: {} {reference}: {error}",
+                info.operation_id
+            )))
+        }
     }
 }
 
@@ -91,12 +141,7 @@ mod tests {
         fn current(&self) -> Result<AccessToken, AuthError> {
             let value = if self.renewals() == 0 { OLD } else { NEW };
             let expires_at = SystemTime::UNIX_EPOCH + Duration::from_secs(4_102_444_800);
-            Ok(AccessToken::new(
-                SecretString::from(value),
-                "Bearer",
-                expires_at,
-                None,
-            )?)
+            AccessToken::new(SecretString::from(value), "Bearer", expires_at, None)
         }
     }
 

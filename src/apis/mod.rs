@@ -3,8 +3,10 @@
 //! Each line of the `generated_apis!` list below turns one OpenAPI document
 //! into a module with its `Client`, its builders and its `types`. Every
 //! generated `Client` carries an [`Auth`](crate::auth::Auth) handle: each call
-//! gets an `Authorization` header, and a token the API rejects (401
-//! `invalid_token`) is renewed and the call sent again once.
+//! gets an `Authorization` header (only over https or to loopback, unless
+//! `allow_http`), a token the API rejects (401 `invalid_token`) is renewed and
+//! the call sent again once, and the call keeps to the time and size limits
+//! of the handle's [`ApiSettings`](crate::auth::ApiSettings).
 //!
 //! To add an API, put its OpenAPI 3.0 document in `openapi/<name>.yaml` and
 //! add one line to the list: `<module_name> = "<name>": "<what it is>";`.
@@ -13,7 +15,7 @@
 pub mod call;
 mod hooks;
 
-pub use hooks::AUTH_ERROR_PREFIX;
+pub use hooks::{AUTH_ERROR_PREFIX, CALL_ERROR_PREFIX};
 
 /// Declares one module per generated API, and [`Api`], the list of them.
 macro_rules! generated_apis {
@@ -37,6 +39,22 @@ macro_rules! generated_apis {
                 pub const OPENAPI_JSON: &str =
                     include_str!(concat!(env!("OUT_DIR"), "/", $file, ".json"));
 
+                impl Client {
+                    /// A client for `base_url` whose HTTP client follows the
+                    /// [`ApiSettings`](crate::auth::ApiSettings) of `auth`: a
+                    /// redirect is followed only within the origin, so the token
+                    /// never follows one elsewhere. Prefer it to `new`, whose
+                    /// reqwest client follows redirects to other origins (without
+                    /// the token, except from https to http on the same port).
+                    pub fn from_auth(
+                        base_url: &str,
+                        auth: crate::auth::Auth,
+                    ) -> Result<Self, crate::auth::ConfigError> {
+                        let http = auth.api_settings().http_client()?;
+                        Ok(Self::new_with_client(base_url, http, auth))
+                    }
+                }
+
                 impl ClientHooks<crate::auth::Auth> for Client {
                     async fn pre<E>(
                         &self,
@@ -52,6 +70,14 @@ macro_rules! generated_apis {
                         info: &progenitor_client::OperationInfo,
                     ) -> reqwest::Result<reqwest::Response> {
                         crate::apis::hooks::send(self.client(), self.inner(), request, info).await
+                    }
+
+                    async fn post<E>(
+                        &self,
+                        result: &reqwest::Result<reqwest::Response>,
+                        info: &progenitor_client::OperationInfo,
+                    ) -> Result<(), Error<E>> {
+                        crate::apis::hooks::check(self.inner(), result, info).await
                     }
                 }
             }

@@ -32,7 +32,65 @@ pub enum SigningAlgorithm {
     ES256,
 }
 
+/// `rsaEncryption` (RFC 8017): an RSA key.
+const RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113_549, 1, 1, 1];
+/// `id-ecPublicKey` (RFC 5480): an EC key; its parameter names the curve.
+const EC_PUBLIC_KEY: &[u64] = &[1, 2, 840, 10_045, 2, 1];
+/// `prime256v1` / `secp256r1`: P-256, the curve of ES256.
+const P256: &[u64] = &[1, 2, 840, 10_045, 3, 1, 7];
+
 impl SigningAlgorithm {
+    /// The algorithm for a PEM private key when none is configured: RS256
+    /// for an RSA key, ES256 for a P-256 key.
+    ///
+    /// Decided from the key's algorithm identifier (the OID inside a PKCS#8
+    /// `PRIVATE KEY`, the form `openssl genpkey` writes for any algorithm),
+    /// not from the PEM label; a PKCS#1 `RSA PRIVATE KEY` is RSA. Other
+    /// forms are refused with what to do. The error never shows the key.
+    pub fn for_private_key_pem(private_key_pem: &SecretString) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidKey { reason };
+        let block = pem::parse(private_key_pem.expose_secret())
+            .map_err(|e| invalid(format!("the private key is not PEM: {e}")))?;
+        match block.tag() {
+            "PRIVATE KEY" => {}
+            "RSA PRIVATE KEY" => return Ok(Self::RS256),
+            "EC PRIVATE KEY" => {
+                return Err(invalid(
+                    "the key is a SEC1 EC key (BEGIN EC PRIVATE KEY); m2m reads PKCS#8: convert it with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pk8`".into(),
+                ));
+            }
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(invalid(
+                    "the key is encrypted; m2m reads unencrypted PKCS#8: decrypt it with `openssl pkcs8 -in KEY -out KEY.pk8`".into(),
+                ));
+            }
+            other => {
+                return Err(invalid(format!(
+                    "the PEM block is {:?}, not a PRIVATE KEY",
+                    other.chars().take(40).collect::<String>()
+                )));
+            }
+        }
+        let (algorithm, parameter) = pkcs8_algorithm(block.contents()).ok_or_else(|| {
+            invalid("the PRIVATE KEY is not a PKCS#8 structure m2m can read".into())
+        })?;
+        match (algorithm.as_slice(), parameter.as_deref()) {
+            (RSA_ENCRYPTION, _) => Ok(Self::RS256),
+            (EC_PUBLIC_KEY, Some(P256)) => Ok(Self::ES256),
+            (EC_PUBLIC_KEY, curve) => Err(invalid(format!(
+                "the EC key is on the curve {}, but ES256 needs P-256 ({})",
+                curve.map_or_else(|| "that the key does not name".to_owned(), dotted),
+                dotted(P256)
+            ))),
+            (other, _) => Err(invalid(format!(
+                "the key's algorithm is {}; m2m signs with RSA ({}) or P-256 EC ({}) keys",
+                dotted(other),
+                dotted(RSA_ENCRYPTION),
+                dotted(EC_PUBLIC_KEY)
+            ))),
+        }
+    }
+
     fn jwt(self) -> Algorithm {
         match self {
             Self::RS256 => Algorithm::RS256,
@@ -40,6 +98,33 @@ impl SigningAlgorithm {
             Self::ES256 => Algorithm::ES256,
         }
     }
+}
+
+/// The `AlgorithmIdentifier` of a PKCS#8 `PrivateKeyInfo` (RFC 5208 §5):
+/// its OID and, when the parameter is an OID too (an EC key's curve), that.
+fn pkcs8_algorithm(der: &[u8]) -> Option<(Vec<u64>, Option<Vec<u64>>)> {
+    use simple_asn1::ASN1Block::{ObjectIdentifier, Sequence};
+    let blocks = simple_asn1::from_der(der).ok()?;
+    let [Sequence(_, info)] = blocks.as_slice() else {
+        return None;
+    };
+    let Some(Sequence(_, identifier)) = info.get(1) else {
+        return None;
+    };
+    let Some(ObjectIdentifier(_, algorithm)) = identifier.first() else {
+        return None;
+    };
+    let parameter = match identifier.get(1) {
+        Some(ObjectIdentifier(_, parameter)) => parameter.as_vec::<u64>().ok(),
+        _ => None,
+    };
+    Some((algorithm.as_vec::<u64>().ok()?, parameter))
+}
+
+/// An OID as text: `1.2.840.10045.2.1`.
+fn dotted(oid: &[u64]) -> String {
+    let parts: Vec<String> = oid.iter().map(u64::to_string).collect();
+    parts.join(".")
 }
 
 /// How the assertion's header names the key the server should verify with.
@@ -234,5 +319,72 @@ mod tests {
         .unwrap();
         assert_eq!(claims["iat"], 1_767_225_600u64);
         assert_eq!(claims["exp"], u64::MAX);
+    }
+
+    /// Throwaway keys `openssl genpkey` wrote (they protect nothing).
+    const ED25519_PKCS8: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIAQB7vjLJHwSkgv+M4k+UMNtBkftS0giW5qt30fs8hRS
+-----END PRIVATE KEY-----";
+    const P384_PKCS8: &str = "-----BEGIN PRIVATE KEY-----
+MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDBrA98KucnEf8OqyJtz
+4d0pemlVtW+Lf8s2pJHdTyuB5GBXMhpoULL/LDZlOPAgHQChZANiAAR4wV8F6K2I
+TfI20NOuaq+/u29V45rs3iU+ikyIXap0JT/qhH1V0FvZEY39d40enWniFvczbtG+
+vcj3t9f7mi4ewdWvg+RbmvMGxn+To0LK9hT0mIeA5DbYMcK5xEfBJUM=
+-----END PRIVATE KEY-----";
+    /// `openssl ec -in tests/fixtures/ec-private.pem`: the fixture as SEC1.
+    const P256_SEC1: &str = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIB2l6mxTCi6JujO3rv+rB2IZfXWDENtfYf6i1xL01c7doAoGCCqGSM49
+AwEHoUQDQgAE9nY/MMZ7Ze6CKfi1JpjDsfNRao2KboX6CjzSoufv0ml9YKPnom/G
++FkCYUlQBNcLgPqYRmZSsJdk+G2pygr1jA==
+-----END EC PRIVATE KEY-----";
+
+    fn algorithm_of(pem: &str) -> Result<SigningAlgorithm, String> {
+        SigningAlgorithm::for_private_key_pem(&SecretString::from(pem)).map_err(|error| {
+            let text = error.to_string();
+            for line in pem.lines().filter(|line| line.len() >= 20) {
+                assert!(!text.contains(&line[..20]), "the key shows: {text}");
+            }
+            text
+        })
+    }
+
+    #[test]
+    fn the_algorithm_comes_from_the_keys_oid() {
+        // PKCS#8, as `openssl genpkey` writes any key: same label, the OID
+        // inside tells EC from RSA.
+        let ec = include_str!("../../tests/fixtures/ec-private.pem");
+        let rsa = include_str!("../../tests/fixtures/rsa-private.pem");
+        assert!(ec.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(rsa.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(algorithm_of(ec), Ok(SigningAlgorithm::ES256));
+        assert_eq!(algorithm_of(rsa), Ok(SigningAlgorithm::RS256));
+        let pkcs1 = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----";
+        assert_eq!(algorithm_of(pkcs1), Ok(SigningAlgorithm::RS256));
+    }
+
+    #[test]
+    fn keys_m2m_cannot_sign_with_are_refused_with_what_to_do() {
+        let error = algorithm_of(ED25519_PKCS8).unwrap_err();
+        assert!(error.contains("algorithm is 1.3.101.112"), "{error}");
+        let error = algorithm_of(P384_PKCS8).unwrap_err();
+        assert!(
+            error.contains("curve 1.3.132.0.34, but ES256 needs P-256"),
+            "{error}"
+        );
+        let error = algorithm_of(P256_SEC1).unwrap_err();
+        assert!(error.contains("openssl pkcs8 -topk8 -nocrypt"), "{error}");
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----";
+        assert!(algorithm_of(encrypted).unwrap_err().contains("encrypted"));
+        let certificate = include_str!("../../tests/fixtures/rsa-cert.pem");
+        assert!(
+            algorithm_of(certificate)
+                .unwrap_err()
+                .contains("\"CERTIFICATE\", not a PRIVATE KEY")
+        );
+        let not_der =
+            "-----BEGIN PRIVATE KEY-----\nAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----";
+        assert!(algorithm_of(not_der).unwrap_err().contains("not a PKCS#8"));
+        assert!(algorithm_of("just text").unwrap_err().contains("not PEM"));
     }
 }

@@ -70,6 +70,20 @@ pub enum AuthError {
     /// endpoint again.
     #[error("{0}")]
     Shared(Box<SharedFailure>),
+    /// The token endpoint issued a token of a type m2m does not send (see
+    /// [`TokenType`](super::TokenType)); it was not used.
+    #[error(
+        "the token endpoint issued a token of type {token_type:?}, which m2m does not use (RFC 6749 §7.1: a client must not use a token type it does not understand); only Bearer tokens are sent"
+    )]
+    UnsupportedTokenType {
+        /// The `token_type` as the server sent it (shortened; scrubbed of
+        /// secrets).
+        token_type: String,
+    },
+    /// An API call this handle guarded failed on m2m's side: a limit of its
+    /// [`ApiSettings`](super::ApiSettings) was hit.
+    #[error("{0}")]
+    ApiCall(Box<ApiCallError>),
 }
 
 impl AuthError {
@@ -457,6 +471,88 @@ impl fmt::Display for TransportError {
             write!(f, ": {}", self.detail)?;
         }
         Ok(())
+    }
+}
+
+/// What stopped an API call (see [`AuthError::ApiCall`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiCallErrorKind {
+    /// No complete answer within `api_timeout_secs`.
+    TimedOut {
+        /// The limit.
+        limit: Duration,
+    },
+    /// The answer is larger than `max_response_bytes`.
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+        /// The `Content-Length` the answer declared, when it was over the
+        /// limit (then nothing was read).
+        content_length: Option<u64>,
+    },
+    /// The API rejected (401 `invalid_token`) the tokens of the last
+    /// `renewals` renewals too: no more are renewed for it until it accepts
+    /// one, or for a minute after the last renewal.
+    TokensRejected {
+        /// Renewals in a row whose tokens the API rejected.
+        renewals: u32,
+    },
+}
+
+/// An API call stopped by m2m (never holds the token or the answer).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ApiCallError {
+    /// The URL called, without its query.
+    pub url: String,
+    /// What stopped it.
+    pub kind: ApiCallErrorKind,
+}
+
+impl ApiCallError {
+    /// The error for a call to `url` (shown without query or user info).
+    pub(crate) fn stopped(url: &url::Url, kind: ApiCallErrorKind) -> AuthError {
+        let mut shown = url.clone();
+        shown.set_query(None);
+        shown.set_fragment(None);
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        AuthError::ApiCall(Box::new(Self {
+            url: shown.to_string(),
+            kind,
+        }))
+    }
+}
+
+impl fmt::Display for ApiCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ApiCallErrorKind::TimedOut { limit } => write!(
+                f,
+                "the call to {} timed out: no complete answer within {limit:?} (api_timeout_secs)",
+                self.url
+            ),
+            ApiCallErrorKind::TooLarge {
+                limit,
+                content_length,
+            } => {
+                write!(
+                    f,
+                    "the answer of {} is larger than {limit} bytes (max_response_bytes): ",
+                    self.url
+                )?;
+                match content_length {
+                    Some(length) => write!(f, "its Content-Length is {length}, it was not read"),
+                    None => f.write_str("reading stopped there"),
+                }
+            }
+            ApiCallErrorKind::TokensRejected { renewals } => write!(
+                f,
+                "the API keeps rejecting fresh tokens: {} answered 401 invalid_token to the tokens of {renewals} renewals in a row. Check that the tokens are meant for this API (their audience or resource, and their scope) and the API's clock. No token is renewed for it until it accepts one, or for a minute after the last renewal",
+                self.url
+            ),
+        }
     }
 }
 

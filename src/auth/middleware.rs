@@ -6,16 +6,27 @@ use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
+use super::renewal::Resend;
 use super::{Auth, AuthError};
 
 /// Adds the `Authorization` header (marked sensitive) to every request, and
 /// when the server answers 401 `Bearer error="invalid_token"`, renews the
 /// token (invalidate-if-same) and sends a copy of the request once more —
 /// the same behaviour as the generated clients. A request whose body is a
-/// stream cannot be copied and is not sent again.
+/// stream cannot be copied and is not sent again. When the server keeps
+/// rejecting the renewed tokens too, the request fails instead of renewing
+/// again (`AuthError::ApiCall`, `TokensRejected`).
 ///
-/// A token that cannot be had fails the request with
-/// [`reqwest_middleware::Error::Middleware`], which holds the typed
+/// The rules of the handle's [`ApiSettings`](super::ApiSettings) apply:
+/// no token over plain http to a host that is not loopback (unless
+/// `allow_http`); a whole call within its timeout (or the request's own when
+/// shorter); the answer read here, whole, up to `max_response_bytes` (none
+/// when its `Content-Length` says more). Redirects are the inner client's:
+/// build it with [`ApiSettings::http_client`](super::ApiSettings::http_client)
+/// so that none is followed to another origin.
+///
+/// A token that cannot be had or sent, or a limit hit, fails the request
+/// with [`reqwest_middleware::Error::Middleware`], which holds the typed
 /// [`AuthError`]; [`AuthMiddleware::auth_error`] gets it back.
 ///
 /// ```no_run
@@ -62,23 +73,49 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let token = self
-            .auth
-            .token()
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let token = async {
+            self.auth.api_settings().refuse_insecure(request.url())?;
+            self.auth.token().await
+        };
+        let token = token.await.map_err(reqwest_middleware::Error::middleware)?;
+        let settings = self.auth.api_settings();
         request
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization().clone());
+        let ours = settings.limit_time(&mut request);
+        let on_time = |result: reqwest_middleware::Result<Response>| {
+            // The request's own shorter timeout is the caller's business.
+            result.map_err(|error| match &error {
+                reqwest_middleware::Error::Reqwest(inner) if ours => {
+                    match settings.timed_out(inner) {
+                        Some(timed_out) => reqwest_middleware::Error::middleware(timed_out),
+                        None => error,
+                    }
+                }
+                _ => error,
+            })
+        };
         let retry = request.try_clone();
-        let response = next.clone().run(request, extensions).await?;
+        let sent = self.auth.sending(&request);
+        let response = on_time(next.clone().run(request, extensions).await)?;
         let call = response.url().path();
-        match self
-            .auth
-            .resend_after(&response, Some(token.authorization()), retry, call)
-            .await
-        {
-            Some(retry) => next.run(retry, extensions).await,
+        let response = match self.auth.resend_after(&response, sent, retry, call).await {
+            Resend::No => response,
+            Resend::Once(retry) => {
+                let response = on_time(next.run(*retry, extensions).await)?;
+                self.auth.note_answer(&response);
+                response
+            }
+            Resend::Stop(error) => return Err(reqwest_middleware::Error::middleware(error)),
+        };
+        let response = on_time(
+            settings
+                .read_whole(response)
+                .await
+                .map_err(reqwest_middleware::Error::Reqwest),
+        )?;
+        match super::api::stopped_by(&response) {
+            Some(error) => Err(reqwest_middleware::Error::middleware(error.clone())),
             None => Ok(response),
         }
     }

@@ -4,6 +4,7 @@
 //! fresh-enough [`AccessToken`] for each call and renews a token the API
 //! rejected. What sits behind it is a [`TokenSource`].
 
+pub(crate) mod api;
 mod assertion;
 mod cache;
 pub mod challenge;
@@ -17,7 +18,7 @@ pub(crate) mod http;
 mod middleware;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod renewal;
+pub(crate) mod renewal;
 pub(crate) mod response;
 mod store;
 mod token;
@@ -27,14 +28,16 @@ use std::sync::Arc;
 
 use ::http::HeaderValue;
 
+pub use api::ApiSettings;
 pub use assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm};
 pub use cache::{CacheKey, CacheSettings, CacheStats, CachedTokenSource, TokenCache};
 pub use credentials::{ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE};
 pub use discovery::{Discovery, ProviderMetadata};
 pub use endpoint::{EndpointIdentity, RetryPolicy, TokenEndpoint, TokenEndpointBuilder};
 pub use error::{
-    AuthError, ConfigError, DiscoveryError, EndpointError, InvalidResponse, OAuthError,
-    SharedFailure, TransportError, TransportErrorKind, UnfinishedFetch,
+    ApiCallError, ApiCallErrorKind, AuthError, ConfigError, DiscoveryError, EndpointError,
+    InvalidResponse, OAuthError, SharedFailure, TransportError, TransportErrorKind,
+    UnfinishedFetch,
 };
 pub(crate) use http::redact_password;
 pub use http::{
@@ -46,7 +49,7 @@ pub use middleware::AuthMiddleware;
 pub use redis_store::{CacheEncryptionKey, EncryptionKeyError, RedisStore, RedisStoreConfig};
 pub use response::TokenLifetimes;
 pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
-pub use token::{AccessToken, InvalidTokenValue};
+pub use token::{AccessToken, InvalidTokenValue, TokenType};
 
 /// Where an [`Auth`] handle gets its tokens from.
 ///
@@ -97,6 +100,9 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 pub struct Auth {
     source: Arc<dyn TokenSource>,
     failures: Arc<RecentFailures>,
+    api: ApiSettings,
+    renewals: Arc<renewal::Renewals>,
+    clock: Arc<dyn clock::Clock>,
 }
 
 impl Auth {
@@ -119,7 +125,30 @@ impl Auth {
         Self {
             source: Arc::new(source),
             failures: Arc::default(),
+            api: ApiSettings::default(),
+            renewals: Arc::default(),
+            clock: Arc::new(clock::SystemClock),
         }
+    }
+
+    /// With other settings for the API calls this handle guards (the
+    /// generated clients and [`AuthMiddleware`]): by default the token goes
+    /// only over https or to loopback.
+    pub fn with_api_settings(mut self, api: ApiSettings) -> Self {
+        self.api = api;
+        self
+    }
+
+    /// The settings of the API calls this handle guards.
+    pub fn api_settings(&self) -> &ApiSettings {
+        &self.api
+    }
+
+    /// With another clock: the one that times how long renewals stay
+    /// stopped for an API that keeps rejecting fresh tokens.
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// A token valid now, from the cache when it has one.
@@ -141,10 +170,12 @@ impl Auth {
     }
 
     /// The typed error behind a generated-client call that failed because
-    /// no token could be had.
+    /// no token could be had or sent, or that m2m stopped (a limit of the
+    /// [`ApiSettings`]).
     ///
     /// Such calls fail with `progenitor_client::Error::Custom(message)`,
-    /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] and
+    /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] or
+    /// [`crate::apis::CALL_ERROR_PREFIX`] and
     /// carries a reference this handle resolves (the last
     /// [`RecentFailures::CAPACITY`] distinct failures are kept; calls that
     /// failed with the same error, such as every caller waiting for one

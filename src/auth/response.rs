@@ -141,9 +141,9 @@ impl TokenResponseBody {
         self,
         now: SystemTime,
         lifetimes: &TokenLifetimes,
-    ) -> Result<(AccessToken, Duration, LifetimeSource), String> {
+    ) -> Result<(AccessToken, Duration, LifetimeSource), Unusable> {
         if self.access_token.secret().trim().is_empty() {
-            return Err("the access_token is empty".into());
+            return Err(Unusable::Problem("the access_token is empty".into()));
         }
         let now_seconds = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -162,15 +162,35 @@ impl TokenResponseBody {
         let scopes = self
             .scope
             .map(|scopes| scopes.iter().map(|s| s.to_string()).collect());
+        // A type that holds the token itself is not shown.
+        let type_holds_token = self
+            .token_type
+            .0
+            .contains(self.access_token.secret().as_str());
         let token = AccessToken::new(
             SecretString::from(self.access_token.into_secret()),
             &self.token_type.0,
             later(now, lifetime),
             scopes,
         )
-        .map_err(|_| "the access_token cannot be sent in an HTTP header".to_owned())?;
+        .map_err(|error| match error {
+            AuthError::UnsupportedTokenType { .. } if type_holds_token => {
+                Unusable::TokenType("[redacted]".to_owned())
+            }
+            AuthError::UnsupportedTokenType { token_type } => Unusable::TokenType(token_type),
+            _ => Unusable::Problem("the access_token cannot be sent in an HTTP header".into()),
+        })?;
         Ok((token, lifetime, source))
     }
+}
+
+/// Why a token that parsed cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// What is wrong with the answer.
+    Problem(String),
+    /// The `token_type` m2m does not send (shortened).
+    TokenType(String),
 }
 
 /// An RFC 6749 §5.2 error body with Entra's extensions, as oauth2
@@ -310,13 +330,18 @@ impl FailureContext<'_> {
     }
 
     /// The error for a token that parsed but cannot be used.
-    pub(crate) fn unusable_token(&self, status: StatusCode, problem: String) -> AuthError {
-        AuthError::InvalidResponse(Box::new(InvalidResponse {
-            url: self.url.to_owned(),
-            status,
-            problem,
-            excerpt: None,
-        }))
+    pub(crate) fn unusable_token(&self, status: StatusCode, unusable: Unusable) -> AuthError {
+        match unusable {
+            Unusable::Problem(problem) => AuthError::InvalidResponse(Box::new(InvalidResponse {
+                url: self.url.to_owned(),
+                status,
+                problem,
+                excerpt: None,
+            })),
+            Unusable::TokenType(token_type) => AuthError::UnsupportedTokenType {
+                token_type: self.scrubber.scrub(&token_type),
+            },
+        }
     }
 }
 
@@ -450,8 +475,9 @@ mod tests {
 
     const NOW: u64 = 1_767_225_600;
 
-    fn token(json: serde_json::Value) -> Result<(AccessToken, Duration, LifetimeSource), String> {
-        let body: TokenResponseBody = serde_json::from_value(json).map_err(|e| e.to_string())?;
+    fn token(json: serde_json::Value) -> Result<(AccessToken, Duration, LifetimeSource), Unusable> {
+        let body: TokenResponseBody =
+            serde_json::from_value(json).map_err(|e| Unusable::Problem(e.to_string()))?;
         body.into_access_token(
             SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
             &TokenLifetimes::default(),
@@ -475,10 +501,16 @@ mod tests {
             t.expires_at(),
             SystemTime::UNIX_EPOCH + Duration::from_secs(NOW + 3599)
         );
-        let (t, ..) =
-            token(serde_json::json!({"access_token": "x", "token_type": "DPoP", "expires_in": 60}))
-                .unwrap();
-        assert_eq!(t.authorization(), "DPoP x");
+        let refused =
+            token(serde_json::json!({"access_token": "x", "token_type": "DPoP", "expires_in": 60}));
+        assert_eq!(refused.unwrap_err(), Unusable::TokenType("DPoP".into()));
+        let holding_the_token = token(serde_json::json!({
+            "access_token": "tok-123456", "token_type": "MAC tok-123456"
+        }));
+        assert_eq!(
+            holding_the_token.unwrap_err(),
+            Unusable::TokenType("[redacted]".into())
+        );
     }
 
     #[test]

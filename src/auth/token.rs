@@ -7,6 +7,8 @@ use std::time::SystemTime;
 use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::AuthError;
+
 /// An access token obtained from a token endpoint.
 ///
 /// Cloning is cheap (one reference count), so a cache hit costs no allocation.
@@ -17,7 +19,7 @@ pub struct AccessToken(Arc<Inner>);
 
 struct Inner {
     secret: SecretString,
-    token_type: String,
+    token_type: TokenType,
     header: HeaderValue,
     expires_at: SystemTime,
     scopes: Option<Vec<String>>,
@@ -28,19 +30,68 @@ struct Inner {
 #[error("the token endpoint returned a token that cannot be sent in an HTTP header")]
 pub struct InvalidTokenValue;
 
+/// The token types m2m can send.
+///
+/// RFC 6749 §7.1: a client must not use a token whose type it does not
+/// understand. [`TokenType::parse`] is the one place where the type of
+/// every token is decided; a token type that needs more than a header (DPoP
+/// proofs) gets its variant here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// RFC 6750: sent as `Authorization: Bearer {access_token}`.
+    Bearer,
+}
+
+impl TokenType {
+    /// Most characters of a refused `token_type` shown in the error.
+    const SHOWN_CHARS: usize = 40;
+
+    /// Reads a `token_type` as a token endpoint sent it. Case-insensitive
+    /// (`bearer` happens); absent or empty means `Bearer`. Any other type is
+    /// refused with [`AuthError::UnsupportedTokenType`], which names it.
+    pub fn parse(token_type: &str) -> Result<Self, AuthError> {
+        let trimmed = token_type.trim();
+        if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("bearer") {
+            return Ok(Self::Bearer);
+        }
+        let mut shown: String = trimmed
+            .chars()
+            .take(Self::SHOWN_CHARS)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        if shown.len() < trimmed.len() {
+            shown.push('…');
+        }
+        Err(AuthError::UnsupportedTokenType { token_type: shown })
+    }
+
+    /// The scheme of the `Authorization` header (`Bearer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+        }
+    }
+}
+
 impl AccessToken {
-    /// Builds a token. `token_type` is compared case-insensitively; `bearer`
-    /// in any case becomes `Bearer`, any other type is kept as given (the
-    /// header is `{token_type} {access_token}`).
+    /// Builds a token. `token_type` is read by [`TokenType::parse`]: Bearer
+    /// in any case (or none) is accepted, any other type is refused. The
+    /// header is `Bearer {access_token}`; a value that cannot go into a
+    /// header is refused with [`AuthError::InvalidToken`].
     pub fn new(
         secret: SecretString,
         token_type: &str,
         expires_at: SystemTime,
         scopes: Option<Vec<String>>,
-    ) -> Result<Self, InvalidTokenValue> {
-        let token_type = normalise_token_type(token_type);
-        let mut header = HeaderValue::from_str(&format!("{token_type} {}", secret.expose_secret()))
-            .map_err(|_| InvalidTokenValue)?;
+    ) -> Result<Self, AuthError> {
+        let token_type = TokenType::parse(token_type)?;
+        let mut header = HeaderValue::from_str(&format!(
+            "{} {}",
+            token_type.as_str(),
+            secret.expose_secret()
+        ))
+        .map_err(|_| InvalidTokenValue)?;
         header.set_sensitive(true);
         Ok(Self(Arc::new(Inner {
             secret,
@@ -62,9 +113,9 @@ impl AccessToken {
         &self.0.secret
     }
 
-    /// The token type as it goes into the header (`Bearer`, `DPoP`, …).
+    /// The token type as it goes into the header (`Bearer`).
     pub fn token_type(&self) -> &str {
-        &self.0.token_type
+        self.0.token_type.as_str()
     }
 
     /// When the token stops being valid.
@@ -87,20 +138,11 @@ impl AccessToken {
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
-            .field("token_type", &self.0.token_type)
+            .field("token_type", &self.0.token_type.as_str())
             .field("token", &"[redacted]")
             .field("expires_at", &self.0.expires_at)
             .field("scopes", &self.0.scopes)
             .finish()
-    }
-}
-
-fn normalise_token_type(token_type: &str) -> String {
-    let trimmed = token_type.trim();
-    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("bearer") {
-        "Bearer".to_owned()
-    } else {
-        trimmed.to_owned()
     }
 }
 
@@ -120,10 +162,24 @@ mod tests {
     }
 
     #[test]
-    fn bearer_is_normalised_and_other_types_kept() {
+    fn bearer_is_normalised_and_other_types_refused_by_name() {
         assert_eq!(token("abc", "bearer").authorization(), "Bearer abc");
         assert_eq!(token("abc", "BEARER").token_type(), "Bearer");
-        assert_eq!(token("abc", "DPoP").authorization(), "DPoP abc");
+        assert_eq!(token("abc", " ").authorization(), "Bearer abc");
+        let refused = |token_type: &str| match AccessToken::new(
+            SecretString::from("abc"),
+            token_type,
+            SystemTime::UNIX_EPOCH,
+            None,
+        ) {
+            Err(AuthError::UnsupportedTokenType { token_type }) => token_type,
+            other => panic!("{token_type:?}: {other:?}"),
+        };
+        assert_eq!(refused("DPoP"), "DPoP");
+        assert_eq!(refused(" mac "), "mac");
+        assert_eq!(refused("a\nb"), "a?b");
+        let long = refused(&"x".repeat(500));
+        assert_eq!(long.chars().count(), TokenType::SHOWN_CHARS + 1);
     }
 
     #[test]

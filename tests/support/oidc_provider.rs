@@ -175,6 +175,14 @@ impl TestKey {
         Self::from_pkcs8(kid, Algorithm::ES256, pkcs8.as_ref())
     }
 
+    /// A key read from a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), such as
+    /// a fixture that `openssl genpkey` wrote.
+    pub fn from_pem(kid: &str, algorithm: Algorithm, private_key_pem: &str) -> Self {
+        let block = pem::parse(private_key_pem).expect("a PEM private key");
+        assert_eq!(block.tag(), "PRIVATE KEY", "a PKCS#8 key");
+        Self::from_pkcs8(kid, algorithm, block.contents())
+    }
+
     fn from_pkcs8(kid: &str, algorithm: Algorithm, pkcs8: &[u8]) -> Self {
         let private_key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.to_vec()));
         let encoding_key = match algorithm {

@@ -69,6 +69,12 @@ pub async fn run(config: &Config, args: CallArgs) -> Result<(), Failure> {
                 client.name
             ))
         })?;
+    // Before any token is fetched: a bearer token goes over TLS only.
+    client
+        .auth
+        .api_settings()
+        .check_url(&base_url)
+        .map_err(|e| Failure::usage(format!("client {:?}: {e}", client.name)))?;
     let body = match args.body.as_deref() {
         Some(path) if path.as_os_str() == "-" => Some(PathBuf::from("/dev/stdin")),
         other => other.map(PathBuf::from),
@@ -93,16 +99,21 @@ pub async fn run(config: &Config, args: CallArgs) -> Result<(), Failure> {
         "{}",
         serde_json::to_string_pretty(&outcome.body).expect("JSON values serialise")
     );
-    if outcome.success {
-        Ok(())
-    } else {
-        Err(Failure::remote(format!(
-            "{operation_id} for client {:?} answered {}",
-            client.name,
-            outcome
-                .status
-                .map_or_else(|| "no response".to_owned(), |s| s.to_string())
-        )))
+    match (outcome.success, outcome.status, &outcome.body) {
+        (true, ..) => Ok(()),
+        (false, Some(status), _) => Err(Failure::remote(format!(
+            "{operation_id} for client {:?} answered {status}",
+            client.name
+        ))),
+        // No answer: the message says why (a timeout, a limit).
+        (false, None, serde_json::Value::String(message)) => Err(Failure::remote(format!(
+            "{operation_id} for client {:?} failed: {message}",
+            client.name
+        ))),
+        (false, None, _) => Err(Failure::remote(format!(
+            "{operation_id} for client {:?} got no response",
+            client.name
+        ))),
     }
 }
 

@@ -67,9 +67,12 @@ pub async fn resolve(
         .token_endpoint(&name)?
         .build()
         .map_err(|e| Failure::usage(format!("client {name:?}: {e}")))?;
+    let api = settings
+        .api_settings()
+        .map_err(|e| Failure::usage(format!("client {name:?}: {e}")))?;
     let key = endpoint.identity().cache_key();
     let source = cache.source(key, std::sync::Arc::new(endpoint));
-    let auth = Auth::from_source(source.clone());
+    let auth = Auth::from_source(source.clone()).with_api_settings(api);
     Ok(ResolvedClient {
         name,
         settings,

@@ -1,0 +1,208 @@
+//! What m2m enforces on every API call it attaches a token to, in the
+//! generated clients' hooks and in [`AuthMiddleware`](super::AuthMiddleware)
+//! alike: the token goes only where credentials may go (https, loopback, or
+//! the explicit `allow_http`), redirects are followed only within the origin
+//! of the request, a call has a time limit, and an answer a size limit.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use reqwest::{Request, Response, ResponseBuilderExt};
+use url::Url;
+
+use super::error::{ApiCallError, ApiCallErrorKind};
+use super::{AuthError, ConfigError, check_credentials_url};
+
+/// The settings of the API calls an [`Auth`](super::Auth) handle guards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiSettings {
+    /// Time for a whole call: connect, send, and read the whole answer
+    /// (30 s). A resent call (after a renewed token) has its own.
+    pub timeout: Duration,
+    /// Largest answer read (16 MiB): an answer whose `Content-Length` is
+    /// larger is not read at all, and reading any other stops there.
+    pub max_response_bytes: u64,
+    /// Send the token over plain http to a host that is not loopback
+    /// (off: RFC 6750 §5.3, a bearer token goes over TLS only).
+    pub allow_http: bool,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 16 * 1024 * 1024,
+            allow_http: false,
+        }
+    }
+}
+
+/// An API call that m2m stopped: the answer comes back without its body,
+/// marked with the error, and the hooks or the middleware turn it into that
+/// error (`exec` cannot return one of its own).
+#[derive(Clone)]
+struct Stopped(AuthError);
+
+impl ApiSettings {
+    /// Redirects followed within one origin, at most (reqwest's default).
+    const MAX_REDIRECTS: usize = 10;
+
+    /// With another time limit for a whole call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// With another size limit for an answer.
+    pub fn with_max_response_bytes(mut self, max_response_bytes: u64) -> Self {
+        self.max_response_bytes = max_response_bytes;
+        self
+    }
+
+    /// With `allow_http` set.
+    pub fn with_allow_http(mut self, allow_http: bool) -> Self {
+        self.allow_http = allow_http;
+        self
+    }
+
+    /// Whether the token may be sent to `url`: the rule for token URLs
+    /// ([`check_credentials_url`]) with this handle's `allow_http`. The error
+    /// names the URL without its query.
+    pub fn check_url(&self, url: &Url) -> Result<(), ConfigError> {
+        let mut shown = url.clone();
+        shown.set_query(None);
+        shown.set_fragment(None);
+        check_credentials_url(&shown, self.allow_http)
+    }
+
+    /// A reqwest client for API calls, with the timeout, that follows a
+    /// redirect only within the origin (scheme, host and port) of the
+    /// request: never to another host, never from https to http, so the
+    /// token cannot follow it elsewhere. A redirect elsewhere comes back as
+    /// the 3xx answer.
+    pub fn http_client(&self) -> Result<reqwest::Client, ConfigError> {
+        self.http_client_from(reqwest::Client::builder())
+    }
+
+    /// [`ApiSettings::http_client`] from your own builder (proxy, root
+    /// certificates, …); its redirect policy is replaced.
+    pub fn http_client_from(
+        &self,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::Client, ConfigError> {
+        builder
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let same_origin = attempt
+                    .previous()
+                    .first()
+                    .is_some_and(|first| first.origin() == attempt.url().origin());
+                if same_origin && attempt.previous().len() <= Self::MAX_REDIRECTS {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("the API HTTP client cannot be built: {e}")))
+    }
+
+    /// [`ApiSettings::check_url`] as the error of a call.
+    pub(crate) fn refuse_insecure(&self, url: &Url) -> Result<(), AuthError> {
+        self.check_url(url).map_err(AuthError::Config)
+    }
+
+    /// Gives `request` the timeout, or keeps its own when that is shorter.
+    /// Whether the handle's timeout is the one that applies.
+    pub(crate) fn limit_time(&self, request: &mut Request) -> bool {
+        let timeout = request.timeout_mut();
+        let ours = timeout.is_none_or(|own| own >= self.timeout);
+        if ours {
+            *timeout = Some(self.timeout);
+        }
+        ours
+    }
+
+    /// The error for `error` when it is this timeout running out (a
+    /// connection that could not be made in the client's own connect
+    /// timeout is not).
+    pub(crate) fn timed_out(&self, error: &reqwest::Error) -> Option<AuthError> {
+        if !error.is_timeout() || error.is_connect() {
+            return None;
+        }
+        let url = error.url()?;
+        Some(ApiCallError::stopped(
+            url,
+            ApiCallErrorKind::TimedOut {
+                limit: self.timeout,
+            },
+        ))
+    }
+
+    /// Reads the whole answer, at most `max_response_bytes` of it (none when
+    /// its `Content-Length` says more), within the request's timeout, and
+    /// returns it with the body read. An answer over the limit comes back
+    /// without its body, marked with the error ([`stopped_by`]).
+    pub(crate) async fn read_whole(&self, mut response: Response) -> reqwest::Result<Response> {
+        let too_large = |response: &Response, content_length| {
+            ApiCallError::stopped(
+                response.url(),
+                ApiCallErrorKind::TooLarge {
+                    limit: self.max_response_bytes,
+                    content_length,
+                },
+            )
+        };
+        if let Some(length) = response
+            .content_length()
+            .filter(|length| *length > self.max_response_bytes)
+        {
+            let error = too_large(&response, Some(length));
+            return Ok(stop(response, error));
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await? {
+            if (body.len() + chunk.len()) as u64 > self.max_response_bytes {
+                let error = too_large(&response, None);
+                return Ok(stop(response, error));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(with_body(response, reqwest::Body::from(body.freeze())))
+    }
+}
+
+/// `response` without its body, marked with `error` (see [`stopped_by`]).
+pub(crate) fn stop(response: Response, error: AuthError) -> Response {
+    let mut stopped = with_body(response, reqwest::Body::from(Vec::new()));
+    stopped.extensions_mut().insert(Stopped(error));
+    stopped
+}
+
+/// The error that stopped the call whose answer is `response`, if any.
+pub(crate) fn stopped_by(response: &Response) -> Option<&AuthError> {
+    response
+        .extensions()
+        .get::<Stopped>()
+        .map(|Stopped(error)| error)
+}
+
+/// `response`'s status, version, headers, URL and extensions with `body`.
+fn with_body(mut response: Response, body: reqwest::Body) -> Response {
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = response.status();
+    *rebuilt.version_mut() = response.version();
+    *rebuilt.headers_mut() = std::mem::take(response.headers_mut());
+    *rebuilt.extensions_mut() = std::mem::take(response.extensions_mut());
+    // reqwest keeps the URL in an extension only its response builder sets.
+    if let Ok(url) = http::Response::builder()
+        .url(response.url().clone())
+        .body(())
+    {
+        rebuilt
+            .extensions_mut()
+            .extend(url.into_parts().0.extensions);
+    }
+    Response::from(rebuilt)
+}

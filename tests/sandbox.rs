@@ -1226,22 +1226,13 @@ async fn bodies_that_break_the_schema_get_400_in_the_specs_error_schema() {
         (status, problem["errors"]["pageSize"].is_array()),
         (400, true)
     );
+    // The generated clients send `api-version: <info.version>`; the
+    // documents declare no such parameter, so the sandbox holds no value of
+    // it against the caller.
     let response = http()
         .get(&url)
         .bearer_auth(&cenda_token)
         .header("api-version", "2.0")
-        .send()
-        .await
-        .unwrap();
-    let (status, problem) = json_of(response).await;
-    assert_eq!(
-        (status, problem["errors"]["api-version"].is_array()),
-        (400, true)
-    );
-    let response = http()
-        .get(&url)
-        .bearer_auth(&cenda_token)
-        .header("api-version", "1.0")
         .send()
         .await
         .unwrap();

@@ -32,6 +32,7 @@
 
 mod api;
 mod cenda;
+mod contract;
 pub mod demo;
 mod faults;
 mod identity;

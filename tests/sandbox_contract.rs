@@ -16,7 +16,7 @@
 //! sandbox assigns replace the documents' example identifiers.
 #![cfg(feature = "sandbox")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use m2m::apis::Api;
 use m2m::sandbox::demo::{self, DemoClient};
@@ -386,6 +386,26 @@ fn body_examples(
     examples
 }
 
+/// Issues, through the sandbox's stand-in for Cenda's OIDC issuance, the
+/// credential a revocation example names (once).
+fn issue_what_is_revoked(
+    sandbox: &Sandbox,
+    revoke: &Value,
+    issued: &mut BTreeSet<(String, String, String)>,
+) {
+    let field = |name: &str| revoke[name].as_str().unwrap_or_default().to_owned();
+    let credential = (
+        field("organisationId"),
+        field("credentialTemplateName"),
+        field("serialNumber"),
+    );
+    if issued.insert(credential.clone()) {
+        sandbox
+            .issue_credential(&credential.0, &credential.1, Some(&credential.2))
+            .unwrap_or_else(|e| panic!("the revocation example names no credential to issue: {e}"));
+    }
+}
+
 fn ordered(api: Api, mut operations: Vec<Operation>) -> Vec<Operation> {
     if api == Api::cenda_configuration {
         operations.sort_by_key(|op| {
@@ -407,6 +427,7 @@ async fn every_example_in_every_document_is_accepted_and_every_null_refused() {
     let mut accepted_nulls = Vec::new();
     let mut missing_examples = Vec::new();
     let (mut examples_sent, mut nulls_sent) = (0, 0);
+    let mut issued = BTreeSet::new();
 
     for &api in Api::ALL {
         let spec: Value = serde_json::from_str(api.openapi_json()).unwrap();
@@ -425,6 +446,11 @@ async fn every_example_in_every_document_is_accepted_and_every_null_refused() {
             };
             for (name, body) in examples {
                 let body = (!body.is_null()).then_some(body);
+                if operation.id == "revokeCredential"
+                    && let Some(body) = &body
+                {
+                    issue_what_is_revoked(&sandbox, &target.substituted(body), &mut issued);
+                }
                 let (status, answer) = target.send(operation, body.as_ref()).await;
                 examples_sent += 1;
                 if (200..300).contains(&status) && !judged_invalid(&answer) {
@@ -476,6 +502,7 @@ async fn every_example_in_every_document_is_accepted_and_every_null_refused() {
         }
     }
 
+    assert!(examples_sent > 0 && nulls_sent > 0, "nothing was sent");
     assert_eq!(
         missing_examples,
         Vec::<String>::new(),

@@ -177,7 +177,6 @@ impl Problem {
 /// One request as the handlers see it, after the checks of its contract.
 pub(crate) struct ApiCall {
     pub(crate) params: HashMap<String, String>,
-    pub(crate) query: Option<String>,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) now: SystemTime,
@@ -199,27 +198,11 @@ impl ApiCall {
         Ok(value)
     }
 
-    /// A path parameter that must be a UUID.
-    pub(crate) fn uuid_param(&self, name: &str) -> Result<uuid::Uuid, Problem> {
-        let raw = self.params.get(name).map(String::as_str).unwrap_or("");
-        uuid::Uuid::parse_str(raw).map_err(|_| {
-            Problem::invalid_field(
-                name,
-                "format",
-                format!("The value '{raw}' is not a valid UUID."),
-            )
-        })
-    }
-
-    /// The query parameters (the last value of a repeated name wins).
-    pub(crate) fn query_params(&self) -> HashMap<String, String> {
-        self.query
-            .as_deref()
-            .map(|query| {
-                url::form_urlencoded::parse(query.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
+    /// A path parameter (the route guarantees it is there).
+    pub(crate) fn param(&self, name: &str) -> &str {
+        self.params
+            .get(name)
+            .map(String::as_str)
             .unwrap_or_default()
     }
 }
@@ -362,7 +345,6 @@ async fn handle(
     }
     let call = ApiCall {
         params,
-        query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body,
         now: shared.now(),

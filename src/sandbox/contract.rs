@@ -433,10 +433,6 @@ impl RequestContract {
             Some("date") => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
             Some("date-time") => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
             Some("uuid") => uuid::Uuid::parse_str(text).is_ok(),
-            Some("email") => text
-                .split_once('@')
-                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.')),
-            Some("uri") => url::Url::parse(text).is_ok(),
             _ => true,
         };
         if !well_formed {

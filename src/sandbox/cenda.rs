@@ -352,11 +352,7 @@ fn check_attributes(request: &types::CreateCredentialTemplateRequest) -> Result<
     } else {
         return Ok(());
     };
-    Err(Problem::invalid(vec![FieldProblem {
-        field: "attributes".to_owned(),
-        code: "rule",
-        message,
-    }]))
+    Err(rule(StatusCode::BAD_REQUEST, "attributes", message))
 }
 
 /// A broken rule, with the field it concerns.

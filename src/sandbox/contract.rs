@@ -54,6 +54,9 @@ const FORMATS: [&str; 9] = [
     "float",
 ];
 
+/// The most field problems one answer lists.
+const MAX_PROBLEMS: usize = 50;
+
 /// Where a parameter goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Location {
@@ -294,6 +297,8 @@ impl RequestContract {
         if problems.is_empty() {
             Ok(())
         } else {
+            // A body of a million bad items gets a bounded answer.
+            problems.truncate(MAX_PROBLEMS);
             Err(Problem::invalid(problems))
         }
     }
@@ -599,6 +604,8 @@ mod tests {
             fields(&contract, &[], json!({"parts": []})),
             ["name", "parts"]
         );
+        let many = json!({"name": "x", "parts": vec![json!({"kind": "C"}); 10_000]});
+        assert_eq!(fields(&contract, &[], many).len(), MAX_PROBLEMS);
     }
 
     #[test]

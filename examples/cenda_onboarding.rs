@@ -1,12 +1,19 @@
-//! Cenda onboarding: create an organisation and a credential template on the
-//! Cenda Configuration API (token from Microsoft Entra ID), then read them
-//! back.
+//! Cenda onboarding in the vendor's order: a token from Microsoft Entra ID,
+//! create the organisation, validate it, create an issuance template (with
+//! the `SerialNumber` attribute Cenda revokes by) and a verification
+//! template, list them, then revoke an issued credential.
 //!
 //! ```sh
 //! cargo run --example cenda_onboarding            # on the embedded sandbox
 //! CENDA_TENANT_ID=… CENDA_GATEWAY_CLIENT_ID=… CENDA_CLIENT_ID=… \
-//! CENDA_CLIENT_SECRET=… CENDA_API_BASE_URL=https://… cargo run --example cenda_onboarding
+//! CENDA_CLIENT_SECRET=… CENDA_API_BASE_URL=https://… \
+//! CENDA_SERIAL_NUMBER=… cargo run --example cenda_onboarding
 //! ```
+//!
+//! Credentials are issued through Cenda's OIDC interface, not the
+//! Configuration API: against a real instance the example revokes the
+//! credential whose SerialNumber is in `CENDA_SERIAL_NUMBER` (if set); on
+//! the sandbox, `Sandbox::issue_credential` issues one first.
 
 mod support;
 
@@ -48,14 +55,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (endpoint.build()?, api_base_url)
         }
     };
+    // 1. The token: fetched on the first call, reused by every later one.
     let cenda = Client::new(&api_base_url, Auth::new(endpoint));
 
+    // 2. Create the organisation.
     let organisation = cenda
         .create_organisation()
         .body(
             types::CreateOrganisationRequest::builder()
                 .name("Acme Corporation")
-                .contact_email("it-admin@acme.example"),
+                .css_url(Some(
+                    "https://www.acme.example/cenda/qr-page.css".to_owned(),
+                )),
         )
         .send()
         .await;
@@ -69,53 +80,101 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
         }
     };
+    let id = organisation.organisation_id;
+    println!("created organisation {id} ({})", organisation.name);
+
+    // 3. Validate it: templates can only be created afterwards.
+    let validation = cenda
+        .validate_organisation()
+        .organisation_id(&id)
+        .send()
+        .await?;
     println!(
-        "created organisation {} ({})",
-        organisation.organisation_id, organisation.name
+        "validated: {} ({})",
+        validation.validated,
+        validation.detail.as_deref().unwrap_or_default()
     );
 
-    let template = cenda
+    // 4. An issuance template: at least one attribute, one named SerialNumber.
+    let attribute = |name: &str, data_type, label: Option<&str>| {
+        types::CredentialAttribute::builder()
+            .name(name)
+            .data_type(data_type)
+            .authenticator_label(label.map(str::to_owned))
+            .try_into()
+    };
+    let issuance = cenda
         .create_credential_template()
-        .organisation_id(organisation.organisation_id)
+        .organisation_id(&id)
         .body(
             types::CreateCredentialTemplateRequest::builder()
                 .name("Employee Badge")
-                .credential_type("EmployeeBadgeCredential")
-                .format(types::CredentialFormat::JwtVc)
-                .validity_period_days(365u32)
-                .claims(vec![
-                    types::ClaimDefinition::builder()
-                        .name("employeeNumber")
-                        .display_name("Employee number")
-                        .data_type(types::ClaimDataType::String)
-                        .try_into()?,
+                .template_type(types::TemplateType::Issuance)
+                .attributes(vec![
+                    attribute(
+                        "SerialNumber",
+                        types::AttributeDataType::String,
+                        Some("Serial number"),
+                    )?,
+                    attribute("FullName", types::AttributeDataType::String, Some("Name"))?,
                 ]),
         )
         .send()
         .await?
         .into_inner();
-    println!(
-        "created credential template {} ({:?})",
-        template.credential_template_id, template.format
-    );
+    println!("created issuance template {:?}", issuance.name);
 
-    // Read both back: the same token serves every call until shortly
-    // before it expires.
-    let read = cenda
-        .get_organisation()
-        .organisation_id(organisation.organisation_id)
+    // 5. A verification template: the attributes it requests.
+    let verification = cenda
+        .create_credential_template()
+        .organisation_id(&id)
+        .body(
+            types::CreateCredentialTemplateRequest::builder()
+                .name("Employee Badge Check")
+                .template_type(types::TemplateType::Verification)
+                .attributes(vec![attribute(
+                    "FullName",
+                    types::AttributeDataType::String,
+                    None,
+                )?]),
+        )
         .send()
-        .await?;
+        .await?
+        .into_inner();
+    println!("created verification template {:?}", verification.name);
+
+    // 6. List them.
     let templates = cenda
         .list_credential_templates()
-        .organisation_id(organisation.organisation_id)
+        .organisation_id(&id)
         .send()
         .await?;
     println!(
-        "read back organisation {:?} with {} credential template(s)",
-        read.name,
-        templates.items.len()
+        "organisation {id} has {} credential template(s)",
+        templates.len()
     );
+
+    // 7. Revoke a credential issued from the issuance template.
+    let serial_number = match (&sandbox, setting("CENDA_SERIAL_NUMBER")) {
+        (Some(sandbox), _) => Some(sandbox.issue_credential(&id, &issuance.name, None)?),
+        (None, serial_number) => serial_number,
+    };
+    match serial_number {
+        Some(serial_number) => {
+            cenda
+                .revoke_credential()
+                .body(
+                    types::RevokeCredentialRequest::builder()
+                        .organisation_id(id.clone())
+                        .credential_template_name(issuance.name.clone())
+                        .serial_number(serial_number.clone()),
+                )
+                .send()
+                .await?;
+            println!("revoked credential {serial_number}");
+        }
+        None => println!("CENDA_SERIAL_NUMBER is not set: nothing to revoke"),
+    }
 
     stop_sandbox(sandbox).await
 }

@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The sandbox's IdentityServer client may call the Cenda API too.
         let cenda = cenda_configuration::Client::new(&sandbox.cenda_api_url(), auth);
         let page = cenda.list_organisations().send().await?;
-        println!("listOrganisations: {} organisation(s)", page.items.len());
+        println!("listOrganisations: {} organisation(s)", page.len());
     }
     stop_sandbox(sandbox).await
 }

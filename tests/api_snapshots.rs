@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use m2m::apis::cenda_configuration::types as cenda;
 use m2m::apis::nxtsoft_transactions::types as nxtsoft;
 use serde::Serialize;
@@ -35,6 +35,7 @@ const CREDENTIAL_TEMPLATE_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 const VALIDATION_ID: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
 const TRANSACTION_ID: &str = "6f9619ff-8b86-4d01-b42d-00cf4fc964ff";
 const IDEMPOTENCY_KEY: &str = "9b2f5c7e-1d3a-4f6b-8c9d-0e1f2a3b4c5d";
+const SERIAL_NUMBER: &str = "5d1c9b2e-7a34-4f0e-9c61-2b8d7e4f1a03";
 
 /// Declares the snapshot test of each operation (module `snapshot`, one
 /// `#[tokio::test]` per case) and `COVERED`, the operationIds they cover.
@@ -63,10 +64,12 @@ snapshot_cases! {
     "getOrganisation" => get_organisation,
     "updateOrganisation" => update_organisation,
     "deleteOrganisation" => delete_organisation,
+    "validateOrganisation" => validate_organisation,
     "createCredentialTemplate" => create_credential_template,
     "listCredentialTemplates" => list_credential_templates,
     "getCredentialTemplate" => get_credential_template,
     "deleteCredentialTemplate" => delete_credential_template,
+    "revokeCredential" => revoke_credential,
     "postValidationMessage" => post_validation_message,
     "postTransaction" => post_transaction,
 }
@@ -199,58 +202,40 @@ fn uuid(text: &str) -> Uuid {
     text.parse().expect("a fixed, valid UUID")
 }
 
-fn timestamp(text: &str) -> DateTime<Utc> {
-    text.parse().expect("a fixed, valid RFC 3339 timestamp")
-}
-
 fn organisation_json() -> Value {
     json!({
         "organisationId": ORGANISATION_ID,
         "name": "Acme Corporation",
-        "description": "Issues employee and visitor credentials for Acme sites.",
-        "contactEmail": "it-admin@acme.example",
-        "website": "https://www.acme.example",
-        "country": "GB",
-        "issuerDid": "did:web:acme.cenda.app",
-        "status": "Active",
-        "createdAt": "2024-05-01T09:30:00Z",
-        "updatedAt": "2024-05-02T14:12:45Z"
+        "cssUrl": "https://www.acme.example/cenda/qr-page.css",
+        "roundLogo": "https://www.acme.example/assets/round-logo.png",
+        "validated": false
     })
 }
 
-fn credential_template_json() -> Value {
+fn issuance_template_json() -> Value {
     json!({
         "credentialTemplateId": CREDENTIAL_TEMPLATE_ID,
         "organisationId": ORGANISATION_ID,
         "name": "Employee Badge",
-        "description": "Proves current employment at Acme Corporation.",
-        "credentialType": "EmployeeBadgeCredential",
-        "format": "JwtVc",
-        "status": "Draft",
-        "claims": [
-            {
-                "name": "employeeNumber",
-                "displayName": "Employee number",
-                "dataType": "String",
-                "required": true,
-                "description": "The employee number from the HR system."
-            },
-            {
-                "name": "startDate",
-                "displayName": "Start date",
-                "dataType": "Date",
-                "required": false
-            }
-        ],
-        "validityPeriodDays": 365,
-        "display": {
-            "backgroundColour": "#1E3A8A",
-            "textColour": "#FFFFFF",
-            "logoUri": "https://www.acme.example/assets/logo.png"
-        },
-        "createdAt": "2024-05-01T10:00:00Z",
-        "updatedAt": "2024-05-03T08:45:10Z"
+        "templateType": "Issuance",
+        "attributes": [
+            {"name": "SerialNumber", "dataType": "String", "authenticatorLabel": "Serial number"},
+            {"name": "Photo", "dataType": "JpegImageType", "authenticatorLabel": "Photo"}
+        ]
     })
+}
+
+fn attribute(
+    name: &str,
+    data_type: cenda::AttributeDataType,
+    label: Option<&str>,
+) -> cenda::CredentialAttribute {
+    cenda::CredentialAttribute::builder()
+        .name(name)
+        .data_type(data_type)
+        .authenticator_label(label.map(str::to_owned))
+        .try_into()
+        .expect("a valid attribute")
 }
 
 fn transaction_request() -> nxtsoft::builder::TransactionRequest {
@@ -269,63 +254,41 @@ fn transaction_request() -> nxtsoft::builder::TransactionRequest {
 // ---------------------------------------------------------------- cases
 
 async fn create_organisation(api: &Api) {
-    api.answer(
-        ResponseTemplate::new(201)
-            .insert_header(
-                "location",
-                format!("https://api.cenda.app/api/Organisation/{ORGANISATION_ID}"),
-            )
-            .set_body_json(organisation_json()),
-    )
-    .await;
+    api.answer(ResponseTemplate::new(201).set_body_json(organisation_json()))
+        .await;
     let created = api
         .cenda()
         .create_organisation()
         .body(
             cenda::CreateOrganisationRequest::builder()
                 .name("Acme Corporation")
-                .description(Some(
-                    "Issues employee and visitor credentials for Acme sites."
-                        .parse()
-                        .unwrap(),
+                .css_url(Some(
+                    "https://www.acme.example/cenda/qr-page.css".to_owned(),
                 ))
-                .contact_email("it-admin@acme.example")
-                .website(Some("https://www.acme.example".to_owned()))
-                .country(Some("GB".parse().unwrap())),
+                .round_logo(Some(
+                    "https://www.acme.example/assets/round-logo.png".to_owned(),
+                )),
         )
         .send()
         .await
         .expect("201 with an organisation")
         .into_inner();
-    assert_eq!(created.organisation_id, uuid(ORGANISATION_ID));
-    assert_eq!(created.status, cenda::OrganisationStatus::Active);
-    assert_eq!(
-        created.issuer_did.as_deref(),
-        Some("did:web:acme.cenda.app")
-    );
+    assert_eq!(created.organisation_id, ORGANISATION_ID);
+    assert!(!created.validated);
 }
 
 async fn list_organisations(api: &Api) {
-    api.answer(ResponseTemplate::new(200).set_body_json(json!({
-        "items": [organisation_json()],
-        "page": 2,
-        "pageSize": 50,
-        "totalCount": 51
-    })))
-    .await;
-    let page = api
+    api.answer(ResponseTemplate::new(200).set_body_json(json!([organisation_json()])))
+        .await;
+    let organisations = api
         .cenda()
         .list_organisations()
-        .page(2u32)
-        .page_size(50u32)
-        .search("Acme & Sons")
         .send()
         .await
-        .expect("200 with a page")
+        .expect("200 with the organisations")
         .into_inner();
-    assert_eq!(page.items.len(), 1);
-    assert_eq!(page.items[0].name, "Acme Corporation");
-    assert_eq!((page.page, page.page_size, page.total_count), (2, 50, 51));
+    assert_eq!(organisations.len(), 1);
+    assert_eq!(organisations[0].name, "Acme Corporation");
 }
 
 async fn get_organisation(api: &Api) {
@@ -334,47 +297,40 @@ async fn get_organisation(api: &Api) {
     let organisation = api
         .cenda()
         .get_organisation()
-        .organisation_id(uuid(ORGANISATION_ID))
+        .organisation_id(ORGANISATION_ID)
         .send()
         .await
         .expect("200 with the organisation")
         .into_inner();
-    assert_eq!(organisation.organisation_id, uuid(ORGANISATION_ID));
-    assert_eq!(organisation.created_at, timestamp("2024-05-01T09:30:00Z"));
+    assert_eq!(organisation.organisation_id, ORGANISATION_ID);
+    assert_eq!(
+        organisation.round_logo.as_deref(),
+        Some("https://www.acme.example/assets/round-logo.png")
+    );
 }
 
 async fn update_organisation(api: &Api) {
     let mut updated = organisation_json();
     updated["name"] = json!("Acme Corporation Ltd");
-    updated["contactEmail"] = json!("identity-team@acme.example");
-    updated["status"] = json!("Suspended");
-    updated["updatedAt"] = json!("2024-06-01T12:00:00Z");
+    updated["cssUrl"] = json!("https://www.acme.example/cenda/qr-page-2.css");
     api.answer(ResponseTemplate::new(200).set_body_json(updated))
         .await;
     let organisation = api
         .cenda()
         .update_organisation()
-        .organisation_id(uuid(ORGANISATION_ID))
+        .organisation_id(ORGANISATION_ID)
         .body(
-            cenda::UpdateOrganisationRequest::builder()
+            cenda::CreateOrganisationRequest::builder()
                 .name("Acme Corporation Ltd")
-                .description(Some(
-                    "Issues employee, contractor and visitor credentials for Acme sites."
-                        .parse()
-                        .unwrap(),
-                ))
-                .contact_email("identity-team@acme.example")
-                .website(Some("https://www.acme.example".to_owned()))
-                .country(Some("GB".parse().unwrap()))
-                .status(Some(cenda::OrganisationStatus::Suspended)),
+                .css_url(Some(
+                    "https://www.acme.example/cenda/qr-page-2.css".to_owned(),
+                )),
         )
         .send()
         .await
         .expect("200 with the updated organisation")
         .into_inner();
     assert_eq!(organisation.name, "Acme Corporation Ltd");
-    assert_eq!(organisation.status, cenda::OrganisationStatus::Suspended);
-    assert_eq!(organisation.updated_at, timestamp("2024-06-01T12:00:00Z"));
 }
 
 async fn delete_organisation(api: &Api) {
@@ -382,104 +338,108 @@ async fn delete_organisation(api: &Api) {
     let response = api
         .cenda()
         .delete_organisation()
-        .organisation_id(uuid(ORGANISATION_ID))
+        .organisation_id(ORGANISATION_ID)
         .send()
         .await
         .expect("204");
     assert_eq!(response.status(), 204);
 }
 
+async fn validate_organisation(api: &Api) {
+    api.answer(ResponseTemplate::new(200).set_body_json(json!({
+        "organisationId": ORGANISATION_ID,
+        "validated": true,
+        "detail": "The DID documents of the linked domain are published."
+    })))
+    .await;
+    let validation = api
+        .cenda()
+        .validate_organisation()
+        .organisation_id(ORGANISATION_ID)
+        .send()
+        .await
+        .expect("200 with the validation")
+        .into_inner();
+    assert!(validation.validated);
+    assert_eq!(validation.organisation_id, ORGANISATION_ID);
+}
+
 async fn create_credential_template(api: &Api) {
-    api.answer(ResponseTemplate::new(201).set_body_json(credential_template_json()))
+    api.answer(ResponseTemplate::new(201).set_body_json(issuance_template_json()))
         .await;
     let template = api
         .cenda()
         .create_credential_template()
-        .organisation_id(uuid(ORGANISATION_ID))
+        .organisation_id(ORGANISATION_ID)
         .body(
             cenda::CreateCredentialTemplateRequest::builder()
                 .name("Employee Badge")
-                .description(Some(
-                    "Proves current employment at Acme Corporation."
-                        .parse()
-                        .unwrap(),
-                ))
-                .credential_type("EmployeeBadgeCredential")
-                .format(cenda::CredentialFormat::JwtVc)
-                .claims(vec![
-                    cenda::ClaimDefinition::builder()
-                        .name("employeeNumber")
-                        .display_name("Employee number")
-                        .data_type(cenda::ClaimDataType::String)
-                        .required(true)
-                        .description(Some("The employee number from the HR system.".to_owned()))
-                        .try_into()
-                        .unwrap(),
-                    cenda::ClaimDefinition::builder()
-                        .name("startDate")
-                        .display_name("Start date")
-                        .data_type(cenda::ClaimDataType::Date)
-                        .try_into()
-                        .unwrap(),
-                ])
-                .validity_period_days(365u32)
-                .display(Some(
-                    cenda::CredentialDisplay::builder()
-                        .background_colour(Some("#1E3A8A".to_owned()))
-                        .text_colour(Some("#FFFFFF".to_owned()))
-                        .logo_uri(Some("https://www.acme.example/assets/logo.png".to_owned()))
-                        .try_into()
-                        .unwrap(),
-                )),
+                .template_type(cenda::TemplateType::Issuance)
+                .attributes(vec![
+                    attribute(
+                        "SerialNumber",
+                        cenda::AttributeDataType::String,
+                        Some("Serial number"),
+                    ),
+                    attribute(
+                        "Photo",
+                        cenda::AttributeDataType::JpegImageType,
+                        Some("Photo"),
+                    ),
+                ]),
         )
         .send()
         .await
         .expect("201 with the credential template")
         .into_inner();
-    assert_eq!(
-        template.credential_template_id,
-        uuid(CREDENTIAL_TEMPLATE_ID)
-    );
-    assert_eq!(template.status, cenda::CredentialTemplateStatus::Draft);
-    assert_eq!(template.claims.len(), 2);
+    assert_eq!(template.credential_template_id, CREDENTIAL_TEMPLATE_ID);
+    assert_eq!(template.template_type, cenda::TemplateType::Issuance);
+    assert_eq!(template.attributes.len(), 2);
 }
 
 async fn list_credential_templates(api: &Api) {
-    api.answer(ResponseTemplate::new(200).set_body_json(json!({
-        "items": [credential_template_json()],
-        "page": 1,
-        "pageSize": 20,
-        "totalCount": 1
-    })))
+    let mut verification = issuance_template_json();
+    verification["name"] = json!("Employee Badge Check");
+    verification["templateType"] = json!("Verification");
+    api.answer(
+        ResponseTemplate::new(200).set_body_json(json!([issuance_template_json(), verification])),
+    )
     .await;
-    let page = api
+    let templates = api
         .cenda()
         .list_credential_templates()
-        .organisation_id(uuid(ORGANISATION_ID))
-        .search("Badge")
+        .organisation_id(ORGANISATION_ID)
         .send()
         .await
-        .expect("200 with a page")
+        .expect("200 with the templates")
         .into_inner();
-    assert_eq!(page.total_count, 1);
-    assert_eq!(page.items[0].credential_type, "EmployeeBadgeCredential");
+    let kinds: Vec<_> = templates.iter().map(|t| t.template_type).collect();
+    assert_eq!(
+        kinds,
+        [
+            cenda::TemplateType::Issuance,
+            cenda::TemplateType::Verification
+        ]
+    );
 }
 
 async fn get_credential_template(api: &Api) {
-    api.answer(ResponseTemplate::new(200).set_body_json(credential_template_json()))
+    api.answer(ResponseTemplate::new(200).set_body_json(issuance_template_json()))
         .await;
     let template = api
         .cenda()
         .get_credential_template()
-        .organisation_id(uuid(ORGANISATION_ID))
-        .credential_template_id(uuid(CREDENTIAL_TEMPLATE_ID))
+        .organisation_id(ORGANISATION_ID)
+        .credential_template_id(CREDENTIAL_TEMPLATE_ID)
         .send()
         .await
         .expect("200 with the credential template")
         .into_inner();
-    assert_eq!(template.organisation_id, uuid(ORGANISATION_ID));
-    assert_eq!(template.validity_period_days, 365);
-    assert_eq!(template.format, cenda::CredentialFormat::JwtVc);
+    assert_eq!(template.organisation_id, ORGANISATION_ID);
+    assert_eq!(
+        template.attributes[1].data_type,
+        cenda::AttributeDataType::JpegImageType
+    );
 }
 
 async fn delete_credential_template(api: &Api) {
@@ -487,8 +447,25 @@ async fn delete_credential_template(api: &Api) {
     let response = api
         .cenda()
         .delete_credential_template()
-        .organisation_id(uuid(ORGANISATION_ID))
-        .credential_template_id(uuid(CREDENTIAL_TEMPLATE_ID))
+        .organisation_id(ORGANISATION_ID)
+        .credential_template_id(CREDENTIAL_TEMPLATE_ID)
+        .send()
+        .await
+        .expect("204");
+    assert_eq!(response.status(), 204);
+}
+
+async fn revoke_credential(api: &Api) {
+    api.answer(ResponseTemplate::new(204)).await;
+    let response = api
+        .cenda()
+        .revoke_credential()
+        .body(
+            cenda::RevokeCredentialRequest::builder()
+                .organisation_id(ORGANISATION_ID)
+                .credential_template_name("Employee Badge")
+                .serial_number(SERIAL_NUMBER),
+        )
         .send()
         .await
         .expect("204");

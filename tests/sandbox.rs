@@ -2,7 +2,6 @@
 //! generated clients.
 #![cfg(feature = "sandbox")]
 
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -192,8 +191,46 @@ fn system_clock() -> Arc<dyn Clock> {
 fn organisation(name: &str) -> cenda::types::builder::CreateOrganisationRequest {
     cenda::types::CreateOrganisationRequest::builder()
         .name(name)
-        .contact_email("it-admin@acme.example")
-        .country(Some("GB".parse::<cenda::types::CountryCode>().unwrap()))
+        .css_url(Some("https://www.acme.example/qr.css".to_owned()))
+}
+
+fn attribute(
+    name: &str,
+    data_type: cenda::types::AttributeDataType,
+) -> cenda::types::CredentialAttribute {
+    cenda::types::CredentialAttribute::builder()
+        .name(name)
+        .data_type(data_type)
+        .try_into()
+        .unwrap()
+}
+
+fn template(
+    name: &str,
+    template_type: cenda::types::TemplateType,
+    attributes: &[&str],
+) -> cenda::types::builder::CreateCredentialTemplateRequest {
+    cenda::types::CreateCredentialTemplateRequest::builder()
+        .name(name)
+        .template_type(template_type)
+        .attributes(
+            attributes
+                .iter()
+                .map(|name| attribute(name, cenda::types::AttributeDataType::String))
+                .collect::<Vec<_>>(),
+        )
+}
+
+/// Status and problem details of a Cenda error answer.
+fn problem(
+    error: cenda::Error<cenda::types::ProblemDetails>,
+) -> (u16, cenda::types::ProblemDetails) {
+    match error {
+        cenda::Error::ErrorResponse(response) => {
+            (response.status().as_u16(), response.into_inner())
+        }
+        other => panic!("expected Cenda's problem details, got {other:?}"),
+    }
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
@@ -698,208 +735,271 @@ async fn tokens_verify_with_the_published_jwks() {
 // ----------------------------------------------------------------------- APIs
 
 #[tokio::test]
-async fn cenda_create_get_list_update_and_delete_agree() {
+async fn cenda_onboarding_follows_the_vendors_order_and_rules() {
+    use cenda::types::TemplateType::{Issuance, Verification};
     let sandbox = Sandbox::start().await.unwrap();
     let tokens = SandboxTokens::new(sandbox.demo_client(ProviderStyle::Entra), system_clock());
     let fetches = Arc::clone(&tokens.fetches);
     let api = cenda_client(&sandbox, tokens);
 
-    let mut ids = Vec::new();
-    for name in ["Globex", "Acme Corporation", "Initech"] {
-        let created = api
-            .create_organisation()
-            .body(organisation(name))
+    // Create: not validated yet.
+    let created = api
+        .create_organisation()
+        .body(organisation("Acme Corporation"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let acme = created.into_inner();
+    assert!(!acme.validated);
+    let id = acme.organisation_id.clone();
+    let other = api
+        .create_organisation()
+        .body(organisation("Globex"))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+
+    // A template before validation is refused, naming the rule.
+    let (status, refused) = problem(
+        api.create_credential_template()
+            .organisation_id(&id)
+            .body(template("Employee Badge", Issuance, &["SerialNumber"]))
             .send()
             .await
-            .unwrap();
-        assert_eq!(created.status().as_u16(), 201);
-        let location = created.headers()["location"].to_str().unwrap().to_owned();
-        let created = created.into_inner();
-        assert_eq!(
-            location,
-            format!(
-                "{}/api/Organisation/{}",
-                sandbox.cenda_api_url(),
-                created.organisation_id
-            )
+            .unwrap_err(),
+    );
+    assert_eq!(status, 409);
+    assert!(
+        refused.errors["organisationId"][0]
+            .contains("only be created once the organisation is validated")
+    );
+
+    // Validation succeeds in the sandbox, and says it checked nothing.
+    let validation = api
+        .validate_organisation()
+        .organisation_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(validation.validated);
+    let detail = validation.detail.unwrap();
+    assert!(
+        detail.contains("m2m sandbox") && detail.contains("no DNS"),
+        "{detail}"
+    );
+    let fetched = api
+        .get_organisation()
+        .organisation_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(fetched.validated);
+
+    // Issuance templates need at least one attribute, one named SerialNumber.
+    for attributes in [&[][..], &["FullName"][..], &["serialNumber"][..]] {
+        let (status, refused) = problem(
+            api.create_credential_template()
+                .organisation_id(&id)
+                .body(template("Employee Badge", Issuance, attributes))
+                .send()
+                .await
+                .unwrap_err(),
         );
-        assert_eq!(created.status, cenda::types::OrganisationStatus::Active);
-        ids.push(created.organisation_id);
+        assert_eq!(status, 400, "{attributes:?}");
+        assert_eq!(
+            refused.title.as_deref(),
+            Some("One or more validation errors occurred.")
+        );
+        assert!(
+            refused.errors["attributes"][0].contains("SerialNumber"),
+            "{refused:?}"
+        );
     }
-    let fetched = api
-        .get_organisation()
-        .organisation_id(ids[1])
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (fetched.name.as_str(), fetched.country.as_deref()),
-        ("Acme Corporation", Some("GB"))
-    );
-
-    let first = api
-        .list_organisations()
-        .page(1u32)
-        .page_size(2u32)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    let names: Vec<_> = first.items.iter().map(|o| o.name.as_str()).collect();
-    assert_eq!(
-        (names, first.total_count, first.page_size),
-        (vec!["Acme Corporation", "Globex"], 3, 2)
-    );
-    let second = api
-        .list_organisations()
-        .page(2u32)
-        .page_size(2u32)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        second
-            .items
-            .iter()
-            .map(|o| o.name.as_str())
-            .collect::<Vec<_>>(),
-        ["Initech"]
-    );
-    let searched = api
-        .list_organisations()
-        .search("GLOB")
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((searched.items.len(), searched.total_count), (1, 1));
-
-    let duplicate = api
-        .create_organisation()
-        .body(organisation("acme corporation"))
-        .send()
-        .await;
-    assert_eq!(
-        duplicate.unwrap_err().status().map(|s| s.as_u16()),
-        Some(409)
-    );
-
-    let updated = api
-        .update_organisation()
-        .organisation_id(ids[0])
-        .body(
-            cenda::types::UpdateOrganisationRequest::builder()
-                .name("Globex Ltd")
-                .contact_email("ops@globex.example")
-                .status(cenda::types::OrganisationStatus::Suspended),
-        )
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(updated.status, cenda::types::OrganisationStatus::Suspended);
-    assert_eq!(updated.country, None, "omitted optional fields are cleared");
-    let fetched = api
-        .get_organisation()
-        .organisation_id(ids[0])
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (fetched.name.as_str(), fetched.contact_email.as_str()),
-        ("Globex Ltd", "ops@globex.example")
-    );
-
-    let claim = cenda::types::ClaimDefinition::try_from(
-        cenda::types::ClaimDefinition::builder()
-            .name("employeeNumber")
-            .display_name("Employee number")
-            .data_type(cenda::types::ClaimDataType::String)
-            .required(true),
-    )
-    .unwrap();
-    let template = api
+    let issuance = api
         .create_credential_template()
-        .organisation_id(ids[1])
-        .body(
-            cenda::types::CreateCredentialTemplateRequest::builder()
-                .name("Employee Badge")
-                .credential_type("EmployeeBadgeCredential")
-                .format(cenda::types::CredentialFormat::JwtVc)
-                .claims(vec![claim])
-                .validity_period_days(NonZeroU32::new(365).unwrap()),
-        )
+        .organisation_id(&id)
+        .body(template(
+            "Employee Badge",
+            Issuance,
+            &["SerialNumber", "FullName"],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issuance.status().as_u16(), 201);
+    let issuance = issuance.into_inner();
+    assert_eq!(
+        (issuance.template_type, issuance.organisation_id.as_str()),
+        (Issuance, id.as_str())
+    );
+    // A verification template needs no SerialNumber.
+    let verification = api
+        .create_credential_template()
+        .organisation_id(&id)
+        .body(template(
+            "Employee Badge Check",
+            Verification,
+            &["FullName"],
+        ))
         .send()
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        template.status,
-        cenda::types::CredentialTemplateStatus::Draft
+    let (status, refused) = problem(
+        api.create_credential_template()
+            .organisation_id(&id)
+            .body(template("employee badge", Issuance, &["SerialNumber"]))
+            .send()
+            .await
+            .unwrap_err(),
     );
+    assert_eq!((status, refused.errors.contains_key("name")), (409, true));
+
+    let listed = api
+        .list_credential_templates()
+        .organisation_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = listed
+        .iter()
+        .map(|t| (t.name.as_str(), t.template_type))
+        .collect();
     assert_eq!(
-        (template.organisation_id, template.validity_period_days),
-        (ids[1], 365)
+        names,
+        [
+            ("Employee Badge", Issuance),
+            ("Employee Badge Check", Verification)
+        ]
     );
     let got = api
         .get_credential_template()
-        .organisation_id(ids[1])
-        .credential_template_id(template.credential_template_id)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(got.claims.len(), 1);
-    assert!(got.claims[0].required);
-    let listed = api
-        .list_credential_templates()
-        .organisation_id(ids[1])
+        .organisation_id(&id)
+        .credential_template_id(&verification.credential_template_id)
         .send()
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
-        listed
-            .items
-            .iter()
-            .map(|t| t.credential_template_id)
-            .collect::<Vec<_>>(),
-        [template.credential_template_id]
+        (got.name.as_str(), got.attributes.len()),
+        ("Employee Badge Check", verification.attributes.len())
     );
-    let other = api
+    let none = api
         .list_credential_templates()
-        .organisation_id(ids[2])
+        .organisation_id(&other.organisation_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+
+    // Revocation: only what was issued, from an issuance template.
+    let revoke = |template: &str, serial: &str| {
+        cenda::types::RevokeCredentialRequest::builder()
+            .organisation_id(id.clone())
+            .credential_template_name(template)
+            .serial_number(serial)
+    };
+    let (status, refused) = problem(
+        api.revoke_credential()
+            .body(revoke("Employee Badge", "never-issued"))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (status, refused.errors.contains_key("serialNumber")),
+        (404, true)
+    );
+    let serial = sandbox
+        .issue_credential(&id, "Employee Badge", Some("SN-0001"))
+        .unwrap();
+    assert_eq!(serial, "SN-0001");
+    for template in ["Employee Badge Check", "Visitor Pass"] {
+        let (status, refused) = problem(
+            api.revoke_credential()
+                .body(revoke(template, &serial))
+                .send()
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            (
+                status,
+                refused.errors.contains_key("credentialTemplateName")
+            ),
+            (404, true)
+        );
+    }
+    for _ in 0..2 {
+        let revoked = api
+            .revoke_credential()
+            .body(revoke("Employee Badge", &serial))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status().as_u16(), 204);
+    }
+    let (status, _) = problem(
+        api.revoke_credential()
+            .body(revoke("Employee Badge", &serial).organisation_id("no-such-organisation"))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 404);
+
+    // Update replaces the details; validation stays.
+    let updated = api
+        .update_organisation()
+        .organisation_id(&id)
+        .body(cenda::types::CreateOrganisationRequest::builder().name("Acme Corporation Ltd"))
         .send()
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(other.total_count, 0);
+    assert_eq!(
+        (
+            updated.name.as_str(),
+            updated.css_url.as_deref(),
+            updated.validated
+        ),
+        ("Acme Corporation Ltd", None, true)
+    );
+    let all = api.list_organisations().send().await.unwrap().into_inner();
+    assert_eq!(
+        all.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+        ["Acme Corporation Ltd", "Globex"]
+    );
 
     let deleted = api
         .delete_credential_template()
-        .organisation_id(ids[1])
-        .credential_template_id(template.credential_template_id)
+        .organisation_id(&id)
+        .credential_template_id(&issuance.credential_template_id)
         .send()
         .await
         .unwrap();
     assert_eq!(deleted.status().as_u16(), 204);
     api.delete_organisation()
-        .organisation_id(ids[1])
+        .organisation_id(&id)
         .send()
         .await
         .unwrap();
-    let gone = api
-        .get_organisation()
-        .organisation_id(ids[1])
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(gone.status().map(|s| s.as_u16()), Some(404));
-    let remaining = api.list_organisations().send().await.unwrap().into_inner();
-    assert_eq!(remaining.total_count, 2);
+    let (status, gone) = problem(
+        api.get_organisation()
+            .organisation_id(&id)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 404);
+    assert_eq!(
+        gone.detail,
+        Some(format!("Organisation {id} was not found."))
+    );
 
     assert_eq!(
         fetches.load(Ordering::SeqCst),
@@ -909,8 +1009,78 @@ async fn cenda_create_get_list_update_and_delete_agree() {
     let stats = sandbox.stats();
     assert_eq!(
         (stats.entra_token_requests, stats.cenda_api_requests),
-        (1, 18)
+        (1, 25)
     );
+}
+
+/// What the generated client cannot send: a data type outside the enum,
+/// `null`s, and the problem details' media type.
+#[tokio::test]
+async fn cenda_errors_are_problem_details_naming_the_field() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let token = access_token(
+        &sandbox.demo_client(ProviderStyle::Entra),
+        Some(demo::CENDA_ENTRA_SCOPE),
+    )
+    .await;
+    let base = sandbox.cenda_api_url();
+    let send = |path: String, body: Value| {
+        let token = token.clone();
+        async move {
+            http()
+                .post(path)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = send(format!("{base}/api/Organisation"), json!({"name": "Acme"})).await;
+    let (_, organisation) = json_of(response).await;
+    let id = organisation["organisationId"].as_str().unwrap().to_owned();
+    send(
+        format!("{base}/api/Organisation/{id}/validate"),
+        Value::Null,
+    )
+    .await;
+
+    let templates = format!("{base}/api/Organisation/{id}/credentialtemplate");
+    let cases = [
+        (
+            json!({"name": "Badge", "templateType": "Issuance",
+                   "attributes": [{"name": "SerialNumber", "dataType": "Text"}]}),
+            "attributes[0].dataType",
+        ),
+        (
+            json!({"name": "Badge", "templateType": "Revocation"}),
+            "templateType",
+        ),
+        (
+            json!({"templateType": "Issuance", "attributes": []}),
+            "name",
+        ),
+        (
+            json!({"name": "Badge", "templateType": "Issuance",
+                   "attributes": [{"name": "SerialNumber", "dataType": "String", "authenticatorLabel": null}]}),
+            "attributes[0].authenticatorLabel",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = send(templates.clone(), body.clone()).await;
+        let content_type = header(&response, "content-type");
+        let (status, problem) = json_of(response).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(content_type, "application/problem+json; charset=utf-8");
+        assert_eq!(problem["status"], 400);
+        assert!(problem["errors"][field].is_array(), "{field}: {problem}");
+    }
+    let revoke = format!("{base}/api/Revocation/revoke");
+    let response = send(revoke, json!({"organisationId": id, "serialNumber": 7})).await;
+    let (status, problem) = json_of(response).await;
+    assert_eq!(status, 400);
+    let named: Vec<&String> = problem["errors"].as_object().unwrap().keys().collect();
+    assert_eq!(named, ["credentialTemplateName", "serialNumber"]);
 }
 
 #[tokio::test]
@@ -1186,19 +1356,9 @@ async fn bodies_that_break_the_schema_get_400_in_the_specs_error_schema() {
     .await;
     let url = format!("{}/api/Organisation", sandbox.cenda_api_url());
     let cases = [
-        (
-            json!({"name": "Acme", "contactEmail": "a@acme.example", "country": "gb"}),
-            "country",
-        ),
-        (json!({"contactEmail": "a@acme.example"}), "name"),
-        (
-            json!({"name": "", "contactEmail": "a@acme.example"}),
-            "name",
-        ),
-        (
-            json!({"name": "Acme", "contactEmail": "not-an-email"}),
-            "contactEmail",
-        ),
+        (json!({"cssUrl": "https://www.acme.example/qr.css"}), "name"),
+        (json!({"name": 5}), "name"),
+        (json!({"name": "Acme", "roundLogo": null}), "roundLogo"),
     ];
     for (body, field) in cases {
         let response = http()
@@ -1214,34 +1374,13 @@ async fn bodies_that_break_the_schema_get_400_in_the_specs_error_schema() {
         assert_eq!(problem["title"], "One or more validation errors occurred.");
         assert!(problem["errors"][field].is_array(), "{field}: {problem}");
     }
-    let response = http()
-        .get(&url)
-        .bearer_auth(&cenda_token)
-        .query(&[("pageSize", "500")])
-        .send()
-        .await
-        .unwrap();
-    let (status, problem) = json_of(response).await;
-    assert_eq!(
-        (status, problem["errors"]["pageSize"].is_array()),
-        (400, true)
-    );
+    // The generated clients send `api-version: <info.version>`; the
+    // documents declare no such parameter, so the sandbox holds no value of
+    // it against the caller.
     let response = http()
         .get(&url)
         .bearer_auth(&cenda_token)
         .header("api-version", "2.0")
-        .send()
-        .await
-        .unwrap();
-    let (status, problem) = json_of(response).await;
-    assert_eq!(
-        (status, problem["errors"]["api-version"].is_array()),
-        (400, true)
-    );
-    let response = http()
-        .get(&url)
-        .bearer_auth(&cenda_token)
-        .header("api-version", "1.0")
         .send()
         .await
         .unwrap();
@@ -1309,8 +1448,8 @@ async fn every_operation_in_both_specs_has_a_route() {
             }
         }
     }
-    assert_eq!(sent, 11);
-    assert_eq!(sandbox.stats().api_requests(), 11);
+    assert_eq!(sent, 13);
+    assert_eq!(sandbox.stats().api_requests(), 13);
     let unknown = http()
         .get(format!("{}/api/Nothing", sandbox.cenda_api_url()))
         .send()

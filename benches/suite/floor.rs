@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::routing::get;
 
 /// A Cenda organisation, as `getOrganisation` returns it.
-pub const ORGANISATION: &str = r#"{"organisationId":"3fa85f64-5717-4562-b3fc-2c963f66afa6","name":"Acme Corporation","contactEmail":"it-admin@acme.example","status":"Active","createdAt":"2024-05-01T09:30:00Z","updatedAt":"2024-05-02T14:12:45Z"}"#;
+pub const ORGANISATION: &str = r#"{"organisationId":"3fa85f64-5717-4562-b3fc-2c963f66afa6","name":"Acme Corporation","cssUrl":"https://www.acme.example/cenda/qr-page.css","roundLogo":"https://www.acme.example/assets/round-logo.png","validated":true}"#;
 
 /// The organisation id the benchmark asks for.
 pub const ORGANISATION_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";

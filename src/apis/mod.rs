@@ -119,7 +119,7 @@ macro_rules! generated_apis {
 
 generated_apis! {
     cenda_configuration = "cenda-configuration":
-        "The Cenda Configuration API: organisations and their credential templates.";
+        "The Cenda Configuration API: organisations, their validation, credential templates and revocation.";
     nxtsoft_transactions = "nxtsoft-transactions":
         "NXTsoft transactions: validation messages (`transactions/mock`) and the transactions they rehearse.";
 }

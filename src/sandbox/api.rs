@@ -1,7 +1,9 @@
 //! What every sandbox API route does before its handler: routes come from
 //! the OpenAPI documents, faults and counters apply, the bearer token is
-//! checked (RFC 6750 challenges), the `api-version` header is honoured, and
-//! the body is read.
+//! checked (RFC 6750 challenges), and the parameters and body are read and
+//! checked against the operation's declared request ([`contract`]).
+//!
+//! [`contract`]: super::contract
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use serde::de::DeserializeOwned;
 
 use super::SandboxError;
+use super::contract::{self, RequestContract};
 use super::faults::{self, Injected, Site};
 use super::server::Shared;
 use super::stats::Counter;
@@ -171,33 +174,18 @@ impl Problem {
     }
 }
 
-/// One request as the handlers see it, after the checks.
+/// One request as the handlers see it, after the checks of its contract.
 pub(crate) struct ApiCall {
     pub(crate) params: HashMap<String, String>,
-    pub(crate) query: Option<String>,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) now: SystemTime,
 }
 
 impl ApiCall {
-    /// Deserializes the JSON body into a generated request type; a failure
-    /// names the offending field.
+    /// Deserializes the JSON body (already checked against the document's
+    /// schema) into a generated request type; a failure names the field.
     pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
-        let is_json = self
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .map(|media| media.trim().to_ascii_lowercase())
-            .is_some_and(|media| media == "application/json" || media.ends_with("+json"));
-        if !is_json {
-            return Err(Problem::invalid_field(
-                "body",
-                "unsupported_media_type",
-                "The request body must be application/json.",
-            ));
-        }
         let mut deserializer = serde_json::Deserializer::from_slice(&self.body);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
@@ -210,27 +198,11 @@ impl ApiCall {
         Ok(value)
     }
 
-    /// A path parameter that must be a UUID.
-    pub(crate) fn uuid_param(&self, name: &str) -> Result<uuid::Uuid, Problem> {
-        let raw = self.params.get(name).map(String::as_str).unwrap_or("");
-        uuid::Uuid::parse_str(raw).map_err(|_| {
-            Problem::invalid_field(
-                name,
-                "format",
-                format!("The value '{raw}' is not a valid UUID."),
-            )
-        })
-    }
-
-    /// The query parameters (the last value of a repeated name wins).
-    pub(crate) fn query_params(&self) -> HashMap<String, String> {
-        self.query
-            .as_deref()
-            .map(|query| {
-                url::form_urlencoded::parse(query.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
+    /// A path parameter (the route guarantees it is there).
+    pub(crate) fn param(&self, name: &str) -> &str {
+        self.params
+            .get(name)
+            .map(String::as_str)
             .unwrap_or_default()
     }
 }
@@ -266,14 +238,10 @@ const METHODS: [(&str, Method); 7] = [
     ("options", Method::OPTIONS),
 ];
 
-/// Every operation of an OpenAPI document (JSON), with its `info.version`.
-pub(crate) fn spec_operations(spec: &str) -> Result<(String, Vec<SpecOperation>), String> {
+/// Every operation of an OpenAPI document (JSON).
+pub(crate) fn spec_operations(spec: &str) -> Result<Vec<SpecOperation>, String> {
     let document: serde_json::Value =
         serde_json::from_str(spec).map_err(|e| format!("not JSON: {e}"))?;
-    let version = document["info"]["version"]
-        .as_str()
-        .ok_or("no info.version")?
-        .to_owned();
     let paths = document["paths"].as_object().ok_or("no paths")?;
     let mut operations = Vec::new();
     for (path, item) in paths {
@@ -291,7 +259,7 @@ pub(crate) fn spec_operations(spec: &str) -> Result<(String, Vec<SpecOperation>)
             });
         }
     }
-    Ok((version, operations))
+    Ok(operations)
 }
 
 /// The routes of `api`, one per operation of its OpenAPI document.
@@ -300,8 +268,8 @@ pub(crate) fn routes(api: Api) -> Result<Router<Arc<Shared>>, SandboxError> {
         api: api.name(),
         problem,
     };
-    let (version, operations) = spec_operations(api.spec()).map_err(spec_error)?;
-    let version: Arc<str> = Arc::from(version);
+    let operations = spec_operations(api.spec()).map_err(spec_error)?;
+    let mut contracts = contract::request_contracts(api.spec()).map_err(spec_error)?;
     let mut by_path: BTreeMap<String, MethodRouter<Arc<Shared>>> = BTreeMap::new();
     for spec_operation in operations {
         let operation = api.operation(&spec_operation.operation_id).ok_or_else(|| {
@@ -310,14 +278,21 @@ pub(crate) fn routes(api: Api) -> Result<Router<Arc<Shared>>, SandboxError> {
                 spec_operation.operation_id
             ))
         })?;
+        let contract = Arc::new(contracts.remove(&spec_operation.operation_id).ok_or_else(
+            || {
+                spec_error(format!(
+                    "no request contract for {}",
+                    spec_operation.operation_id
+                ))
+            },
+        )?);
         let filter = MethodFilter::try_from(spec_operation.method.clone())
             .map_err(|e| spec_error(e.to_string()))?;
-        let version = Arc::clone(&version);
         let handler = move |State(shared): State<Arc<Shared>>,
                             Path(params): Path<HashMap<String, String>>,
                             request: Request| {
-            let version = Arc::clone(&version);
-            async move { handle(shared, operation, &version, params, request).await }
+            let contract = Arc::clone(&contract);
+            async move { handle(shared, operation, &contract, params, request).await }
         };
         let path = format!("{}{}", api.prefix(), spec_operation.path);
         let entry = by_path.remove(&path).unwrap_or_default();
@@ -333,7 +308,7 @@ pub(crate) fn routes(api: Api) -> Result<Router<Arc<Shared>>, SandboxError> {
 async fn handle(
     shared: Arc<Shared>,
     operation: Operation,
-    version: &str,
+    contract: &RequestContract,
     params: HashMap<String, String>,
     request: Request,
 ) -> Response {
@@ -355,31 +330,21 @@ async fn handle(
     {
         return api.problem(insufficient_scope(scope));
     }
-    if let Some(requested) = parts.headers.get("api-version")
-        && requested.as_bytes() != version.as_bytes()
-    {
-        return api.problem(Problem::invalid_field(
-            "api-version",
-            "unsupported_api_version",
-            format!(
-                "The api-version '{}' is not supported; supported: {version}.",
-                String::from_utf8_lossy(requested.as_bytes())
-            ),
-        ));
-    }
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(_) => {
             return api.problem(Problem::invalid_field(
                 "body",
                 "unreadable",
-                "The request body could not be read.",
+                format!("The request body could not be read (the sandbox reads at most {MAX_BODY_BYTES} bytes)."),
             ));
         }
     };
+    if let Err(problem) = contract.check(&params, parts.uri.query(), &parts.headers, &body) {
+        return api.problem(problem);
+    }
     let call = ApiCall {
         params,
-        query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body,
         now: shared.now(),
@@ -469,8 +434,7 @@ mod tests {
     #[test]
     fn every_operation_of_both_specs_has_a_handler() {
         for api in [Api::Cenda, Api::Nxtsoft] {
-            let (version, operations) = spec_operations(api.spec()).unwrap();
-            assert_eq!(version, "1.0");
+            let operations = spec_operations(api.spec()).unwrap();
             assert!(!operations.is_empty());
             let missing: Vec<_> = operations
                 .iter()

@@ -1,21 +1,31 @@
-//! The Cenda Configuration API: organisations and their credential
-//! templates, kept in memory. Bodies are the generated types.
-
-use std::collections::BTreeMap;
+//! The Cenda Configuration API in memory: organisations, their validation,
+//! their issuance and verification credential templates, and the
+//! revocation of issued credentials.
+//!
+//! Requests reach the handlers already checked against the document's
+//! schemas (`contract.rs`); what is left here are the rules the operations
+//! state in words: templates only for a validated organisation, an issuance
+//! template with at least one attribute and one named `SerialNumber`,
+//! template names unique within an organisation, and revocation of a
+//! credential that was issued. Issuance itself goes through Cenda's OIDC
+//! interface, not this API: [`Store::issue`] stands in for it.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::api::{Api, ApiCall, FieldProblem, Problem};
+use super::api::{ApiCall, FieldProblem, Problem};
 use super::server::Shared;
 use crate::apis::cenda_configuration::types;
 
-const DEFAULT_PAGE_SIZE: u32 = 20;
-const MAX_PAGE_SIZE: u32 = 100;
-const MAX_CLAIMS: usize = 100;
-const MAX_VALIDITY_DAYS: u32 = 3650;
+/// The name of the attribute every issuance template must have: Cenda's
+/// revocation index.
+pub(crate) const SERIAL_NUMBER_ATTRIBUTE: &str = "SerialNumber";
+
+/// What the sandbox answers to `validateOrganisation`.
+pub(crate) const SANDBOX_VALIDATION_DETAIL: &str = "Validated by the m2m sandbox, which has no \
+     DNS to check; a real Cenda instance checks that the linked domain publishes the \
+     organisation's DID documents.";
 
 /// The operations of `openapi/cenda-configuration.yaml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,10 +35,12 @@ pub(crate) enum Operation {
     GetOrganisation,
     UpdateOrganisation,
     DeleteOrganisation,
+    ValidateOrganisation,
     CreateCredentialTemplate,
     ListCredentialTemplates,
     GetCredentialTemplate,
     DeleteCredentialTemplate,
+    RevokeCredential,
 }
 
 impl Operation {
@@ -40,45 +52,112 @@ impl Operation {
             "getOrganisation" => Self::GetOrganisation,
             "updateOrganisation" => Self::UpdateOrganisation,
             "deleteOrganisation" => Self::DeleteOrganisation,
+            "validateOrganisation" => Self::ValidateOrganisation,
             "createCredentialTemplate" => Self::CreateCredentialTemplate,
             "listCredentialTemplates" => Self::ListCredentialTemplates,
             "getCredentialTemplate" => Self::GetCredentialTemplate,
             "deleteCredentialTemplate" => Self::DeleteCredentialTemplate,
+            "revokeCredential" => Self::RevokeCredential,
             _ => return None,
         })
     }
 }
 
-/// The organisations, each with its templates.
+/// The organisations, in creation order, each with its templates and the
+/// credentials issued from them.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
-    organisations: BTreeMap<Uuid, Entry>,
+    organisations: Vec<Entry>,
 }
 
 #[derive(Debug)]
 struct Entry {
     organisation: types::Organisation,
-    templates: BTreeMap<Uuid, types::CredentialTemplate>,
+    templates: Vec<types::CredentialTemplate>,
+    issued: Vec<Issued>,
+}
+
+/// A credential issued from an issuance template.
+#[derive(Debug)]
+struct Issued {
+    template_name: String,
+    serial_number: String,
+    revoked: bool,
+}
+
+/// Why [`Store::issue`] issued nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssuanceError {
+    /// No organisation has this id.
+    #[error("organisation {0} was not found")]
+    UnknownOrganisation(String),
+    /// The organisation has no issuance template of this name.
+    #[error("organisation {organisation_id} has no issuance template named {template_name:?}")]
+    UnknownTemplate {
+        /// The organisation.
+        organisation_id: String,
+        /// The template name asked for.
+        template_name: String,
+    },
+    /// A credential with this serial number was already issued from the
+    /// template.
+    #[error("a credential with serial number {0:?} was already issued from this template")]
+    SerialNumberTaken(String),
 }
 
 impl Store {
-    fn entry(&self, id: Uuid) -> Result<&Entry, Problem> {
+    fn entry(&self, id: &str) -> Result<&Entry, Problem> {
         self.organisations
-            .get(&id)
+            .iter()
+            .find(|entry| entry.organisation.organisation_id == id)
             .ok_or_else(|| organisation_not_found(id))
     }
 
-    fn entry_mut(&mut self, id: Uuid) -> Result<&mut Entry, Problem> {
+    fn entry_mut(&mut self, id: &str) -> Result<&mut Entry, Problem> {
         self.organisations
-            .get_mut(&id)
+            .iter_mut()
+            .find(|entry| entry.organisation.organisation_id == id)
             .ok_or_else(|| organisation_not_found(id))
     }
 
-    fn name_taken(&self, name: &str, except: Option<Uuid>) -> bool {
-        self.organisations.values().any(|entry| {
-            Some(entry.organisation.organisation_id) != except
-                && entry.organisation.name.eq_ignore_ascii_case(name)
-        })
+    /// Issues a credential from the organisation's issuance template
+    /// `template_name`, as Cenda's OIDC issuance would: with the serial
+    /// number given (in the `idTokenHint`), or a new GUID. Returns the
+    /// serial number.
+    pub(crate) fn issue(
+        &mut self,
+        organisation_id: &str,
+        template_name: &str,
+        serial_number: Option<&str>,
+    ) -> Result<String, IssuanceError> {
+        let entry = self
+            .organisations
+            .iter_mut()
+            .find(|entry| entry.organisation.organisation_id == organisation_id)
+            .ok_or_else(|| IssuanceError::UnknownOrganisation(organisation_id.to_owned()))?;
+        let is_issuance_template = entry.templates.iter().any(|template| {
+            template.name == template_name
+                && template.template_type == types::TemplateType::Issuance
+        });
+        if !is_issuance_template {
+            return Err(IssuanceError::UnknownTemplate {
+                organisation_id: organisation_id.to_owned(),
+                template_name: template_name.to_owned(),
+            });
+        }
+        let serial_number = serial_number.map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+        let taken = entry.issued.iter().any(|issued| {
+            issued.template_name == template_name && issued.serial_number == serial_number
+        });
+        if taken {
+            return Err(IssuanceError::SerialNumberTaken(serial_number));
+        }
+        entry.issued.push(Issued {
+            template_name: template_name.to_owned(),
+            serial_number: serial_number.clone(),
+            revoked: false,
+        });
+        Ok(serial_number)
     }
 }
 
@@ -88,385 +167,223 @@ pub(crate) fn handle(
     operation: Operation,
     call: &ApiCall,
 ) -> Result<Response, Problem> {
-    let now = DateTime::<Utc>::from(call.now);
-    let base = format!("{}{}", shared.base_url, Api::Cenda.prefix());
+    let mut store = shared.cenda();
     match operation {
         Operation::CreateOrganisation => {
             let request: types::CreateOrganisationRequest = call.json()?;
-            check_organisation_fields(&request.contact_email, request.website.as_deref())?;
-            let mut store = shared.cenda();
-            let name = String::from(request.name);
-            if store.name_taken(&name, None) {
-                return Err(conflict(format!(
-                    "An organisation named '{name}' already exists."
-                )));
-            }
-            let id = Uuid::new_v4();
             let organisation = types::Organisation {
-                contact_email: request.contact_email,
-                country: request.country.map(String::from),
-                created_at: now,
-                description: request.description.map(String::from),
-                issuer_did: Some(format!("did:web:sandbox.cenda.app:organisations:{id}")),
-                name,
-                organisation_id: id,
-                status: types::OrganisationStatus::Active,
-                updated_at: now,
-                website: request.website,
+                organisation_id: Uuid::new_v4().to_string(),
+                name: request.name,
+                css_url: request.css_url,
+                round_logo: request.round_logo,
+                validated: false,
             };
-            store.organisations.insert(
-                id,
-                Entry {
-                    organisation: organisation.clone(),
-                    templates: BTreeMap::new(),
-                },
-            );
-            created(&format!("{base}/api/Organisation/{id}"), &organisation)
+            store.organisations.push(Entry {
+                organisation: organisation.clone(),
+                templates: Vec::new(),
+                issued: Vec::new(),
+            });
+            json(StatusCode::CREATED, &organisation)
         }
         Operation::ListOrganisations => {
-            let page = Paging::from_query(call)?;
-            let store = shared.cenda();
-            let items: Vec<_> = store
+            let organisations: Vec<_> = store
                 .organisations
-                .values()
+                .iter()
                 .map(|entry| &entry.organisation)
-                .filter(|organisation| page.matches(&organisation.name))
-                .cloned()
                 .collect();
-            let (items, total_count) =
-                page.slice(items, |o| (o.name.to_lowercase(), o.organisation_id));
-            ok(&types::OrganisationPage {
-                items,
-                page: page.page_i32(),
-                page_size: page.page_size_i32(),
-                total_count,
-            })
+            json(StatusCode::OK, &organisations)
         }
-        Operation::GetOrganisation => {
-            let id = call.uuid_param("organisationId")?;
-            ok(&shared.cenda().entry(id)?.organisation)
-        }
+        Operation::GetOrganisation => json(
+            StatusCode::OK,
+            &store.entry(call.param("organisationId"))?.organisation,
+        ),
         Operation::UpdateOrganisation => {
-            let id = call.uuid_param("organisationId")?;
-            let request: types::UpdateOrganisationRequest = call.json()?;
-            check_organisation_fields(&request.contact_email, request.website.as_deref())?;
-            let mut store = shared.cenda();
-            store.entry(id)?;
-            let name = String::from(request.name);
-            if store.name_taken(&name, Some(id)) {
-                return Err(conflict(format!(
-                    "An organisation named '{name}' already exists."
-                )));
-            }
-            let organisation = &mut store.entry_mut(id)?.organisation;
-            organisation.name = name;
-            organisation.contact_email = request.contact_email;
-            organisation.description = request.description.map(String::from);
-            organisation.website = request.website;
-            organisation.country = request.country.map(String::from);
-            if let Some(status) = request.status {
-                organisation.status = status;
-            }
-            organisation.updated_at = now;
-            ok(&*organisation)
+            let request: types::CreateOrganisationRequest = call.json()?;
+            let organisation = &mut store.entry_mut(call.param("organisationId"))?.organisation;
+            organisation.name = request.name;
+            organisation.css_url = request.css_url;
+            organisation.round_logo = request.round_logo;
+            json(StatusCode::OK, &*organisation)
         }
         Operation::DeleteOrganisation => {
-            let id = call.uuid_param("organisationId")?;
-            let mut store = shared.cenda();
-            let published = store
-                .entry(id)?
-                .templates
-                .values()
-                .filter(|t| t.status == types::CredentialTemplateStatus::Published)
-                .count();
-            if published > 0 {
-                return Err(conflict(format!(
-                    "Organisation {id} still has {published} published credential template(s); revoke or delete them first."
-                )));
-            }
-            store.organisations.remove(&id);
+            let id = call.param("organisationId");
+            store.entry(id)?;
+            store
+                .organisations
+                .retain(|entry| entry.organisation.organisation_id != id);
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Operation::CreateCredentialTemplate => {
-            let organisation_id = call.uuid_param("organisationId")?;
-            let request: types::CreateCredentialTemplateRequest = call.json()?;
-            check_template(&request)?;
-            let mut store = shared.cenda();
-            let entry = store.entry_mut(organisation_id)?;
-            let name = String::from(request.name);
-            if entry
-                .templates
-                .values()
-                .any(|t| t.name.eq_ignore_ascii_case(&name))
-            {
-                return Err(conflict(format!(
-                    "A credential template named '{name}' already exists for organisation {organisation_id}."
-                )));
-            }
-            let id = Uuid::new_v4();
-            let template = types::CredentialTemplate {
-                claims: request.claims,
-                created_at: now,
-                credential_template_id: id,
-                credential_type: String::from(request.credential_type),
-                description: request.description.map(String::from),
-                display: request.display,
-                format: request.format,
-                name,
-                organisation_id,
-                status: types::CredentialTemplateStatus::Draft,
-                updated_at: now,
-                // Checked above: at most MAX_VALIDITY_DAYS.
-                validity_period_days: i32::try_from(request.validity_period_days.get())
-                    .unwrap_or(i32::MAX),
-            };
-            entry.templates.insert(id, template.clone());
-            created(
-                &format!("{base}/api/Organisation/{organisation_id}/credentialtemplate/{id}"),
-                &template,
+        Operation::ValidateOrganisation => {
+            let organisation = &mut store.entry_mut(call.param("organisationId"))?.organisation;
+            organisation.validated = true;
+            json(
+                StatusCode::OK,
+                &types::OrganisationValidation {
+                    organisation_id: organisation.organisation_id.clone(),
+                    validated: true,
+                    detail: Some(SANDBOX_VALIDATION_DETAIL.to_owned()),
+                },
             )
         }
-        Operation::ListCredentialTemplates => {
-            let organisation_id = call.uuid_param("organisationId")?;
-            let page = Paging::from_query(call)?;
-            let store = shared.cenda();
-            let items: Vec<_> = store
-                .entry(organisation_id)?
+        Operation::CreateCredentialTemplate => {
+            let request: types::CreateCredentialTemplateRequest = call.json()?;
+            let organisation_id = call.param("organisationId");
+            let entry = store.entry_mut(organisation_id)?;
+            check_attributes(&request)?;
+            if !entry.organisation.validated {
+                return Err(rule(
+                    StatusCode::CONFLICT,
+                    "organisationId",
+                    format!(
+                        "Organisation {organisation_id} is not validated: credential templates can \
+                         only be created once the organisation is validated (validateOrganisation)."
+                    ),
+                ));
+            }
+            if entry
                 .templates
-                .values()
-                .filter(|template| page.matches(&template.name))
-                .cloned()
-                .collect();
-            let (items, total_count) =
-                page.slice(items, |t| (t.name.to_lowercase(), t.credential_template_id));
-            ok(&types::CredentialTemplatePage {
-                items,
-                page: page.page_i32(),
-                page_size: page.page_size_i32(),
-                total_count,
-            })
+                .iter()
+                .any(|template| template.name.eq_ignore_ascii_case(&request.name))
+            {
+                return Err(rule(
+                    StatusCode::CONFLICT,
+                    "name",
+                    format!(
+                        "Organisation {organisation_id} already has a credential template named '{}'.",
+                        request.name
+                    ),
+                ));
+            }
+            let template = types::CredentialTemplate {
+                credential_template_id: Uuid::new_v4().to_string(),
+                organisation_id: organisation_id.to_owned(),
+                name: request.name,
+                template_type: request.template_type,
+                attributes: request.attributes,
+            };
+            entry.templates.push(template.clone());
+            json(StatusCode::CREATED, &template)
         }
+        Operation::ListCredentialTemplates => json(
+            StatusCode::OK,
+            &store.entry(call.param("organisationId"))?.templates,
+        ),
         Operation::GetCredentialTemplate => {
-            let organisation_id = call.uuid_param("organisationId")?;
-            let id = call.uuid_param("credentialTemplateId")?;
-            let store = shared.cenda();
-            let template = store
-                .entry(organisation_id)?
+            let entry = store.entry(call.param("organisationId"))?;
+            let id = call.param("credentialTemplateId");
+            let template = entry
                 .templates
-                .get(&id)
+                .iter()
+                .find(|template| template.credential_template_id == id)
                 .ok_or_else(|| template_not_found(id))?;
-            ok(template)
+            json(StatusCode::OK, template)
         }
         Operation::DeleteCredentialTemplate => {
-            let organisation_id = call.uuid_param("organisationId")?;
-            let id = call.uuid_param("credentialTemplateId")?;
-            let mut store = shared.cenda();
-            let templates = &mut store.entry_mut(organisation_id)?.templates;
-            let template = templates.get(&id).ok_or_else(|| template_not_found(id))?;
-            if template.status == types::CredentialTemplateStatus::Published {
-                return Err(conflict(format!(
-                    "Credential template {id} is published; revoke it first."
-                )));
+            let entry = store.entry_mut(call.param("organisationId"))?;
+            let id = call.param("credentialTemplateId");
+            let before = entry.templates.len();
+            entry
+                .templates
+                .retain(|template| template.credential_template_id != id);
+            if entry.templates.len() == before {
+                return Err(template_not_found(id));
             }
-            templates.remove(&id);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Operation::RevokeCredential => {
+            let request: types::RevokeCredentialRequest = call.json()?;
+            let entry = store.entry_mut(&request.organisation_id)?;
+            let template_known = entry.templates.iter().any(|template| {
+                template.name == request.credential_template_name
+                    && template.template_type == types::TemplateType::Issuance
+            });
+            if !template_known {
+                return Err(rule(
+                    StatusCode::NOT_FOUND,
+                    "credentialTemplateName",
+                    format!(
+                        "Organisation {} has no issuance template named '{}'.",
+                        request.organisation_id, request.credential_template_name
+                    ),
+                ));
+            }
+            let issued = entry
+                .issued
+                .iter_mut()
+                .find(|issued| {
+                    issued.template_name == request.credential_template_name
+                        && issued.serial_number == request.serial_number
+                })
+                .ok_or_else(|| {
+                    rule(
+                        StatusCode::NOT_FOUND,
+                        "serialNumber",
+                        format!(
+                            "No credential with SerialNumber '{}' was issued from '{}'.",
+                            request.serial_number, request.credential_template_name
+                        ),
+                    )
+                })?;
+            issued.revoked = true;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
     }
 }
 
-/// `page`, `pageSize` and `search` of a list operation.
-struct Paging {
-    page: u32,
-    page_size: u32,
-    search: Option<String>,
-}
-
-impl Paging {
-    fn from_query(call: &ApiCall) -> Result<Self, Problem> {
-        let query = call.query_params();
-        let number = |name: &str, default: u32, max: u32| -> Result<u32, FieldProblem> {
-            let Some(raw) = query.get(name) else {
-                return Ok(default);
-            };
-            raw.parse::<u32>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| FieldProblem {
-                    field: name.to_owned(),
-                    code: "range",
-                    message: format!(
-                        "The value '{raw}' is not valid for {name}: expected 1 to {max}."
-                    ),
-                })
-        };
-        let page = number("page", 1, i32::MAX as u32);
-        let page_size = number("pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-        match (page, page_size) {
-            (Ok(page), Ok(page_size)) => Ok(Self {
-                page,
-                page_size,
-                search: query.get("search").map(|s| s.to_lowercase()),
-            }),
-            (page, page_size) => Err(Problem::invalid(
-                [page.err(), page_size.err()]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-            )),
-        }
+/// An issuance template has at least one attribute, one of them named
+/// `SerialNumber`. (Each data type was checked against the document's enum.)
+fn check_attributes(request: &types::CreateCredentialTemplateRequest) -> Result<(), Problem> {
+    if request.template_type != types::TemplateType::Issuance {
+        return Ok(());
     }
-
-    fn matches(&self, name: &str) -> bool {
-        self.search
-            .as_deref()
-            .is_none_or(|search| name.to_lowercase().contains(search))
-    }
-
-    /// Orders by `key` and cuts out this page; also returns the total.
-    fn slice<T, K: Ord>(&self, mut items: Vec<T>, key: impl Fn(&T) -> K) -> (Vec<T>, i64) {
-        items.sort_by_key(|item| key(item));
-        let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
-        let skip = (self.page as usize - 1).saturating_mul(self.page_size as usize);
-        let page = items
-            .into_iter()
-            .skip(skip)
-            .take(self.page_size as usize)
-            .collect();
-        (page, total)
-    }
-
-    fn page_i32(&self) -> i32 {
-        i32::try_from(self.page).unwrap_or(i32::MAX)
-    }
-
-    fn page_size_i32(&self) -> i32 {
-        i32::try_from(self.page_size).unwrap_or(i32::MAX)
-    }
-}
-
-/// What the generated types cannot check: `format: email` and `format: uri`.
-fn check_organisation_fields(contact_email: &str, website: Option<&str>) -> Result<(), Problem> {
-    let mut fields = Vec::new();
-    if !looks_like_email(contact_email) {
-        fields.push(FieldProblem {
-            field: "contactEmail".into(),
-            code: "format",
-            message: "The ContactEmail field is not a valid e-mail address.".into(),
-        });
-    }
-    if let Some(website) = website
-        && !is_web_url(website)
+    let message = if request.attributes.is_empty() {
+        format!(
+            "An issuance template needs at least one attribute, one of them named {SERIAL_NUMBER_ATTRIBUTE}."
+        )
+    } else if !request
+        .attributes
+        .iter()
+        .any(|attribute| attribute.name == SERIAL_NUMBER_ATTRIBUTE)
     {
-        fields.push(FieldProblem {
-            field: "website".into(),
-            code: "format",
-            message: "The Website field is not a valid absolute http(s) URL.".into(),
-        });
-    }
-    if fields.is_empty() {
-        Ok(())
+        format!(
+            "An issuance template needs an attribute named {SERIAL_NUMBER_ATTRIBUTE}: Cenda uses it \
+             as the credential's index for revocation."
+        )
     } else {
-        Err(Problem::invalid(fields))
-    }
-}
-
-/// What the generated types cannot check: the number and uniqueness of
-/// claims, the maximum validity, and `format: uri` of the logo.
-fn check_template(request: &types::CreateCredentialTemplateRequest) -> Result<(), Problem> {
-    let mut fields = Vec::new();
-    let claims = request.claims.len();
-    if !(1..=MAX_CLAIMS).contains(&claims) {
-        fields.push(FieldProblem {
-            field: "claims".into(),
-            code: "range",
-            message: format!("A template has 1 to {MAX_CLAIMS} claims; got {claims}."),
-        });
-    }
-    for (index, claim) in request.claims.iter().enumerate() {
-        let name: &str = &claim.name;
-        if request.claims[..index]
-            .iter()
-            .any(|earlier| *earlier.name == *name)
-        {
-            fields.push(FieldProblem {
-                field: format!("claims[{index}].name"),
-                code: "unique",
-                message: format!("The claim name '{name}' is used twice."),
-            });
-        }
-    }
-    if request.validity_period_days.get() > MAX_VALIDITY_DAYS {
-        fields.push(FieldProblem {
-            field: "validityPeriodDays".into(),
-            code: "range",
-            message: format!("validityPeriodDays must be between 1 and {MAX_VALIDITY_DAYS}."),
-        });
-    }
-    if let Some(logo) = request.display.as_ref().and_then(|d| d.logo_uri.as_deref())
-        && !is_web_url(logo)
-    {
-        fields.push(FieldProblem {
-            field: "display.logoUri".into(),
-            code: "format",
-            message: "The LogoUri field is not a valid absolute http(s) URL.".into(),
-        });
-    }
-    if fields.is_empty() {
-        Ok(())
-    } else {
-        Err(Problem::invalid(fields))
-    }
-}
-
-fn looks_like_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else {
-        return false;
+        return Ok(());
     };
-    !local.is_empty()
-        && !domain.contains('@')
-        && !text.chars().any(char::is_whitespace)
-        && domain.split('.').count() >= 2
-        && domain.split('.').all(|label| !label.is_empty())
+    Err(rule(StatusCode::BAD_REQUEST, "attributes", message))
 }
 
-fn is_web_url(text: &str) -> bool {
-    url::Url::parse(text)
-        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+/// A broken rule, with the field it concerns.
+fn rule(status: StatusCode, field: &str, message: String) -> Problem {
+    Problem {
+        fields: vec![FieldProblem {
+            field: field.to_owned(),
+            code: "rule",
+            message: message.clone(),
+        }],
+        ..Problem::new(status, "rule", message)
+    }
 }
 
-fn organisation_not_found(id: Uuid) -> Problem {
-    Problem::new(
+fn organisation_not_found(id: &str) -> Problem {
+    rule(
         StatusCode::NOT_FOUND,
-        "not_found",
+        "organisationId",
         format!("Organisation {id} was not found."),
     )
 }
 
-fn template_not_found(id: Uuid) -> Problem {
-    Problem::new(
+fn template_not_found(id: &str) -> Problem {
+    rule(
         StatusCode::NOT_FOUND,
-        "not_found",
+        "credentialTemplateId",
         format!("Credential template {id} was not found."),
     )
 }
 
-fn conflict(message: String) -> Problem {
-    Problem::new(StatusCode::CONFLICT, "conflict", message)
-}
-
-fn ok<T: serde::Serialize>(body: &T) -> Result<Response, Problem> {
-    json(StatusCode::OK, body, None)
-}
-
-fn created<T: serde::Serialize>(location: &str, body: &T) -> Result<Response, Problem> {
-    json(StatusCode::CREATED, body, Some(location))
-}
-
-fn json<T: serde::Serialize>(
-    status: StatusCode,
-    body: &T,
-    location: Option<&str>,
-) -> Result<Response, Problem> {
+fn json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Result<Response, Problem> {
     let text = serde_json::to_string(body).map_err(|e| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -474,22 +391,24 @@ fn json<T: serde::Serialize>(
             e.to_string(),
         )
     })?;
-    let mut response = (
+    Ok(with_content_type(
         status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        )],
+        "application/json; charset=utf-8",
         text,
-    )
-        .into_response();
-    if let Some(value) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    ))
 }
 
-/// A problem as Cenda's `ApiError` (RFC 7807-like).
+fn with_content_type(status: StatusCode, content_type: &'static str, text: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        text,
+    )
+        .into_response()
+}
+
+/// A problem as RFC 9457 problem details (`application/problem+json`), the
+/// way an ASP.NET Core `[ApiController]` service writes them.
 pub(crate) fn problem_response(problem: Problem) -> Response {
     let mut errors: std::collections::HashMap<String, Vec<String>> = Default::default();
     for field in &problem.fields {
@@ -529,20 +448,21 @@ pub(crate) fn problem_response(problem: Problem) -> Response {
         ),
     };
     let trace = Uuid::new_v4().simple().to_string();
-    let body = types::ApiError {
-        detail: Some(if problem.fields.is_empty() {
-            problem.message
-        } else {
-            "The request failed validation.".to_owned()
-        }),
-        errors,
-        status: Some(i32::from(problem.status.as_u16())),
-        title: Some(title.to_owned()),
-        trace_id: Some(format!("00-{trace}-{}-01", &trace[..16])),
+    let body = types::ProblemDetails {
         type_: Some(type_.to_owned()),
+        title: Some(title.to_owned()),
+        status: Some(i32::from(problem.status.as_u16())),
+        detail: Some(problem.message),
+        instance: None,
+        trace_id: Some(format!("00-{trace}-{}-01", &trace[..16])),
+        errors,
     };
-    let mut response =
-        json(problem.status, &body, None).unwrap_or_else(|p| p.status.into_response());
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    let mut response = with_content_type(
+        problem.status,
+        "application/problem+json; charset=utf-8",
+        text,
+    );
     for (name, value) in problem.headers {
         response.headers_mut().insert(name, value);
     }
@@ -553,25 +473,74 @@ pub(crate) fn problem_response(problem: Problem) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn email_and_url_checks() {
-        assert!(looks_like_email("it-admin@acme.example"));
-        assert!(!looks_like_email("it-admin@localhost"));
-        assert!(!looks_like_email("not an email@acme.example"));
-        assert!(!looks_like_email("a@b@c.example"));
-        assert!(is_web_url("https://www.acme.example"));
-        assert!(!is_web_url("ftp://acme.example"));
-        assert!(!is_web_url("acme.example"));
+    fn template(
+        template_type: types::TemplateType,
+        names: &[&str],
+    ) -> types::CreateCredentialTemplateRequest {
+        types::CreateCredentialTemplateRequest {
+            name: "Employee Badge".to_owned(),
+            template_type,
+            attributes: names
+                .iter()
+                .map(|name| types::CredentialAttribute {
+                    name: (*name).to_owned(),
+                    data_type: types::AttributeDataType::String,
+                    authenticator_label: None,
+                })
+                .collect(),
+        }
     }
 
     #[test]
-    fn paging_cuts_pages_in_name_order() {
-        let paging = Paging {
-            page: 2,
-            page_size: 2,
-            search: None,
-        };
-        let (page, total) = paging.slice(vec!["d", "B", "a", "c", "e"], |s| s.to_lowercase());
-        assert_eq!((page, total), (vec!["c", "d"], 5));
+    fn issuance_templates_need_a_serial_number_attribute() {
+        use types::TemplateType::{Issuance, Verification};
+        assert!(check_attributes(&template(Issuance, &["FullName", "SerialNumber"])).is_ok());
+        assert!(check_attributes(&template(Verification, &[])).is_ok());
+        for names in [&[][..], &["FullName", "serialnumber"][..]] {
+            let problem = check_attributes(&template(Issuance, names)).unwrap_err();
+            assert_eq!(problem.status, StatusCode::BAD_REQUEST);
+            assert_eq!(problem.fields[0].field, "attributes");
+            assert!(
+                problem.fields[0].message.contains("SerialNumber"),
+                "{problem:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuance_records_serial_numbers_once() {
+        let mut store = Store::default();
+        store.organisations.push(Entry {
+            organisation: types::Organisation {
+                organisation_id: "org".to_owned(),
+                name: "Acme".to_owned(),
+                css_url: None,
+                round_logo: None,
+                validated: true,
+            },
+            templates: vec![types::CredentialTemplate {
+                credential_template_id: "t".to_owned(),
+                organisation_id: "org".to_owned(),
+                name: "Badge".to_owned(),
+                template_type: types::TemplateType::Issuance,
+                attributes: Vec::new(),
+            }],
+            issued: Vec::new(),
+        });
+        assert_eq!(store.issue("org", "Badge", Some("42")), Ok("42".to_owned()));
+        assert_eq!(
+            store.issue("org", "Badge", Some("42")),
+            Err(IssuanceError::SerialNumberTaken("42".to_owned()))
+        );
+        let generated = store.issue("org", "Badge", None).unwrap();
+        assert!(Uuid::parse_str(&generated).is_ok(), "{generated}");
+        assert!(matches!(
+            store.issue("org", "Pass", None),
+            Err(IssuanceError::UnknownTemplate { .. })
+        ));
+        assert!(matches!(
+            store.issue("other", "Badge", None),
+            Err(IssuanceError::UnknownOrganisation(_))
+        ));
     }
 }

@@ -10,9 +10,13 @@
 //! - a JWKS with the key that signs every access token (ES256 JWTs with
 //!   `iss`, `aud`, `sub`, `client_id`, `scope`, `iat`, `exp`, `jti`);
 //! - the Cenda Configuration API and the NXTsoft transactions API, routed
-//!   from their OpenAPI documents, with in-memory state, request bodies
-//!   checked by the generated types, and bearer-token checks that answer as
-//!   RFC 6750 says (`invalid_token` 401, `insufficient_scope` 403);
+//!   from their OpenAPI documents, with in-memory state, every request
+//!   checked against the document's schemas (and nothing else), the rules
+//!   the operations state, and bearer-token checks that answer as RFC 6750
+//!   says (`invalid_token` 401, `insufficient_scope` 403); Cenda's
+//!   organisations are validated without any DNS check, and
+//!   [`Sandbox::issue_credential`] stands in for Cenda's OIDC issuance so
+//!   that a credential can be revoked;
 //! - fault knobs ([`FaultControl`]) and request counters ([`SandboxStats`]).
 //!
 //! "Now" comes from an injected [`Clock`], so a test with a
@@ -32,6 +36,7 @@
 
 mod api;
 mod cenda;
+mod contract;
 pub mod demo;
 mod faults;
 mod identity;
@@ -48,6 +53,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use cenda::IssuanceError;
 pub use demo::{DemoClient, ProviderStyle};
 pub use faults::{FaultControl, Faults, GarbageBody};
 pub use stats::SandboxStats;
@@ -330,6 +336,23 @@ impl Sandbox {
             token_url: self.token_url(registered.style),
             description: registered.description,
         }
+    }
+
+    /// Issues a credential from the Cenda issuance template named
+    /// `credential_template_name` of organisation `organisation_id`, as
+    /// Cenda's OIDC issuance interface would (it is not part of the
+    /// Configuration API the sandbox serves): with `serial_number`, as an
+    /// issuer gives it in the `idTokenHint`, or a new GUID. Returns the
+    /// serial number, which `revokeCredential` then finds.
+    pub fn issue_credential(
+        &self,
+        organisation_id: &str,
+        credential_template_name: &str,
+        serial_number: Option<&str>,
+    ) -> Result<String, IssuanceError> {
+        self.shared
+            .cenda()
+            .issue(organisation_id, credential_template_name, serial_number)
     }
 
     /// The request counters so far.

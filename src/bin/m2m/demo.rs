@@ -3,9 +3,11 @@
 //! It starts the sandbox on a free loopback port, generates a configuration
 //! with one client per provider variant (secrets in environment variables,
 //! as a real deployment would have them), fetches a token in every
-//! provider's style, creates an organisation and a credential template on
-//! the Cenda Configuration API, reads them back, and posts an NXTsoft
-//! validation message. Each step prints one line; a summary table closes.
+//! provider's style, onboards an organisation on the Cenda Configuration
+//! API in the vendor's order (create it, validate it, an issuance template
+//! with the `SerialNumber` attribute, a verification template, list them,
+//! revoke a credential), and posts an NXTsoft validation message. Each step
+//! prints one line; a summary table closes.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -70,7 +72,7 @@ impl Report {
             Err(error) => (false, error, None),
         };
         println!(
-            "[{number:>2}] {mark} {name:<34} {client:<9} {outcome}  ({ms:.1} ms)",
+            "[{number:>2}] {mark} {name:<40} {client:<9} {outcome}  ({ms:.1} ms)",
             mark = if ok { "ok  " } else { "FAIL" },
             ms = elapsed.as_secs_f64() * 1000.0,
         );
@@ -88,10 +90,10 @@ impl Report {
 
     fn print_summary(&self, sandbox: &Sandbox) {
         println!("\nSummary");
-        println!("  {:<34} {:<9} {:>9}  result", "step", "client", "ms");
+        println!("  {:<40} {:<9} {:>9}  result", "step", "client", "ms");
         for step in &self.steps {
             println!(
-                "  {:<34} {:<9} {:>9.1}  {}",
+                "  {:<40} {:<9} {:>9.1}  {}",
                 step.name,
                 step.client,
                 step.elapsed.as_secs_f64() * 1000.0,
@@ -162,7 +164,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
 
     if let Some(auth) = auth_of("cenda") {
         let api = cenda::Client::new(&sandbox.cenda_api_url(), auth);
-        cenda_steps(&mut report, &api).await;
+        cenda_steps(&mut report, &api, &sandbox).await;
     }
     if let Some(auth) = auth_of("nxtsoft") {
         let api = nxtsoft::Client::new(&sandbox.nxtsoft_api_url(), auth);
@@ -216,10 +218,8 @@ fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
             api_base_url: Some(url(sandbox.nxtsoft_api_url())?),
             client_id: Some(demo::COGNITO_CLIENT_ID.to_owned()),
             client_secret_env: Some(SECRET_VARIABLES[1].0.to_owned()),
-            scopes: Some(vec![
-                demo::SCOPE_TRANSACTIONS_MOCK.to_owned(),
-                demo::SCOPE_TRANSACTIONS_POST.to_owned(),
-            ]),
+            // The preset asks for no scope: Cognito then grants every scope
+            // of the client (`transactions/mock` and `transactions/post`).
             ..ClientConfig::default()
         },
     );
@@ -363,14 +363,16 @@ fn describe<E: std::fmt::Debug>(error: progenitor_client::Error<E>) -> String {
     }
 }
 
-async fn cenda_steps(report: &mut Report, api: &cenda::Client) {
+/// The Cenda onboarding in the vendor's order: create the organisation,
+/// validate it, create an issuance template (with the `SerialNumber`
+/// attribute) and a verification template, list them, then revoke a
+/// credential issued from the issuance template.
+async fn cenda_steps(report: &mut Report, api: &cenda::Client, sandbox: &Sandbox) {
     let organisation_request: cenda::types::CreateOrganisationRequest =
         serde_json::from_value(json!({
             "name": "Acme Demo Ltd",
-            "description": "Created by m2m demo against the embedded sandbox.",
-            "contactEmail": "it-admin@acme.example",
-            "website": "https://www.acme.example",
-            "country": "GB"
+            "cssUrl": "https://www.acme.example/cenda/qr-page.css",
+            "roundLogo": "https://www.acme.example/assets/round-logo.png"
         }))
         .expect("a valid CreateOrganisationRequest");
     let Some(organisation) = report
@@ -386,9 +388,10 @@ async fn cenda_steps(report: &mut Report, api: &cenda::Client) {
                     .await
                     .map_err(describe)?;
                 let outcome = format!(
-                    "{} → organisation {}",
+                    "{} → organisation {} (validated: {})",
                     created.status(),
-                    created.organisation_id
+                    created.organisation_id,
+                    created.validated
                 );
                 Ok((created.into_inner(), outcome))
             },
@@ -399,99 +402,91 @@ async fn cenda_steps(report: &mut Report, api: &cenda::Client) {
     };
     let id = organisation.organisation_id;
 
-    let template_request: cenda::types::CreateCredentialTemplateRequest =
-        serde_json::from_value(json!({
-            "name": "Employee Badge",
-            "description": "Proves current employment at Acme Demo Ltd.",
-            "credentialType": "EmployeeBadgeCredential",
-            "format": "JwtVc",
-            "validityPeriodDays": 365,
-            "claims": [
-                {"name": "employeeNumber", "displayName": "Employee number", "dataType": "String", "required": true},
-                {"name": "startDate", "displayName": "Start date", "dataType": "Date"}
-            ]
-        }))
-        .expect("a valid CreateCredentialTemplateRequest");
-    let template = report
+    let validated = report
         .run(
-            "createCredentialTemplate",
+            "validateOrganisation",
             "cenda",
             &api_shape(
                 "POST",
-                &format!("/api/Organisation/{id}/credentialtemplate"),
-                Some(&template_request),
+                &format!("/api/Organisation/{id}/validate"),
+                None::<&()>,
             ),
             async {
-                let created = api
-                    .create_credential_template()
-                    .organisation_id(id)
-                    .body(template_request.clone())
+                let validation = api
+                    .validate_organisation()
+                    .organisation_id(&id)
                     .send()
                     .await
                     .map_err(describe)?;
                 let outcome = format!(
-                    "{} → template {}",
-                    created.status(),
-                    created.credential_template_id
+                    "{} → validated: {} ({})",
+                    validation.status(),
+                    validation.validated,
+                    validation.detail.as_deref().unwrap_or_default()
                 );
-                Ok((created.into_inner(), outcome))
-            },
-        )
-        .await;
-
-    report
-        .run(
-            "getOrganisation",
-            "cenda",
-            &api_shape("GET", &format!("/api/Organisation/{id}"), None::<&()>),
-            async {
-                let read = api
-                    .get_organisation()
-                    .organisation_id(id)
-                    .send()
-                    .await
-                    .map_err(describe)?;
-                if read.name != organisation.name {
-                    return Err(format!(
-                        "read back {:?}, created {:?}",
-                        read.name, organisation.name
-                    ));
-                }
-                let outcome = format!("{} → {:?} ({:?})", read.status(), read.name, read.status);
                 Ok(((), outcome))
             },
         )
         .await;
+    if validated.is_none() {
+        return;
+    }
 
-    if let Some(template) = template {
-        let template_id = template.credential_template_id;
-        report
+    let issuance: cenda::types::CreateCredentialTemplateRequest = serde_json::from_value(json!({
+        "name": "Employee Badge",
+        "templateType": "Issuance",
+        "attributes": [
+            {"name": "SerialNumber", "dataType": "String", "authenticatorLabel": "Serial number"},
+            {"name": "FullName", "dataType": "String", "authenticatorLabel": "Name"},
+            {"name": "Photo", "dataType": "JpegImageType", "authenticatorLabel": "Photo"}
+        ]
+    }))
+    .expect("a valid CreateCredentialTemplateRequest");
+    let verification: cenda::types::CreateCredentialTemplateRequest =
+        serde_json::from_value(json!({
+            "name": "Employee Badge Check",
+            "templateType": "Verification",
+            "attributes": [
+                {"name": "FullName", "dataType": "String"},
+                {"name": "Photo", "dataType": "JpegImageType"}
+            ]
+        }))
+        .expect("a valid CreateCredentialTemplateRequest");
+    let mut issuance_template = None;
+    for (step, request) in [
+        ("createCredentialTemplate (Issuance)", &issuance),
+        ("createCredentialTemplate (Verification)", &verification),
+    ] {
+        let created = report
             .run(
-                "getCredentialTemplate",
+                step,
                 "cenda",
                 &api_shape(
-                    "GET",
-                    &format!("/api/Organisation/{id}/credentialtemplate/{template_id}"),
-                    None::<&()>,
+                    "POST",
+                    &format!("/api/Organisation/{id}/credentialtemplate"),
+                    Some(request),
                 ),
                 async {
-                    let read = api
-                        .get_credential_template()
-                        .organisation_id(id)
-                        .credential_template_id(template_id)
+                    let created = api
+                        .create_credential_template()
+                        .organisation_id(&id)
+                        .body(request.clone())
                         .send()
                         .await
                         .map_err(describe)?;
                     let outcome = format!(
-                        "{} → {:?} with {} claims",
-                        read.status(),
-                        read.name,
-                        read.claims.len()
+                        "{} → template {} with {} attribute(s)",
+                        created.status(),
+                        created.credential_template_id,
+                        created.attributes.len()
                     );
-                    Ok(((), outcome))
+                    Ok((created.into_inner(), outcome))
                 },
             )
             .await;
+        if issuance_template.is_none() {
+            issuance_template = created;
+        }
     }
 
     report
@@ -504,16 +499,67 @@ async fn cenda_steps(report: &mut Report, api: &cenda::Client) {
                 None::<&()>,
             ),
             async {
-                let page = api
+                let templates = api
                     .list_credential_templates()
-                    .organisation_id(id)
+                    .organisation_id(&id)
                     .send()
                     .await
                     .map_err(describe)?;
-                if page.total_count != 1 {
-                    return Err(format!("listed {} templates, created 1", page.total_count));
+                if templates.len() != 2 {
+                    return Err(format!("listed {} templates, created 2", templates.len()));
                 }
-                let outcome = format!("{} → {} template(s)", page.status(), page.total_count);
+                let kinds: Vec<String> = templates
+                    .iter()
+                    .map(|t| format!("{} ({:?})", t.name, t.template_type))
+                    .collect();
+                let outcome = format!("{} → {}", templates.status(), kinds.join(", "));
+                Ok(((), outcome))
+            },
+        )
+        .await;
+
+    let Some(template) = issuance_template else {
+        return;
+    };
+    // Issuance goes through Cenda's OIDC interface, not the Configuration
+    // API; the sandbox stands in for it so that there is something to revoke.
+    let Some(serial_number) = report
+        .run(
+            "issue a credential (sandbox)",
+            "sandbox",
+            "stands in for Cenda's OIDC issuance: the issuer gives the SerialNumber in the idTokenHint",
+            async {
+                let serial = sandbox
+                    .issue_credential(&id, &template.name, None)
+                    .map_err(|e| e.to_string())?;
+                let outcome = format!("SerialNumber {serial} from {:?}", template.name);
+                Ok((serial, outcome))
+            },
+        )
+        .await
+    else {
+        return;
+    };
+
+    let revoke: cenda::types::RevokeCredentialRequest = serde_json::from_value(json!({
+        "organisationId": id,
+        "credentialTemplateName": template.name,
+        "serialNumber": serial_number
+    }))
+    .expect("a valid RevokeCredentialRequest");
+    report
+        .run(
+            "revokeCredential",
+            "cenda",
+            &api_shape("POST", "/api/Revocation/revoke", Some(&revoke)),
+            async {
+                let revoked = api
+                    .revoke_credential()
+                    .body(revoke.clone())
+                    .send()
+                    .await
+                    .map_err(describe)?;
+                let outcome = format!("{} → credential {serial_number} revoked", revoked.status());
                 Ok(((), outcome))
             },
         )

@@ -25,15 +25,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use secrecy::ExposeSecret;
+
 use crate::auth::{
-    Auth, CacheSettings, ClientAuthMethod, ClientCredential, KeyIdentifier, MemoryStore,
-    PrivateKeyJwt, SigningAlgorithm, TokenCache, TokenEndpoint, TokenEndpointBuilder,
+    Auth, CacheEncryptionKey, CacheSettings, ClientAuthMethod, ClientCredential, FileStore,
+    KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache, TokenEndpoint,
+    TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
 
 /// Environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "M2M_CONFIG";
+/// Environment variable naming the token cache directory (`[cache] dir`).
+pub const CACHE_DIR_ENV: &str = "M2M_CACHE_DIR";
 /// The configuration file used when neither `--config` nor `M2M_CONFIG` is set.
 pub const DEFAULT_CONFIG_FILE: &str = "m2m.toml";
 
@@ -72,6 +77,16 @@ pub struct CacheConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long = "cache-url", value_name = "URL"))]
     pub redis_url: Option<Url>,
+    /// A directory that keeps tokens across runs, for command-line use and
+    /// scripts: one encrypted file per client and scope set (mode 0600, in a
+    /// directory of mode 0700). The key is `M2M_CACHE_KEY` when set, else
+    /// derived from the client's secret or private key. Not with `redis_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "cache-dir", value_name = "DIR", env = CACHE_DIR_ENV)
+    )]
+    pub dir: Option<PathBuf>,
 }
 
 /// Hides the password of `redis_url`.
@@ -85,6 +100,7 @@ impl std::fmt::Debug for CacheConfig {
                 "redis_url",
                 &self.redis_url.as_ref().map(crate::auth::redact_password),
             )
+            .field("dir", &self.dir)
             .finish()
     }
 }
@@ -473,7 +489,24 @@ impl Config {
     /// encryption key, if any, comes from `M2M_CACHE_KEY`). Redis that does
     /// not answer yet is not an error: the cache fetches directly until it
     /// does.
+    ///
+    /// With `[cache] dir`, the tokens go to files there, encrypted with the
+    /// key in `M2M_CACHE_KEY` (required here, as the cache may serve several
+    /// clients); [`Config::token_cache_for`] can derive the key from one
+    /// client's secret instead.
     pub async fn token_cache(&self) -> Result<TokenCache, ConfigFileError> {
+        self.token_cache_with(None).await
+    }
+
+    /// The token cache for the client called `name` alone: as
+    /// [`Config::token_cache`], but with `[cache] dir` and no
+    /// `M2M_CACHE_KEY`, the files' key is derived from this client's secret
+    /// (or private key), so no other secret has to be managed.
+    pub async fn token_cache_for(&self, name: &str) -> Result<TokenCache, ConfigFileError> {
+        self.token_cache_with(Some(name)).await
+    }
+
+    async fn token_cache_with(&self, client: Option<&str>) -> Result<TokenCache, ConfigFileError> {
         let mut settings = CacheSettings::default();
         if let Some(seconds) = self.cache.refresh_buffer_secs {
             settings.refresh_before = Duration::from_secs(seconds);
@@ -482,9 +515,16 @@ impl Config {
             .cache
             .max_entries
             .unwrap_or(MemoryStore::DEFAULT_CAPACITY);
-        let store: Arc<dyn crate::auth::TokenStore> = match &self.cache.redis_url {
-            None => Arc::new(MemoryStore::with_capacity(capacity)),
-            Some(url) => redis_store(url, capacity).await?,
+        let store: Arc<dyn crate::auth::TokenStore> = match (&self.cache.redis_url, &self.cache.dir)
+        {
+            (None, None) => Arc::new(MemoryStore::with_capacity(capacity)),
+            (Some(url), None) => redis_store(url, capacity).await?,
+            (None, Some(dir)) => Arc::new(self.file_store(dir, client)?),
+            (Some(_), Some(_)) => {
+                return Err(ConfigFileError::Cache {
+                    message: "set redis_url or dir, not both".to_owned(),
+                });
+            }
         };
         Ok(TokenCache::new(
             store,
@@ -492,6 +532,33 @@ impl Config {
             Arc::new(RandomJitter),
             settings,
         ))
+    }
+
+    /// The file store in `dir`, its key from `M2M_CACHE_KEY` or else from
+    /// the secret of `client`.
+    fn file_store(&self, dir: &Path, client: Option<&str>) -> Result<FileStore, ConfigFileError> {
+        let invalid = |message: String| ConfigFileError::Cache { message };
+        let key = match CacheEncryptionKey::from_env().map_err(|e| invalid(e.to_string()))? {
+            Some(key) => key,
+            None => {
+                let Some(name) = client else {
+                    return Err(invalid(format!(
+                        "dir needs {} (a cache shared by several clients has no one secret to derive its key from)",
+                        CacheEncryptionKey::ENV_VAR
+                    )));
+                };
+                let material = self
+                    .client(name)?
+                    .secret_material(name)
+                    .map_err(|message| ConfigFileError::Client {
+                        client: name.to_owned(),
+                        message,
+                    })?;
+                CacheEncryptionKey::derive_from_secret(material.expose_secret())
+                    .map_err(|e| invalid(e.to_string()))?
+            }
+        };
+        FileStore::open(dir, key).map_err(|e| invalid(e.to_string()))
     }
 
     /// The auth handle of the client called `name`, over `cache`: the one
@@ -599,22 +666,48 @@ impl ClientConfig {
         Ok(provider)
     }
 
-    /// The credential: `M2M_<CLIENT>_CLIENT_SECRET`, else the variable named
-    /// by `client_secret_env`, else the key in `private_key_file`.
-    pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
+    /// The client secret, if this client has one: `M2M_<CLIENT>_CLIENT_SECRET`,
+    /// else the variable named by `client_secret_env`. `Ok(None)` when the
+    /// client uses a private key instead.
+    fn secret(&self, client_name: &str) -> Result<Option<String>, String> {
         let override_var = Self::secret_override_env(client_name);
-        if let Some(secret) = non_empty_env(&override_var) {
-            return Ok(ClientCredential::secret(secret));
+        if let Some(secret) = non_empty_env(&override_var)? {
+            return Ok(Some(secret));
         }
         if let Some(var) = &self.client_secret_env {
-            return non_empty_env(var)
-                .map(ClientCredential::secret)
+            return non_empty_env(var)?
+                .map(Some)
                 .ok_or_else(|| format!("client_secret_env names {var}, which is not set"));
         }
-        let Some(key_file) = &self.private_key_file else {
+        if self.private_key_file.is_none() {
             return Err(format!(
                 "no credential: set client_secret_env (or {override_var}) or private_key_file"
             ));
+        }
+        Ok(None)
+    }
+
+    /// The secret the client authenticates with, as bytes: its client
+    /// secret, or its private key file. What a file cache's key is derived
+    /// from when no `M2M_CACHE_KEY` is given.
+    fn secret_material(&self, client_name: &str) -> Result<secrecy::SecretSlice<u8>, String> {
+        if let Some(secret) = self.secret(client_name)? {
+            return Ok(secret.into_bytes().into());
+        }
+        let key_file = self.private_key_file.as_ref().ok_or("no credential")?;
+        std::fs::read(key_file)
+            .map(Into::into)
+            .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))
+    }
+
+    /// The credential: `M2M_<CLIENT>_CLIENT_SECRET`, else the variable named
+    /// by `client_secret_env`, else the key in `private_key_file`.
+    pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
+        if let Some(secret) = self.secret(client_name)? {
+            return Ok(ClientCredential::secret(secret));
+        }
+        let Some(key_file) = &self.private_key_file else {
+            return Err("no credential".to_owned());
         };
         let pem = std::fs::read_to_string(key_file)
             .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
@@ -669,8 +762,17 @@ async fn redis_store(
     })
 }
 
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
+/// The value of the variable `name`: `None` when it is not set, an error
+/// naming it when it is set but empty or not Unicode (never the value).
+fn non_empty_env(name: &str) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(value) if value.is_empty() => Err(format!("the environment variable {name} is empty")),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "the environment variable {name} is not valid Unicode"
+        )),
+    }
 }
 
 impl ProviderKind {

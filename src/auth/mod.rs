@@ -10,8 +10,11 @@ pub mod challenge;
 pub mod clock;
 pub(crate) mod credentials;
 pub(crate) mod discovery;
+mod encryption;
 pub(crate) mod endpoint;
+mod envelope;
 pub(crate) mod error;
+mod file_store;
 pub(crate) mod http;
 #[cfg(feature = "middleware")]
 mod middleware;
@@ -31,17 +34,19 @@ pub use assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm};
 pub use cache::{CacheKey, CacheSettings, CacheStats, CachedTokenSource, TokenCache};
 pub use credentials::{ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE};
 pub use discovery::{Discovery, ProviderMetadata};
+pub use encryption::{CacheEncryptionKey, EncryptionKeyError};
 pub use endpoint::{EndpointIdentity, RetryPolicy, TokenEndpoint, TokenEndpointBuilder};
 pub use error::{
     AuthError, ConfigError, DiscoveryError, EndpointError, InvalidResponse, OAuthError,
     TransportError, TransportErrorKind,
 };
+pub use file_store::FileStore;
 pub(crate) use http::redact_password;
 pub use http::{HttpSettings, TokenHttpClient, check_credentials_url};
 #[cfg(feature = "middleware")]
 pub use middleware::AuthMiddleware;
 #[cfg(feature = "redis")]
-pub use redis_store::{CacheEncryptionKey, EncryptionKeyError, RedisStore, RedisStoreConfig};
+pub use redis_store::{RedisStore, RedisStoreConfig};
 pub use response::TokenLifetimes;
 pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
 pub use token::{AccessToken, InvalidTokenValue};

@@ -62,7 +62,7 @@ pub async fn resolve(
         clients: Default::default(),
     };
     effective.clients.insert(name.clone(), settings.clone());
-    let cache: TokenCache = effective.token_cache().await?;
+    let cache: TokenCache = effective.token_cache_for(&name).await?;
     let endpoint = effective
         .token_endpoint(&name)?
         .build()

@@ -12,8 +12,9 @@
 //! Every field of a client is also a command-line flag of `m2m token` and
 //! `m2m call` (the same struct derives both), so a client can be described
 //! on the command line alone. Secrets never have to be in the file:
-//! `client_secret_env` names an environment variable, `private_key_file` a
-//! PEM file, and `M2M_<CLIENT>_CLIENT_SECRET` overrides both.
+//! `client_secret_env` names an environment variable, `client_secret_file`
+//! a file holding the secret, `private_key_file` a PEM file, and
+//! `M2M_<CLIENT>_CLIENT_SECRET` overrides them all.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -214,6 +215,12 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "VAR"))]
     pub client_secret_env: Option<String>,
+    /// A file that holds the client secret (its whole content, one trailing
+    /// newline ignored): a mounted secret, or what `m2m sandbox
+    /// --write-config` writes. Keep it readable by you alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub client_secret_file: Option<PathBuf>,
     /// A PEM private key for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
@@ -235,11 +242,12 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub certificate_file: Option<PathBuf>,
-    /// The scopes to ask for (default: the provider's).
+    /// The scopes to ask for (default: the provider's). On the command
+    /// line, one scope per `--scope` (repeat it for several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "cli",
-        arg(long = "scope", value_name = "SCOPES", value_delimiter = ' ', num_args = 1..)
+        arg(long = "scope", value_name = "SCOPE", action = clap::ArgAction::Append, num_args = 1)
     )]
     pub scopes: Option<Vec<String>>,
     /// An RFC 8707 resource indicator.
@@ -257,7 +265,11 @@ pub struct ClientConfig {
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub allow_http: Option<bool>,
-    /// Timeout of one token request, in seconds. Default 10.
+    /// Timeout of each attempt at the token endpoint, in seconds (default
+    /// 10). A token request makes up to 3 attempts, with waits of about
+    /// 0.25 s and 0.5 s between them, when the endpoint does not answer or
+    /// answers 5xx or 429: an endpoint that never answers costs about
+    /// 3 × this (31 s by default) before the command gives up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
     pub timeout_secs: Option<u64>,
@@ -667,8 +679,8 @@ impl ClientConfig {
     }
 
     /// The client secret, if this client has one: `M2M_<CLIENT>_CLIENT_SECRET`,
-    /// else the variable named by `client_secret_env`. `Ok(None)` when the
-    /// client uses a private key instead.
+    /// else the variable named by `client_secret_env`, else the content of
+    /// `client_secret_file`. `Ok(None)` when the client uses a private key.
     fn secret(&self, client_name: &str) -> Result<Option<String>, String> {
         let override_var = Self::secret_override_env(client_name);
         if let Some(secret) = non_empty_env(&override_var)? {
@@ -679,9 +691,21 @@ impl ClientConfig {
                 .map(Some)
                 .ok_or_else(|| format!("client_secret_env names {var}, which is not set"));
         }
+        if let Some(file) = &self.client_secret_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("client_secret_file {}: {e}", file.display()))?;
+            let secret = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text);
+            if secret.is_empty() {
+                return Err(format!("client_secret_file {} is empty", file.display()));
+            }
+            return Ok(Some(secret.to_owned()));
+        }
         if self.private_key_file.is_none() {
             return Err(format!(
-                "no credential: set client_secret_env (or {override_var}) or private_key_file"
+                "no credential: set client_secret_env (or {override_var}), client_secret_file or private_key_file"
             ));
         }
         Ok(None)
@@ -701,7 +725,8 @@ impl ClientConfig {
     }
 
     /// The credential: `M2M_<CLIENT>_CLIENT_SECRET`, else the variable named
-    /// by `client_secret_env`, else the key in `private_key_file`.
+    /// by `client_secret_env`, else `client_secret_file`, else the key in
+    /// `private_key_file`.
     pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
         if let Some(secret) = self.secret(client_name)? {
             return Ok(ClientCredential::secret(secret));

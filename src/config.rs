@@ -38,7 +38,8 @@ use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
 
 /// Environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "M2M_CONFIG";
-/// Environment variable naming the token cache directory (`[cache] dir`).
+/// Environment variable the `m2m` command reads the token cache directory
+/// from (`[cache] dir`; `--cache-dir` wins over it, it wins over the file).
 pub const CACHE_DIR_ENV: &str = "M2M_CACHE_DIR";
 /// The configuration file used when neither `--config` nor `M2M_CONFIG` is set.
 pub const DEFAULT_CONFIG_FILE: &str = "m2m.toml";
@@ -82,11 +83,9 @@ pub struct CacheConfig {
     /// scripts: one encrypted file per client and scope set (mode 0600, in a
     /// directory of mode 0700). The key is `M2M_CACHE_KEY` when set, else
     /// derived from the client's secret or private key. Not with `redis_url`.
+    /// The `m2m` command also takes it from `M2M_CACHE_DIR`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(
-        feature = "cli",
-        arg(long = "cache-dir", value_name = "DIR", env = CACHE_DIR_ENV)
-    )]
+    #[cfg_attr(feature = "cli", arg(long = "cache-dir", value_name = "DIR"))]
     pub dir: Option<PathBuf>,
 }
 

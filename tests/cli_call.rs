@@ -364,7 +364,7 @@ async fn a_silent_api_times_out_and_says_so() {
     assert_eq!(
         result.error_line(),
         format!(
-            "m2m: error: GET {}/api/Organisation/{ORGANISATION} → timed out after 15 s",
+            "m2m: error: GET {}/api/Organisation/{ORGANISATION} → timed out after 15 s (attempt 1 of 1)",
             api.uri()
         )
     );

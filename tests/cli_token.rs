@@ -122,6 +122,17 @@ async fn two_runs_make_one_token_request_through_private_encrypted_files() {
     .unwrap();
     assert_eq!(summary(&other)["cached"], false);
     assert_eq!(requests_to(&server, "/token").await, 2);
+
+    // An empty M2M_CACHE_DIR is no cache, not an error.
+    let mut no_dir = token_args(&server, &dir);
+    no_dir.truncate(no_dir.len() - 2);
+    let unset = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = no_dir.iter().map(String::as_str).collect();
+        m2m(&args, &[(SECRET_VAR, SECRET), ("M2M_CACHE_DIR", "")])
+    })
+    .await
+    .unwrap();
+    assert_eq!(summary(&unset)["cached"], false);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,8 +22,9 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 ///
 /// - **Files**: one per [`CacheKey`], named by its SHA-256 form
 ///   (`<key>.token`), so no client id or scope is in a name; created with
-///   mode 0600 in a directory of mode 0700 (created so, or tightened to it;
-///   a shared sticky directory such as `/tmp` itself is refused).
+///   mode 0600 in a directory of mode 0700 (created so, or an empty one
+///   tightened to it; a directory open to others that holds other files,
+///   or a shared sticky one such as `/tmp` itself, is refused).
 /// - **Contents**: the envelope of the Redis store, the access token always
 ///   AES-256-GCM encrypted with the [`CacheEncryptionKey`] given (from
 ///   `M2M_CACHE_KEY`, or derived from the client's secret): no file ever
@@ -314,9 +315,21 @@ fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
             )));
         }
         if mode != 0o700 {
+            // An empty directory (just made with `mkdir`) is made private;
+            // one that holds other files is not m2m's to change.
+            let empty = fs::read_dir(dir)
+                .map_err(|e| fail("read", e))?
+                .next()
+                .is_none();
+            if !empty {
+                return Err(StoreError::new(format!(
+                    "the cache directory {} has mode {mode:o} and holds other files: name a directory of your own, or `chmod 700` it",
+                    dir.display()
+                )));
+            }
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| fail("restrict to mode 0700", e))?;
-            tracing::debug!(dir = %dir.display(), mode = format!("{mode:o}"), "cache directory restricted to mode 0700");
+            tracing::debug!(dir = %dir.display(), mode = format!("{mode:o}"), "empty cache directory restricted to mode 0700");
         }
     }
     Ok(())
@@ -429,13 +442,25 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn an_open_directory_is_tightened_and_a_sticky_one_refused() {
+    fn an_empty_open_directory_is_tightened_and_a_shared_one_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = temp_dir("modes");
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         FileStore::open(&dir, secret_key("s")).unwrap();
         assert_eq!(mode(&dir), 0o700);
+
+        fs::write(dir.join("someone-elses-file"), b"x").unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let error = FileStore::open(&dir, secret_key("s")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("has mode 755 and holds other files"),
+            "{error}"
+        );
+        assert_eq!(mode(&dir), 0o755, "left as it was");
+        fs::remove_file(dir.join("someone-elses-file")).unwrap();
 
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
         let error = FileStore::open(&dir, secret_key("s")).unwrap_err();

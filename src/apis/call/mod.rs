@@ -417,9 +417,11 @@ impl Call {
             Sent::Unanswered(error) => {
                 let (method, url) = tap.request.unwrap_or_default();
                 let mut reason = transport_reason(&error, timeout);
-                if tap.attempts == 2 {
-                    reason.push_str(" (attempt 2 of 2, after a token renewal)");
-                }
+                reason.push_str(if tap.attempts >= 2 {
+                    " (attempt 2 of 2, after a token renewal)"
+                } else {
+                    " (attempt 1 of 1)"
+                });
                 Err(CallFailure::Transport {
                     method,
                     url,

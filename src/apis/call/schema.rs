@@ -53,6 +53,7 @@ fn object_shape<'a>(doc: &'a Document, schema: &'a Value) -> Option<ObjectShape<
     }
     let mut is_object = false;
     let mut has_properties = false;
+    let mut closed = false;
     for part in parts {
         if part.get("type").and_then(Value::as_str) == Some("object") {
             is_object = true;
@@ -73,6 +74,7 @@ fn object_shape<'a>(doc: &'a Document, schema: &'a Value) -> Option<ObjectShape<
         }
         match part.get("additionalProperties") {
             Some(Value::Bool(true)) => shape.additional = Some(&ANY),
+            Some(Value::Bool(false)) => closed = true,
             Some(schema @ Value::Object(_)) => {
                 is_object = true;
                 shape.additional = Some(schema);
@@ -83,7 +85,7 @@ fn object_shape<'a>(doc: &'a Document, schema: &'a Value) -> Option<ObjectShape<
     if !is_object {
         return None;
     }
-    if !has_properties && shape.additional.is_none() {
+    if !has_properties && shape.additional.is_none() && !closed {
         // A free-form object: anything goes.
         shape.additional = Some(&ANY);
     }
@@ -351,16 +353,8 @@ fn check_at(
                 return Err(format!("{} is out of range for its format", here()));
             }
         }
-        Some("number") => {
-            if !value.is_number() {
-                return wrong_type("a number");
-            }
-        }
-        Some("boolean") => {
-            if !value.is_boolean() {
-                return wrong_type("true or false");
-            }
-        }
+        Some("number") if !value.is_number() => return wrong_type("a number"),
+        Some("boolean") if !value.is_boolean() => return wrong_type("true or false"),
         Some("array") => {
             let Some(items) = value.as_array() else {
                 return wrong_type("an array");

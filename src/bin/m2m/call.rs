@@ -1,6 +1,6 @@
 //! `m2m call`: call any generated operation by its operationId.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -149,7 +149,14 @@ fn report(exchange: &Exchange) -> Result<(), Failure> {
     }
     if exchange.succeeded() || exchange.body_is_json() {
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(&exchange.body);
+        // JSON cannot carry raw control characters; any other body does
+        // not get to send escape sequences to a terminal.
+        let body = if stdout.is_terminal() && !exchange.body_is_json() {
+            printable(&exchange.body)
+        } else {
+            exchange.body.clone()
+        };
+        let _ = stdout.write_all(&body);
         if !exchange.body.is_empty() && !exchange.body.ends_with(b"\n") {
             let _ = stdout.write_all(b"\n");
         }
@@ -164,6 +171,15 @@ fn report(exchange: &Exchange) -> Result<(), Failure> {
         line.push_str(&message);
     }
     Err(Failure::remote(line))
+}
+
+/// `body` without control characters other than newline and tab.
+fn printable(body: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(body)
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect::<String>()
+        .into_bytes()
 }
 
 /// The request body from `path` (`-`: standard input), and how messages

@@ -7,7 +7,7 @@ use std::time::Duration;
 use m2m::auth::{
     Auth, AuthError, CachedTokenSource, HttpSettings, RetryPolicy, TokenCache, TransportErrorKind,
 };
-use m2m::config::{CacheConfig, ClientConfig, Config};
+use m2m::config::{CACHE_DIR_ENV, CacheConfig, ClientConfig, Config};
 
 use crate::failure::Failure;
 
@@ -71,8 +71,17 @@ pub async fn resolve(
     args: &ClientArgs,
 ) -> Result<ResolvedClient, Failure> {
     let (name, settings) = self::settings(config, name, args)?;
+    let from_env = CacheConfig {
+        dir: std::env::var_os(CACHE_DIR_ENV)
+            .filter(|dir| !dir.is_empty())
+            .map(Into::into),
+        ..CacheConfig::default()
+    };
     let mut effective = Config {
-        cache: config.cache.overlaid_with(&args.cache),
+        cache: config
+            .cache
+            .overlaid_with(&from_env)
+            .overlaid_with(&args.cache),
         clients: Default::default(),
     };
     effective.clients.insert(name.clone(), settings.clone());

@@ -56,6 +56,11 @@ pub fn generate(file: &syn::File) -> Result<TokenStream, String> {
             })?;
     }
     let methods: Vec<&str> = operations.iter().map(|o| o.method.as_str()).collect();
+    let setters = operations.iter().map(|operation| {
+        let method = &operation.method;
+        let names = operation.setters.iter().map(|s| s.name.as_str());
+        quote! { (#method, &[#(#names),*]) }
+    });
     let arms = operations.iter().map(|operation| {
         let method = &operation.method;
         let method_ident = format_ident!("{}", method);
@@ -90,8 +95,11 @@ pub fn generate(file: &syn::File) -> Result<TokenStream, String> {
         use super::*;
         use crate::apis::call::{CallFailure, Input, Sent, finish};
 
-        /// progenitor's method name of every operation, in document order.
+        /// progenitor's method name of every operation.
         pub(crate) const METHODS: &[&str] = &[#(#methods),*];
+
+        /// The setters of each method's builder (`body` for the body).
+        pub(crate) const SETTERS: &[(&str, &[&str])] = &[#(#setters),*];
 
         /// Sends the operation progenitor calls `method` with `input`,
         /// through the generated builder. The response itself is taken by

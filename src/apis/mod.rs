@@ -94,6 +94,17 @@ macro_rules! generated_apis {
                 }
             }
 
+            /// The setters of the builder of progenitor's `method`.
+            fn generated_setters(self, method: &str) -> &'static [&'static str] {
+                let setters = match self {
+                    $(Api::$module => $module::dispatch::SETTERS,)+
+                };
+                setters
+                    .iter()
+                    .find(|(name, _)| *name == method)
+                    .map_or(&[], |(_, setters)| setters)
+            }
+
             /// Sends the operation progenitor calls `method` through this
             /// API's generated client.
             async fn send_generated(

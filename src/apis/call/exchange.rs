@@ -116,17 +116,21 @@ fn scrub_credential(body: &mut Vec<u8>, sent: &HeaderValue) {
         return;
     }
     const REDACTED: &[u8] = b"[redacted]";
-    let mut out = Vec::with_capacity(body.len());
-    let mut at = 0;
-    while at < body.len() {
-        if body[at..].starts_with(credential) {
-            out.extend_from_slice(REDACTED);
-            at += credential.len();
-        } else {
-            out.push(body[at]);
-            at += 1;
-        }
+    let found: Vec<usize> = memchr::memmem::find_iter(body, credential).collect();
+    if found.is_empty() {
+        return;
     }
+    let mut out = Vec::with_capacity(body.len());
+    let mut from = 0;
+    for at in found {
+        if at < from {
+            continue;
+        }
+        out.extend_from_slice(&body[from..at]);
+        out.extend_from_slice(REDACTED);
+        from = at + credential.len();
+    }
+    out.extend_from_slice(&body[from..]);
     *body = out;
 }
 
@@ -388,11 +392,15 @@ mod tests {
 
     #[test]
     fn an_echoed_token_is_scrubbed() {
-        let mut body = b"{\"echo\":\"Bearer eyJhbGc.secret-part.sig\"}".to_vec();
-        scrub_credential(
-            &mut body,
-            &HeaderValue::from_static("Bearer eyJhbGc.secret-part.sig"),
+        let sent = HeaderValue::from_static("Bearer eyJhbGc.secret-part.sig");
+        let mut body = b"{\"echo\":\"Bearer eyJhbGc.secret-part.sig\",\"again\":\"eyJhbGc.secret-part.sigeyJhbGc.secret-part.sig\"}".to_vec();
+        scrub_credential(&mut body, &sent);
+        assert_eq!(
+            body,
+            b"{\"echo\":\"Bearer [redacted]\",\"again\":\"[redacted][redacted]\"}"
         );
-        assert_eq!(body, b"{\"echo\":\"Bearer [redacted]\"}");
+        let mut untouched = b"nothing to see".to_vec();
+        scrub_credential(&mut untouched, &sent);
+        assert_eq!(untouched, b"nothing to see");
     }
 }

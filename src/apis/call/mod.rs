@@ -396,6 +396,23 @@ impl Call {
                 self.operation.operation_id
             ))
         })?;
+        // Every value checked against the document must reach a setter of
+        // the generated builder: a parameter progenitor named otherwise
+        // would be dropped without a word.
+        let setters = self.operation.api.generated_setters(method);
+        let unmatched = self
+            .input
+            .params
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(self.input.body.as_ref().map(|_| "body"))
+            .find(|name| !setters.iter().any(|setter| same_name(setter, name)));
+        if let Some(name) = unmatched {
+            return Err(CallFailure::Other(format!(
+                "the generated client of {} takes no {name}: nothing was sent",
+                self.operation.operation_id
+            )));
+        }
         let http = reqwest::ClientBuilder::new()
             .connect_timeout(timeout)
             .timeout(timeout)
@@ -515,12 +532,14 @@ fn transport_reason(error: &reqwest::Error, timeout: Duration) -> String {
     }
 }
 
-/// Whether two names are the same but for case, `-` and `_`
-/// (`postValidationMessage` and `post_validation_message`).
+/// Whether two names are the same but for case and punctuation
+/// (`postValidationMessage` and `post_validation_message`,
+/// `Idempotency-Key` and `idempotency_key`): how progenitor names methods
+/// and setters after the document.
 pub(crate) fn same_name(a: &str, b: &str) -> bool {
     let loose = |name: &str| -> String {
         name.chars()
-            .filter(|c| *c != '-' && *c != '_')
+            .filter(|c| c.is_alphanumeric())
             .flat_map(char::to_lowercase)
             .collect()
     };

@@ -42,9 +42,31 @@ fn every_document_operation_and_parameter_has_a_generated_counterpart() {
     for api in Api::ALL {
         assert!(!api.operations().is_empty(), "{}", api.name());
         for operation in api.operations() {
-            assert!(
-                operation.generated_method().is_some(),
-                "{} has no generated method",
+            let method = operation
+                .generated_method()
+                .unwrap_or_else(|| panic!("{} has no generated method", operation.operation_id));
+            let setters = api.generated_setters(method);
+            for parameter in &operation.parameters {
+                let matching = setters
+                    .iter()
+                    .filter(|setter| same_name(setter, &parameter.name))
+                    .count();
+                assert_eq!(
+                    matching, 1,
+                    "{} {}: setters {setters:?}",
+                    operation.operation_id, parameter.name
+                );
+            }
+            assert_eq!(
+                operation.body.is_some(),
+                setters.contains(&"body"),
+                "{}",
+                operation.operation_id
+            );
+            assert_eq!(
+                setters.len(),
+                operation.parameters.len() + usize::from(operation.body.is_some()),
+                "{}: {setters:?}",
                 operation.operation_id
             );
         }

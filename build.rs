@@ -3,7 +3,9 @@
 //! For every `openapi/<name>.{yaml,yml,json}` this writes, into `OUT_DIR`:
 //! - `<name>.rs`: the progenitor client (builder interface, [`Auth`] as the
 //!   inner type, hooks that the crate must implement, `JsonSchema` derived);
-//! - `<name>-cli.rs`: a clap command per operation, for `m2m call`;
+//! - `<name>-dispatch.rs`: `m2m call`'s way into that client: for each
+//!   operation, its builder with every parameter and the body typed as the
+//!   builder takes them, so the request is the one the typed client sends;
 //! - `<name>.json`: the same document as JSON, so runtime code (the sandbox,
 //!   `m2m call --list`) reads the spec without a YAML parser.
 //!
@@ -18,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle};
+
+#[path = "build/dispatch.rs"]
+mod dispatch;
 
 const SPEC_DIR: &str = "openapi";
 const SPEC_EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
@@ -96,20 +101,22 @@ fn generate(spec_path: &Path, out_dir: &Path) -> Result<(), String> {
 
     let client = catch_generator_panic(|| Generator::new(&settings).generate_tokens(&spec))?
         .map_err(|e| format!("progenitor cannot generate a client: {e}"))?;
-    write(&out_dir.join(format!("{stem}.rs")), &unparse(client)?)?;
-    // The command-line face of the same operations (`m2m call`), generated
-    // by a fresh generator: it lives in a child module of the client's.
-    let cli = catch_generator_panic(|| Generator::new(&settings).cli(&spec, "super"))?
-        .map_err(|e| format!("progenitor cannot generate the command-line interface: {e}"))?;
-    write(&out_dir.join(format!("{stem}-cli.rs")), &unparse(cli)?)?;
+    let file = parse(client)?;
+    let dispatch = dispatch::generate(&file)?;
+    write(
+        &out_dir.join(format!("{stem}.rs")),
+        prettyplease::unparse(&file).as_bytes(),
+    )?;
+    write(
+        &out_dir.join(format!("{stem}-dispatch.rs")),
+        prettyplease::unparse(&parse(dispatch)?).as_bytes(),
+    )?;
     let json = serde_json::to_vec(&value).map_err(|e| format!("cannot serialise: {e}"))?;
     write(&out_dir.join(format!("{stem}.json")), &json)
 }
 
-fn unparse(tokens: proc_macro2::TokenStream) -> Result<Vec<u8>, String> {
-    let file = syn::parse2::<syn::File>(tokens)
-        .map_err(|e| format!("progenitor produced code that does not parse: {e}"))?;
-    Ok(prettyplease::unparse(&file).into_bytes())
+fn parse(tokens: proc_macro2::TokenStream) -> Result<syn::File, String> {
+    syn::parse2::<syn::File>(tokens).map_err(|e| format!("generated code that does not parse: {e}"))
 }
 
 /// progenitor panics on some documents it does not support (two request

@@ -12,8 +12,9 @@
 //! Every field of a client is also a command-line flag of `m2m token` and
 //! `m2m call` (the same struct derives both), so a client can be described
 //! on the command line alone. Secrets never have to be in the file:
-//! `client_secret_env` names an environment variable, `private_key_file` a
-//! PEM file, and `M2M_<CLIENT>_CLIENT_SECRET` overrides both.
+//! `client_secret_env` names an environment variable, `client_secret_file`
+//! a file holding the secret, `private_key_file` a PEM file, and
+//! `M2M_<CLIENT>_CLIENT_SECRET` overrides them all.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,15 +26,21 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use secrecy::ExposeSecret;
+
 use crate::auth::{
-    ApiSettings, Auth, CacheSettings, ClientAuthMethod, ClientCredential, KeyIdentifier,
-    MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache, TokenEndpoint, TokenEndpointBuilder,
+    ApiSettings, Auth, CacheEncryptionKey, CacheSettings, ClientAuthMethod, ClientCredential,
+    FileStore, KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache,
+    TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
 
 /// Environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "M2M_CONFIG";
+/// Environment variable the `m2m` command reads the token cache directory
+/// from (`[cache] dir`; `--cache-dir` wins over it, it wins over the file).
+pub const CACHE_DIR_ENV: &str = "M2M_CACHE_DIR";
 /// The configuration file used when neither `--config` nor `M2M_CONFIG` is set.
 pub const DEFAULT_CONFIG_FILE: &str = "m2m.toml";
 
@@ -78,6 +85,14 @@ pub struct CacheConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
     pub load_timeout_secs: Option<u64>,
+    /// A directory that keeps tokens across runs, for command-line use and
+    /// scripts: one encrypted file per client and scope set (mode 0600, in a
+    /// directory of mode 0700). The key is `M2M_CACHE_KEY` when set, else
+    /// derived from the client's secret or private key. Not with `redis_url`.
+    /// The `m2m` command also takes it from `M2M_CACHE_DIR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long = "cache-dir", value_name = "DIR"))]
+    pub dir: Option<PathBuf>,
 }
 
 /// Hides the password of `redis_url`.
@@ -92,6 +107,7 @@ impl std::fmt::Debug for CacheConfig {
                 &self.redis_url.as_ref().map(crate::auth::redact_password),
             )
             .field("load_timeout_secs", &self.load_timeout_secs)
+            .field("dir", &self.dir)
             .finish()
     }
 }
@@ -205,6 +221,12 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "VAR"))]
     pub client_secret_env: Option<String>,
+    /// A file that holds the client secret (its whole content, one trailing
+    /// newline ignored): a mounted secret, or what `m2m sandbox
+    /// --write-config` writes. Keep it readable by you alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub client_secret_file: Option<PathBuf>,
     /// A PEM private key for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
@@ -226,11 +248,12 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub certificate_file: Option<PathBuf>,
-    /// The scopes to ask for (default: the provider's).
+    /// The scopes to ask for (default: the provider's). On the command
+    /// line, one scope per `--scope` (repeat it for several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "cli",
-        arg(long = "scope", value_name = "SCOPES", value_delimiter = ' ', num_args = 1..)
+        arg(long = "scope", value_name = "SCOPE", action = clap::ArgAction::Append, num_args = 1)
     )]
     pub scopes: Option<Vec<String>>,
     /// An RFC 8707 resource indicator.
@@ -259,7 +282,11 @@ pub struct ClientConfig {
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub strict_issuer: Option<bool>,
-    /// Timeout of one token request, in seconds. Default 10.
+    /// Timeout of each attempt at the token endpoint, in seconds (default
+    /// 10). A token request makes up to 3 attempts, with waits of about
+    /// 0.25 s and 0.5 s between them, when the endpoint does not answer or
+    /// answers 5xx or 429: an endpoint that never answers costs about
+    /// 3 × this (31 s by default) before the command gives up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
     pub timeout_secs: Option<u64>,
@@ -518,7 +545,24 @@ impl Config {
     /// encryption key, if any, comes from `M2M_CACHE_KEY`). Redis that does
     /// not answer yet is not an error: the cache fetches directly until it
     /// does.
+    ///
+    /// With `[cache] dir`, the tokens go to files there, encrypted with the
+    /// key in `M2M_CACHE_KEY` (required here, as the cache may serve several
+    /// clients); [`Config::token_cache_for`] can derive the key from one
+    /// client's secret instead.
     pub async fn token_cache(&self) -> Result<TokenCache, ConfigFileError> {
+        self.token_cache_with(None).await
+    }
+
+    /// The token cache for the client called `name` alone: as
+    /// [`Config::token_cache`], but with `[cache] dir` and no
+    /// `M2M_CACHE_KEY`, the files' key is derived from this client's secret
+    /// (or private key), so no other secret has to be managed.
+    pub async fn token_cache_for(&self, name: &str) -> Result<TokenCache, ConfigFileError> {
+        self.token_cache_with(Some(name)).await
+    }
+
+    async fn token_cache_with(&self, client: Option<&str>) -> Result<TokenCache, ConfigFileError> {
         let mut settings = CacheSettings::default();
         if let Some(seconds) = self.cache.refresh_buffer_secs {
             settings.refresh_before = Duration::from_secs(seconds);
@@ -536,9 +580,16 @@ impl Config {
             .cache
             .max_entries
             .unwrap_or(MemoryStore::DEFAULT_CAPACITY);
-        let store: Arc<dyn crate::auth::TokenStore> = match &self.cache.redis_url {
-            None => Arc::new(MemoryStore::with_capacity(capacity)),
-            Some(url) => redis_store(url, capacity).await?,
+        let store: Arc<dyn crate::auth::TokenStore> = match (&self.cache.redis_url, &self.cache.dir)
+        {
+            (None, None) => Arc::new(MemoryStore::with_capacity(capacity)),
+            (Some(url), None) => redis_store(url, capacity).await?,
+            (None, Some(dir)) => Arc::new(self.file_store(dir, client)?),
+            (Some(_), Some(_)) => {
+                return Err(ConfigFileError::Cache {
+                    message: "set redis_url or dir, not both".to_owned(),
+                });
+            }
         };
         Ok(TokenCache::new(
             store,
@@ -546,6 +597,33 @@ impl Config {
             Arc::new(RandomJitter),
             settings,
         ))
+    }
+
+    /// The file store in `dir`, its key from `M2M_CACHE_KEY` or else from
+    /// the secret of `client`.
+    fn file_store(&self, dir: &Path, client: Option<&str>) -> Result<FileStore, ConfigFileError> {
+        let invalid = |message: String| ConfigFileError::Cache { message };
+        let key = match CacheEncryptionKey::from_env().map_err(|e| invalid(e.to_string()))? {
+            Some(key) => key,
+            None => {
+                let Some(name) = client else {
+                    return Err(invalid(format!(
+                        "dir needs {} (a cache shared by several clients has no one secret to derive its key from)",
+                        CacheEncryptionKey::ENV_VAR
+                    )));
+                };
+                let material = self
+                    .client(name)?
+                    .secret_material(name)
+                    .map_err(|message| ConfigFileError::Client {
+                        client: name.to_owned(),
+                        message,
+                    })?;
+                CacheEncryptionKey::derive_from_secret(material.expose_secret())
+                    .map_err(|e| invalid(e.to_string()))?
+            }
+        };
+        FileStore::open(dir, key).map_err(|e| invalid(e.to_string()))
     }
 
     /// The auth handle of the client called `name`, over `cache`: the one
@@ -655,22 +733,61 @@ impl ClientConfig {
         Ok(provider)
     }
 
-    /// The credential: `M2M_<CLIENT>_CLIENT_SECRET`, else the variable named
-    /// by `client_secret_env`, else the key in `private_key_file`.
-    pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
+    /// The client secret, if this client has one: `M2M_<CLIENT>_CLIENT_SECRET`,
+    /// else the variable named by `client_secret_env`, else the content of
+    /// `client_secret_file`. `Ok(None)` when the client uses a private key.
+    fn secret(&self, client_name: &str) -> Result<Option<String>, String> {
         let override_var = Self::secret_override_env(client_name);
-        if let Some(secret) = non_empty_env(&override_var) {
-            return Ok(ClientCredential::secret(secret));
+        if let Some(secret) = non_empty_env(&override_var)? {
+            return Ok(Some(secret));
         }
         if let Some(var) = &self.client_secret_env {
-            return non_empty_env(var)
-                .map(ClientCredential::secret)
+            return non_empty_env(var)?
+                .map(Some)
                 .ok_or_else(|| format!("client_secret_env names {var}, which is not set"));
         }
-        let Some(key_file) = &self.private_key_file else {
+        if let Some(file) = &self.client_secret_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("client_secret_file {}: {e}", file.display()))?;
+            let secret = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text);
+            if secret.is_empty() {
+                return Err(format!("client_secret_file {} is empty", file.display()));
+            }
+            return Ok(Some(secret.to_owned()));
+        }
+        if self.private_key_file.is_none() {
             return Err(format!(
-                "no credential: set client_secret_env (or {override_var}) or private_key_file"
+                "no credential: set client_secret_env (or {override_var}), client_secret_file or private_key_file"
             ));
+        }
+        Ok(None)
+    }
+
+    /// The secret the client authenticates with, as bytes: its client
+    /// secret, or its private key file. What a file cache's key is derived
+    /// from when no `M2M_CACHE_KEY` is given.
+    fn secret_material(&self, client_name: &str) -> Result<secrecy::SecretSlice<u8>, String> {
+        if let Some(secret) = self.secret(client_name)? {
+            return Ok(secret.into_bytes().into());
+        }
+        let key_file = self.private_key_file.as_ref().ok_or("no credential")?;
+        std::fs::read(key_file)
+            .map(Into::into)
+            .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))
+    }
+
+    /// The credential: `M2M_<CLIENT>_CLIENT_SECRET`, else the variable named
+    /// by `client_secret_env`, else `client_secret_file`, else the key in
+    /// `private_key_file`.
+    pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
+        if let Some(secret) = self.secret(client_name)? {
+            return Ok(ClientCredential::secret(secret));
+        }
+        let Some(key_file) = &self.private_key_file else {
+            return Err("no credential".to_owned());
         };
         let pem = std::fs::read_to_string(key_file)
             .map(secrecy::SecretString::from)
@@ -724,8 +841,17 @@ async fn redis_store(
     })
 }
 
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
+/// The value of the variable `name`: `None` when it is not set, an error
+/// naming it when it is set but empty or not Unicode (never the value).
+fn non_empty_env(name: &str) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(value) if value.is_empty() => Err(format!("the environment variable {name} is empty")),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "the environment variable {name} is not valid Unicode"
+        )),
+    }
 }
 
 impl ProviderKind {

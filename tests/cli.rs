@@ -100,6 +100,8 @@ fn every_command_has_help() {
         vec!["sandbox", "--help"],
         vec!["demo", "--help"],
         vec!["schema", "--help"],
+        vec!["completions", "--help"],
+        vec!["config", "check", "--help"],
     ] {
         let output = m2m(&command);
         assert!(output.status.success(), "{command:?}: {}", stderr(&output));

@@ -615,7 +615,7 @@ async fn a_call_longer_than_the_timeout_fails_saying_it_timed_out() {
     let message = error.to_string();
     assert!(message.contains(m2m::apis::CALL_ERROR_PREFIX), "{message}");
     assert!(
-        message.contains("timed out") && message.contains("300ms (api_timeout_secs)"),
+        message.contains("timed out after 0.3 s") && message.contains("(api_timeout_secs)"),
         "{message}"
     );
     assert!(!message.contains("token-one") && !format!("{error:?}").contains("token-one"));

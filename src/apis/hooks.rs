@@ -49,9 +49,13 @@ pub(crate) async fn authorize<E>(
 /// more. A request whose body cannot be copied (a stream) is not sent again,
 /// but the token is still renewed so that the next call does not carry the
 /// rejected one. Plain 401 and 403 are returned as they are. An API that
-/// keeps rejecting fresh tokens stops the call (see `auth::renewal`). The answer is
-/// read here, up to `max_response_bytes`; one over the limit comes back
-/// without its body, marked for [`check`].
+/// keeps rejecting fresh tokens stops the call (see `auth::renewal`). The
+/// answer is read here, up to `max_response_bytes`; one over the limit comes
+/// back without its body, marked for [`check`].
+///
+/// Every request is logged at DEBUG (method, URL with query secrets
+/// redacted, status); `m2m call` reads the final answer through
+/// `call::keep`.
 pub(crate) async fn send(
     http: &reqwest::Client,
     auth: &Auth,
@@ -63,20 +67,23 @@ pub(crate) async fn send(
     settings.limit_time(&mut request);
     let retry = request.try_clone();
     let sent = auth.sending(&request);
-    let response = http.execute(request).await?;
+    let mut authorizations = vec![request.headers().get(AUTHORIZATION).cloned()];
+    let response = execute(http, request, info).await?;
     let response = match auth
         .resend_after(&response, sent, retry, info.operation_id)
         .await
     {
         Resend::No => response,
         Resend::Once(retry) => {
-            let response = http.execute(*retry).await?;
+            authorizations.push(retry.headers().get(AUTHORIZATION).cloned());
+            let response = execute(http, *retry, info).await?;
             auth.note_answer(&response);
             response
         }
         Resend::Stop(error) => return Ok(api::stop(response, error)),
     };
-    settings.read_whole(response).await
+    let response = settings.read_whole(response).await?;
+    finish(response, &authorizations).await
 }
 
 /// `post` hook: the call fails with `Error::Custom` (starting with
@@ -102,6 +109,115 @@ pub(crate) async fn check<E>(
             )))
         }
     }
+}
+
+/// Sends one request, logging it.
+async fn execute(
+    http: &reqwest::Client,
+    request: reqwest::Request,
+    info: &OperationInfo,
+) -> reqwest::Result<reqwest::Response> {
+    let method = request.method().clone();
+    let url = redact_url(request.url());
+    #[cfg(feature = "cli")]
+    crate::apis::call::note_request(&method, &url);
+    let result = http.execute(request).await;
+    match &result {
+        Ok(response) => tracing::debug!(
+            operation = info.operation_id,
+            %method,
+            %url,
+            status = response.status().as_u16(),
+            "API request"
+        ),
+        Err(error) => tracing::debug!(
+            operation = info.operation_id,
+            %method,
+            %url,
+            timeout = error.is_timeout(),
+            error = %error_chain(error),
+            "API request failed"
+        ),
+    }
+    result
+}
+
+#[cfg(feature = "cli")]
+async fn finish(
+    response: reqwest::Response,
+    sent: &[Option<http::HeaderValue>],
+) -> reqwest::Result<reqwest::Response> {
+    crate::apis::call::keep(response, sent).await
+}
+
+#[cfg(not(feature = "cli"))]
+async fn finish(
+    response: reqwest::Response,
+    _sent: &[Option<http::HeaderValue>],
+) -> reqwest::Result<reqwest::Response> {
+    Ok(response)
+}
+
+/// The causes of `error`, without reqwest's own line (which carries the
+/// URL): `connection refused`, `operation timed out`.
+pub(crate) fn error_chain(error: &reqwest::Error) -> String {
+    let mut chain: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(current) = source {
+        let text = current.to_string();
+        if !chain.contains(&text) {
+            chain.push(text);
+        }
+        source = current.source();
+    }
+    if chain.is_empty() {
+        "no answer".to_owned()
+    } else {
+        chain.join(": ")
+    }
+}
+
+/// Query parameters whose values are never shown: names containing any
+/// of these (case-insensitive).
+const SECRET_QUERY_NAMES: [&str; 9] = [
+    "token",
+    "secret",
+    "key",
+    "password",
+    "passwd",
+    "sig",
+    "code",
+    "auth",
+    "credential",
+];
+
+/// `url` as it may be shown: no password, and the values of query
+/// parameters that look secret (`api_key`, `access_token`, `sig`, …)
+/// replaced by `redacted`.
+pub(crate) fn redact_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("redacted"));
+    }
+    let is_secret = |name: &str| {
+        let lower = name.to_lowercase();
+        SECRET_QUERY_NAMES.iter().any(|s| lower.contains(s))
+    };
+    if shown.query_pairs().any(|(name, _)| is_secret(&name)) {
+        let pairs: Vec<(String, String)> = shown
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if is_secret(&name) {
+                    "redacted".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
 }
 
 #[cfg(test)]
@@ -250,6 +366,20 @@ mod tests {
             ["Bearer old-token", "Bearer new-token"]
         );
         assert_eq!(tokens.renewals(), 1);
+    }
+
+    #[test]
+    fn shown_urls_have_no_password_and_no_secret_query_values() {
+        let url = url::Url::parse(
+            "https://user:pw@api.test/x?page=2&api_key=k1&access_token=t1&Signature=s1&q=a+b",
+        )
+        .unwrap();
+        assert_eq!(
+            redact_url(&url),
+            "https://user:redacted@api.test/x?page=2&api_key=redacted&access_token=redacted&Signature=redacted&q=a+b"
+        );
+        let plain = url::Url::parse("http://127.0.0.1:9/api/Organisation/1").unwrap();
+        assert_eq!(redact_url(&plain), "http://127.0.0.1:9/api/Organisation/1");
     }
 
     #[tokio::test]

@@ -28,11 +28,10 @@ macro_rules! generated_apis {
             pub mod $module {
                 include!(concat!(env!("OUT_DIR"), "/", $file, ".rs"));
 
-                /// The operations as clap commands, for `m2m call`.
+                /// `m2m call`'s way into this client (build.rs).
                 #[cfg(feature = "cli")]
-                #[allow(unused_variables, unused_imports)]
-                pub mod cli {
-                    include!(concat!(env!("OUT_DIR"), "/", $file, "-cli.rs"));
+                pub(crate) mod dispatch {
+                    include!(concat!(env!("OUT_DIR"), "/", $file, "-dispatch.rs"));
                 }
 
                 /// The OpenAPI document this module was generated from, as JSON.
@@ -113,7 +112,43 @@ macro_rules! generated_apis {
         }
 
         #[cfg(feature = "cli")]
-        call::dispatch!($($module),+);
+        impl Api {
+            /// progenitor's method names of this API's operations.
+            fn generated_methods(self) -> &'static [&'static str] {
+                match self {
+                    $(Api::$module => $module::dispatch::METHODS,)+
+                }
+            }
+
+            /// The setters of the builder of progenitor's `method`.
+            fn generated_setters(self, method: &str) -> &'static [&'static str] {
+                let setters = match self {
+                    $(Api::$module => $module::dispatch::SETTERS,)+
+                };
+                setters
+                    .iter()
+                    .find(|(name, _)| *name == method)
+                    .map_or(&[], |(_, setters)| setters)
+            }
+
+            /// Sends the operation progenitor calls `method` through this
+            /// API's generated client.
+            async fn send_generated(
+                self,
+                base_url: &str,
+                http: reqwest::Client,
+                auth: &crate::auth::Auth,
+                method: &str,
+                input: &call::Input,
+            ) -> Result<call::Sent, call::CallFailure> {
+                match self {
+                    $(Api::$module => {
+                        let client = $module::Client::new_with_client(base_url, http, auth.clone());
+                        $module::dispatch::send(&client, auth, method, input).await
+                    })+
+                }
+            }
+        }
     };
 }
 

@@ -530,8 +530,9 @@ impl fmt::Display for ApiCallError {
         match self.kind {
             ApiCallErrorKind::TimedOut { limit } => write!(
                 f,
-                "the call to {} timed out: no complete answer within {limit:?} (api_timeout_secs)",
-                self.url
+                "the call to {} timed out after {} s without a complete answer (api_timeout_secs)",
+                self.url,
+                limit.as_secs_f64()
             ),
             ApiCallErrorKind::TooLarge {
                 limit,

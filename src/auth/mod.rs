@@ -11,8 +11,11 @@ pub mod challenge;
 pub mod clock;
 pub(crate) mod credentials;
 pub(crate) mod discovery;
+mod encryption;
 pub(crate) mod endpoint;
+mod envelope;
 pub(crate) mod error;
+mod file_store;
 pub(crate) mod http;
 #[cfg(feature = "middleware")]
 mod middleware;
@@ -33,12 +36,14 @@ pub use assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm};
 pub use cache::{CacheKey, CacheSettings, CacheStats, CachedTokenSource, TokenCache};
 pub use credentials::{ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE};
 pub use discovery::{Discovery, ProviderMetadata};
+pub use encryption::{CacheEncryptionKey, EncryptionKeyError};
 pub use endpoint::{EndpointIdentity, RetryPolicy, TokenEndpoint, TokenEndpointBuilder};
 pub use error::{
     ApiCallError, ApiCallErrorKind, AuthError, ConfigError, DiscoveryError, EndpointError,
     InvalidResponse, OAuthError, SharedFailure, TransportError, TransportErrorKind,
     UnfinishedFetch,
 };
+pub use file_store::FileStore;
 pub(crate) use http::redact_password;
 pub use http::{
     HttpSettings, MAX_RETRY_AFTER, TokenHttpClient, check_credentials_url, retry_after,
@@ -46,7 +51,7 @@ pub use http::{
 #[cfg(feature = "middleware")]
 pub use middleware::AuthMiddleware;
 #[cfg(feature = "redis")]
-pub use redis_store::{CacheEncryptionKey, EncryptionKeyError, RedisStore, RedisStoreConfig};
+pub use redis_store::{RedisStore, RedisStoreConfig};
 pub use response::TokenLifetimes;
 pub use store::{MemoryStore, StoreError, StoreLock, TokenStore};
 pub use token::{AccessToken, InvalidTokenValue, TokenType};

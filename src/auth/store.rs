@@ -4,7 +4,8 @@
 //! [`TokenStore`] keeps the tokens. [`MemoryStore`] keeps them in this
 //! process. A store shared between processes (Redis) implements the same
 //! trait, keeps a small in-process tier for [`TokenStore::peek`], and may
-//! implement [`TokenStore::try_lock`] so that only one process fetches.
+//! implement [`TokenStore::try_lock`] so that only one process fetches;
+//! [`FileStore`](super::FileStore) does so for the processes of one user.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -266,7 +267,12 @@ impl MemoryStore {
         Some(entry.token.clone())
     }
 
-    fn insert(&self, key: &CacheKey, token: &AccessToken) {
+    /// Removes `key`, whatever its token.
+    pub(crate) fn forget(&self, key: &CacheKey) {
+        self.write().remove(key);
+    }
+
+    pub(crate) fn insert(&self, key: &CacheKey, token: &AccessToken) {
         let mut entries = self.write();
         let epoch = self.epoch.fetch_add(1, Relaxed) + 1;
         if !entries.contains_key(key) && entries.len() >= self.capacity {
@@ -339,7 +345,7 @@ impl TokenStore for MemoryStore {
     }
 
     fn remove<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.write().remove(key);
+        self.forget(key);
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -1,8 +1,6 @@
 //! The fleet-wide token store (feature `redis`): see [`RedisStore`].
 
 mod config;
-mod encryption;
-mod envelope;
 mod failure;
 mod health;
 
@@ -16,8 +14,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult, Script};
 
 pub use config::RedisStoreConfig;
-pub use encryption::{CacheEncryptionKey, EncryptionKeyError};
+use encryption::CacheEncryptionKey;
 
+use super::{encryption, envelope};
 use envelope::Codec;
 use health::Health;
 

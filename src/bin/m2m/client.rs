@@ -2,8 +2,12 @@
 //! completed or overridden by flags, or one described by flags alone.
 
 use clap::Args;
-use m2m::auth::{Auth, AuthError, CachedTokenSource, TokenCache};
-use m2m::config::{CacheConfig, ClientConfig, Config};
+use std::time::Duration;
+
+use m2m::auth::{
+    Auth, AuthError, CachedTokenSource, HttpSettings, RetryPolicy, TokenCache, TransportErrorKind,
+};
+use m2m::config::{CACHE_DIR_ENV, CacheConfig, ClientConfig, Config};
 
 use crate::failure::Failure;
 
@@ -31,12 +35,13 @@ pub struct ResolvedClient {
     pub auth: Auth,
 }
 
-/// Resolves `name` (or the flags alone) into a client with its token cache.
-pub async fn resolve(
+/// The name and settings of the client `name` (or of the flags alone),
+/// flags laid over the file's; nothing is checked or created yet.
+pub fn settings(
     config: &Config,
     name: Option<&str>,
     args: &ClientArgs,
-) -> Result<ResolvedClient, Failure> {
+) -> Result<(String, ClientConfig), Failure> {
     let flags_describe_a_client = args.client != ClientConfig::default();
     let (name, base) = match name {
         Some(name) => (name.to_owned(), config.client(name)?.clone()),
@@ -56,13 +61,30 @@ pub async fn resolve(
             }));
         }
     };
-    let settings = base.overlaid_with(&args.client);
+    Ok((name, base.overlaid_with(&args.client)))
+}
+
+/// Resolves `name` (or the flags alone) into a client with its token cache.
+pub async fn resolve(
+    config: &Config,
+    name: Option<&str>,
+    args: &ClientArgs,
+) -> Result<ResolvedClient, Failure> {
+    let (name, settings) = self::settings(config, name, args)?;
+    let from_env = CacheConfig {
+        dir: std::env::var_os(CACHE_DIR_ENV)
+            .filter(|dir| !dir.is_empty())
+            .map(Into::into),
+        ..CacheConfig::default()
+    };
     let mut effective = Config {
-        cache: config.cache.overlaid_with(&args.cache),
+        cache: config
+            .cache
+            .overlaid_with(&from_env)
+            .overlaid_with(&args.cache),
         clients: Default::default(),
     };
     effective.clients.insert(name.clone(), settings.clone());
-    let cache: TokenCache = effective.token_cache().await?;
     let endpoint = effective
         .token_endpoint(&name)?
         .build()
@@ -70,6 +92,7 @@ pub async fn resolve(
     let api = settings
         .api_settings()
         .map_err(|e| Failure::usage(format!("client {name:?}: {e}")))?;
+    let cache: TokenCache = effective.token_cache_for(&name).await?;
     let key = endpoint.identity().cache_key();
     let source = cache.source(key, std::sync::Arc::new(endpoint));
     let auth = Auth::from_source(source.clone()).with_api_settings(api);
@@ -82,8 +105,22 @@ pub async fn resolve(
 }
 
 /// The failure for a token that could not be had: exit 2 when the settings
-/// are at fault, 1 when the server said no or could not be reached.
-pub fn token_failure(client: &str, error: &AuthError) -> Failure {
+/// are at fault, 1 when the server said no or could not be reached. A
+/// timeout says how long each attempt waited and how many were made.
+pub fn token_failure(client: &str, settings: &ClientConfig, error: &AuthError) -> Failure {
+    if let AuthError::Transport(transport) = error
+        && transport.kind == TransportErrorKind::Timeout
+    {
+        let each = settings
+            .timeout_secs
+            .map_or(HttpSettings::default().timeout, Duration::from_secs);
+        let attempts = RetryPolicy::default().max_attempts;
+        return Failure::remote(format!(
+            "client {client:?}: no token: the token endpoint {} timed out after {} s (attempt {attempts} of {attempts}; timeout_secs sets the wait of each attempt)",
+            transport.url,
+            each.as_secs_f64()
+        ));
+    }
     let message = format!("client {client:?}: no token: {error}");
     match error {
         AuthError::Config(_) => Failure::usage(message),

@@ -5,6 +5,7 @@
 
 mod call;
 mod client;
+mod config_check;
 mod demo;
 mod failure;
 mod providers;
@@ -14,7 +15,9 @@ mod token;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+
+use clap::{CommandFactory, Parser, Subcommand};
 use m2m::config::{CONFIG_ENV, Config};
 
 use crate::failure::Failure;
@@ -48,11 +51,31 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print the JSON Schema of m2m.toml.
     Schema,
+    /// Check a configuration file: every client resolvable, secrets present.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `m2m config …`.
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration (--config PATH, M2M_CONFIG or ./m2m.toml):
+    /// exit 0 when every client can be used, 2 otherwise.
+    Check,
 }
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_stdout();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     init_tracing(cli.verbose);
     if matches!(cli.command, Command::Demo(_)) {
         for (name, value) in demo::SECRET_VARIABLES {
@@ -88,8 +111,33 @@ fn exit_quietly_on_closed_stdout() {
     }
 }
 
+/// clap's own errors, on one line like every other (`m2m: error: …`, exit
+/// 2); help and version as clap prints them.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    let rendered = error.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:"))
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect();
+    let line = parts.join("; ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    Failure::usage(format!("{line}; see --help")).report()
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let load_config = || match &cli.config {
+    let config_path = cli.config.clone();
+    let load_config = move || match &config_path {
         Some(path) => Config::load(path).map_err(Failure::from),
         None => Config::load_default().map_err(Failure::from),
     };
@@ -105,15 +153,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Token(args) => token::run(&load_config()?, args).await,
-        Command::Call(args) => call::run(&load_config()?, args).await,
+        Command::Call(args) => {
+            let help = || {
+                let mut command = Cli::command();
+                command.build();
+                command
+                    .find_subcommand_mut("call")
+                    .map(|call| call.render_help().to_string())
+                    .unwrap_or_default()
+            };
+            call::run(load_config, args, help).await
+        }
+        Command::Config(ConfigCommand::Check) => config_check::run(cli.config.as_deref()).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "m2m", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }
 
 /// Tracing to stderr: off by default (errors are reported by `Failure`),
-/// `-v` shows m2m's events, `-vv` everything down to TRACE. Secrets never
-/// reach an event, so this is safe to turn on in production.
+/// `-v` shows m2m's events (each API request's method, URL and status
+/// among them), `-vv` everything down to TRACE. Secrets never reach an
+/// event, so this is safe to turn on in production. Colour only when
+/// stderr is a terminal and `NO_COLOR` is not set.
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
@@ -123,7 +188,18 @@ fn init_tracing(verbose: u8) {
         _ => Targets::new().with_default(LevelFilter::TRACE),
     };
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(use_colour()),
+        )
         .with(filter)
         .init();
+}
+
+/// Colour on stderr: only to a terminal, and never with `NO_COLOR` set to
+/// anything but the empty string (no-color.org).
+pub fn use_colour() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    !no_color && std::io::stderr().is_terminal()
 }

@@ -1,5 +1,9 @@
-//! How a token is written in Redis: versioned JSON, the access token
-//! encrypted when a key is configured.
+//! How a token is written at rest, in Redis ([`RedisStore`]) and in files
+//! ([`FileStore`]): versioned JSON, the access token encrypted when a key is
+//! configured (always, in files).
+//!
+//! [`RedisStore`]: crate::auth::RedisStore
+//! [`FileStore`]: crate::auth::FileStore
 //!
 //! ```json
 //! {"v":1,"token_type":"Bearer","expires_at_ms":1767225600000,"scopes":["api/.default"],
@@ -24,7 +28,8 @@ use crate::auth::{AccessToken, CacheKey, StoreError};
 /// The version this build writes and reads.
 pub(super) const VERSION: u32 = 1;
 
-/// Prefix of the additional data; versioned with the format.
+/// Prefix of the additional data; versioned with the format. The name is
+/// historical (the format was Redis's first): files use the same.
 const AAD_CONTEXT: &[u8] = b"m2m/redis-token/v1";
 
 #[derive(Serialize, Deserialize)]
@@ -56,7 +61,7 @@ struct VersionOnly {
     v: u32,
 }
 
-/// Why a value in Redis was not taken. Never contains the value.
+/// Why a stored value was not taken. Never contains the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(super) enum Unreadable {
     #[error("not a token value written by m2m")]
@@ -98,7 +103,7 @@ impl Codec {
                 let aad = aad(key, token.token_type(), expires_at_ms, scopes.as_deref());
                 let (nonce, ciphertext) = encryption
                     .seal(&aad, secret.as_bytes())
-                    .ok_or_else(|| StoreError::new("encrypting the token for Redis failed"))?;
+                    .ok_or_else(|| StoreError::new("encrypting the token for the store failed"))?;
                 Sealed::Aes256Gcm {
                     kid: encryption.id().to_owned(),
                     nonce: base64_encode(&nonce),
@@ -114,7 +119,7 @@ impl Codec {
             access_token,
         };
         serde_json::to_vec(&stored)
-            .map_err(|_| StoreError::new("serialising the token for Redis failed"))
+            .map_err(|_| StoreError::new("serialising the token for the store failed"))
     }
 
     /// The token stored as `raw` under `key`, if this build with this key

@@ -1,17 +1,18 @@
-//! The key that encrypts access tokens at rest in Redis: AES-256-GCM from
+//! The key that encrypts access tokens at rest (Redis, files): AES-256-GCM from
 //! aws-lc-rs (the crypto library rustls already links), a random 96-bit
 //! nonce per value.
 
 use std::fmt;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, Nonce, RandomizedNonceKey};
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hkdf};
 use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
 use secrecy::{ExposeSecret, SecretSlice};
 
-/// A 256-bit key that encrypts cached access tokens before they go to Redis.
+/// A 256-bit key that encrypts cached access tokens before they go to Redis
+/// or to a file.
 ///
 /// Every process of a fleet must use the same key (usually from the
 /// [`CacheEncryptionKey::ENV_VAR`] environment variable); a value written
@@ -49,6 +50,9 @@ pub enum EncryptionKeyError {
     Rejected,
 }
 
+/// HKDF salt of [`CacheEncryptionKey::derive_from_secret`]; versioned.
+const DERIVE_SALT: &[u8] = b"m2m/cache-encryption-key-from-secret/v1";
+
 /// Versioned, so another derivation never yields the same id.
 const KEY_ID_CONTEXT: &[u8] = b"m2m/cache-encryption-key-id/v1";
 
@@ -74,6 +78,25 @@ impl CacheEncryptionKey {
         context.update(bytes);
         let id = to_hex(&context.finish().as_ref()[..8]);
         Ok(Self { key, id })
+    }
+
+    /// A key derived (HKDF-SHA256) from a secret the caller already keeps,
+    /// such as the client secret or the private key of the client whose
+    /// tokens it protects: whoever can read the cache then needs that secret
+    /// too, and could have asked for a token with it anyway. Any length
+    /// will do, but an empty secret is refused.
+    pub fn derive_from_secret(secret: &[u8]) -> Result<Self, EncryptionKeyError> {
+        if secret.is_empty() {
+            return Err(EncryptionKeyError::WrongLength { len: 0 });
+        }
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, DERIVE_SALT).extract(secret);
+        let mut bytes = [0u8; Self::LEN];
+        prk.expand(&[], hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut bytes))
+            .map_err(|_| EncryptionKeyError::Rejected)?;
+        let key = Self::from_bytes(&bytes);
+        bytes.fill(0);
+        key
     }
 
     /// A key from base64 text (standard or URL-safe alphabet, padded or not;
@@ -202,6 +225,25 @@ mod tests {
         let error = CacheEncryptionKey::from_base64("c2hvcnQta2V5").unwrap_err();
         assert_eq!(error, EncryptionKeyError::WrongLength { len: 9 });
         assert!(!error.to_string().contains("c2hvcnQta2V5"));
+    }
+
+    #[test]
+    fn a_derived_key_depends_on_the_secret_only_and_refuses_an_empty_one() {
+        let one = CacheEncryptionKey::derive_from_secret(b"client-secret-1").unwrap();
+        let again = CacheEncryptionKey::derive_from_secret(b"client-secret-1").unwrap();
+        let two = CacheEncryptionKey::derive_from_secret(b"client-secret-2").unwrap();
+        assert_eq!(one.id(), again.id());
+        assert_ne!(one.id(), two.id());
+        let (nonce, sealed) = one.seal(b"aad", b"token").unwrap();
+        assert_eq!(
+            again.open(&nonce, b"aad", sealed.clone()).unwrap(),
+            b"token"
+        );
+        assert_eq!(two.open(&nonce, b"aad", sealed), None);
+        assert_eq!(
+            CacheEncryptionKey::derive_from_secret(b"").unwrap_err(),
+            EncryptionKeyError::WrongLength { len: 0 }
+        );
     }
 
     #[test]

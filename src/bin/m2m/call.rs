@@ -11,9 +11,6 @@ use m2m::config::{ClientConfig, Config, ProviderKind};
 use crate::client::{self, ClientArgs, token_failure};
 use crate::failure::Failure;
 
-/// How long one API request may take (connection and answer), as the
-/// generated clients' default.
-
 /// Arguments of `m2m call`.
 #[derive(Debug, Args)]
 #[command(

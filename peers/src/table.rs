@@ -14,7 +14,7 @@ token-exchange grant, impersonated calls the IAM Credentials API, mds the metada
 client-credentials endpoint, the sandbox's included, refuses all of these.";
 
 fn number(value: f64) -> String {
-    let digits = if value >= 100.0 {
+    let digits = if value >= 100.0 || value.fract() == 0.0 {
         0
     } else if value >= 10.0 {
         1
@@ -36,6 +36,21 @@ fn number(value: f64) -> String {
     match frac {
         Some(frac) => format!("{grouped}.{frac}"),
         None => grouped,
+    }
+}
+
+/// A count, with thousands separators.
+fn count(value: impl Into<u64>) -> String {
+    number(value.into() as f64)
+}
+
+/// A short time: µs below a millisecond, else ms.
+fn time(duration: Duration) -> String {
+    let us = duration.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{} µs", number(us))
+    } else {
+        format!("{} ms", number(us / 1000.0))
     }
 }
 
@@ -80,29 +95,39 @@ pub fn render(figures: &[Figures], sizes: &Sizes) -> String {
                 if f.caches {
                     cell(ns, number(ns))
                 } else {
-                    cell(ns, format!("no cache: a token request, {}", number(ns)))
+                    cell(
+                        ns,
+                        format!("no cache: a token request, {}", count(ns as u64)),
+                    )
                 }
             })
             .collect(),
     });
     for (index, &callers) in sizes.storms.iter().enumerate() {
-        let size = number(callers as f64);
+        let size = if callers == 1 {
+            "1 cold caller".to_owned()
+        } else {
+            format!("{} concurrent cold callers", count(callers as u64))
+        };
         rows.push(Row {
-            label: format!("(b) {size} concurrent cold callers: token requests"),
+            label: format!(
+                "(b) {size}, token endpoint {} ms: token requests",
+                sizes.storm_latency.as_millis()
+            ),
             cells: figures
                 .iter()
                 .map(|f| {
                     let storm = &f.storms[index];
-                    let mut text = number(storm.requests as f64);
+                    let mut text = count(storm.requests);
                     if storm.failed > 0 {
-                        text.push_str(&format!(" ({} got no token)", number(storm.failed as f64)));
+                        text.push_str(&format!(" ({} got no token)", count(storm.failed as u64)));
                     }
                     cell(storm.requests as f64, text)
                 })
                 .collect(),
         });
         rows.push(Row {
-            label: format!("(b) {size} concurrent cold callers: p99 to a token, ms"),
+            label: format!("(b) {size}: p99 to a token, ms"),
             cells: figures
                 .iter()
                 .map(|f| {
@@ -114,19 +139,21 @@ pub fn render(figures: &[Figures], sizes: &Sizes) -> String {
     }
     rows.push(Row {
         label: format!(
-            "(c) steady load over {} token lifetimes: calls that waited on a fetch",
-            sizes.lifetimes
+            "(c) steady load, {} token lifetimes of {} s, token endpoint {} ms: calls that waited on a fetch",
+            sizes.lifetimes,
+            sizes.usable.as_secs(),
+            sizes.steady_latency.as_millis()
         ),
         cells: figures
             .iter()
             .map(|f| {
                 let s = &f.steady;
-                let mut text = format!("{} of {}", number(s.waited as f64), number(s.calls as f64));
+                let mut text = format!("{} of {}", count(s.waited as u64), count(s.calls as u64));
                 if !f.caches {
                     text = format!("no cache: every call fetches, {text}");
                 }
                 if s.failed > 0 {
-                    text.push_str(&format!(" ({} failed)", number(s.failed as f64)));
+                    text.push_str(&format!(" ({} failed)", count(s.failed as u64)));
                 }
                 cell(s.waited as f64, text)
             })
@@ -140,15 +167,15 @@ pub fn render(figures: &[Figures], sizes: &Sizes) -> String {
                 Some(r) => cell(
                     r,
                     format!(
-                        "{} ({} / {} ms)",
+                        "{} ({} / {})",
                         number(r),
-                        number(ms(f.steady.p99_during)),
-                        number(ms(f.steady.p99_outside))
+                        time(f.steady.p99_during),
+                        time(f.steady.p99_outside)
                     ),
                 ),
                 None => Cell::Note(format!(
-                    "n/a: every call is a fetch (p99 {} ms)",
-                    number(ms(f.steady.p99_during))
+                    "n/a: every call is a fetch (p99 {})",
+                    time(f.steady.p99_during)
                 )),
             })
             .collect(),
@@ -157,7 +184,7 @@ pub fn render(figures: &[Figures], sizes: &Sizes) -> String {
         label: format!("(c) token requests over the {} lifetimes", sizes.lifetimes),
         cells: figures
             .iter()
-            .map(|f| cell(f.steady.requests as f64, number(f.steady.requests as f64)))
+            .map(|f| cell(f.steady.requests as f64, count(f.steady.requests)))
             .collect(),
     });
     rows.push(Row {

@@ -43,13 +43,11 @@ pub struct Client {
 }
 
 impl Peer for Client {
-    fn token(&self) -> impl Future<Output = bool> + Send {
-        async {
-            self.cache
-                .resolve_cached_identity(self.resolver.clone(), &self.components, &self.config)
-                .await
-                .is_ok_and(|identity| identity.data::<Token>().is_some())
-        }
+    async fn token(&self) -> bool {
+        self.cache
+            .resolve_cached_identity(self.resolver.clone(), &self.components, &self.config)
+            .await
+            .is_ok_and(|identity| identity.data::<Token>().is_some())
     }
 }
 

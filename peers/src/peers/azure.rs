@@ -29,13 +29,11 @@ pub struct Client {
 }
 
 impl Peer for Client {
-    fn token(&self) -> impl Future<Output = bool> + Send {
-        async {
-            self.credential
-                .get_token(&[CENDA_ENTRA_SCOPE], None)
-                .await
-                .is_ok()
-        }
+    async fn token(&self) -> bool {
+        self.credential
+            .get_token(&[CENDA_ENTRA_SCOPE], None)
+            .await
+            .is_ok()
     }
 }
 

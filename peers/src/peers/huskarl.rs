@@ -35,8 +35,8 @@ pub struct Client {
 }
 
 impl Peer for Client {
-    fn token(&self) -> impl Future<Output = bool> + Send {
-        async { self.cache.token().await.is_ok() }
+    async fn token(&self) -> bool {
+        self.cache.token().await.is_ok()
     }
 }
 

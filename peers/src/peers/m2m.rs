@@ -26,8 +26,8 @@ pub struct Client {
 }
 
 impl Peer for Client {
-    fn token(&self) -> impl Future<Output = bool> + Send {
-        async { self.auth.token().await.is_ok() }
+    async fn token(&self) -> bool {
+        self.auth.token().await.is_ok()
     }
 }
 

@@ -26,18 +26,16 @@ pub struct Client {
 }
 
 impl Peer for Client {
-    fn token(&self) -> impl Future<Output = bool> + Send {
-        async {
-            self.fetches
-                .record(
-                    self.oauth
-                        .exchange_client_credentials()
-                        .add_scope(Scope::new(CENDA_ENTRA_SCOPE.to_owned()))
-                        .request_async(&self.http),
-                )
-                .await
-                .is_ok()
-        }
+    async fn token(&self) -> bool {
+        self.fetches
+            .record(
+                self.oauth
+                    .exchange_client_credentials()
+                    .add_scope(Scope::new(CENDA_ENTRA_SCOPE.to_owned()))
+                    .request_async(&self.http),
+            )
+            .await
+            .is_ok()
     }
 }
 

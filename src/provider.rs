@@ -22,7 +22,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::auth::{ClientAuthMethod, ConfigError};
+use crate::oauth::credentials::ClientAuthMethod;
+use crate::oauth::error::ConfigError;
 
 /// The public Microsoft Entra ID host, used unless `authority_host` says otherwise.
 pub const ENTRA_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";

@@ -13,8 +13,9 @@ use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::error::Scrubber;
-use super::{ConfigError, PrivateKeyJwt};
+use super::assertion::PrivateKeyJwt;
+use super::error::ConfigError;
+use crate::redaction::Scrubber;
 
 /// `client_assertion_type` for JWT client assertions (RFC 7523 §2.2).
 pub const JWT_BEARER_ASSERTION_TYPE: &str =

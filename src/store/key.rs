@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use aws_lc_rs::digest;
 
+use crate::endpoint::token_endpoint::EndpointIdentity;
+
 /// Identifies one kind of token: the same provider, token endpoint, client,
 /// scopes and resource always give the same key, in every process.
 ///
@@ -88,6 +90,19 @@ impl CacheKey {
             hex: to_hex(&bytes),
             digest: bytes,
         }))
+    }
+
+    /// The key of the tokens a token endpoint with `identity` issues: its
+    /// provider, token URL (or discovery URL), client id, scopes and
+    /// resource.
+    pub fn for_endpoint(identity: &EndpointIdentity) -> Self {
+        Self::new(
+            identity.provider,
+            &identity.authority,
+            &identity.client_id,
+            &identity.scopes,
+            identity.resource.as_deref(),
+        )
     }
 
     /// The stable string form: 64 lowercase hex characters (SHA-256).
@@ -182,6 +197,9 @@ impl fmt::Debug for CacheKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{ClientCredential, TokenEndpoint};
+    use crate::provider::Provider;
+    use url::Url;
 
     const ENDPOINT: &str = "https://login.example.test/tenant/oauth2/v2.0/token";
 
@@ -250,5 +268,36 @@ mod tests {
             "176215e608a7712795a28f287ddc93326d7cb8de283c2b26bdfe1dce2fe35c5b"
         );
         assert_eq!(k.to_string(), k.as_str());
+    }
+
+    #[test]
+    fn an_endpoints_key_is_made_of_its_identity() {
+        let endpoint = TokenEndpoint::builder(
+            Provider::sequel(Url::parse("https://s.example/Auth").unwrap()),
+            "app.client",
+            ClientCredential::secret("s"),
+        )
+        .scopes(["b a", "a"])
+        .resource("https://api.example/")
+        .build()
+        .unwrap();
+        let key = CacheKey::for_endpoint(endpoint.identity());
+        assert_eq!(key.provider(), "sequel");
+        assert_eq!(key.token_endpoint(), "https://s.example/Auth/connect/token");
+        assert_eq!(key.client_id(), "app.client");
+        assert_eq!(key.scopes(), ["a", "b"]);
+        assert_eq!(key.resource(), Some("https://api.example/"));
+        assert_eq!(endpoint.scopes(), ["b", "a"]);
+        assert_eq!(
+            key.as_str(),
+            CacheKey::new(
+                "sequel",
+                "https://s.example/Auth/connect/token",
+                "app.client",
+                ["a b"],
+                Some("https://api.example/")
+            )
+            .as_str()
+        );
     }
 }

@@ -9,8 +9,10 @@ use http::StatusCode;
 use tokio::sync::watch;
 
 use super::settings::{CacheSettings, Plan, retry_delay};
-use crate::auth::clock::{Jitter, later};
-use crate::auth::{AccessToken, AuthError, CacheKey};
+use crate::oauth::error::AuthError;
+use crate::oauth::token::AccessToken;
+use crate::store::key::CacheKey;
+use crate::time::clock::{Jitter, later};
 
 /// Shared by every source bound to the same key.
 pub(crate) struct KeyState {

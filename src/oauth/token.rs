@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::AuthError;
+use super::error::{AuthError, InvalidTokenValue};
 
 /// An access token obtained from a token endpoint.
 ///
@@ -24,11 +24,6 @@ struct Inner {
     expires_at: SystemTime,
     scopes: Option<Vec<String>>,
 }
-
-/// A token value that cannot be sent in an HTTP header (control characters).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the token endpoint returned a token that cannot be sent in an HTTP header")]
-pub struct InvalidTokenValue;
 
 /// The token types m2m can send.
 ///

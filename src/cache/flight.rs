@@ -10,14 +10,15 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 
-use super::Shared;
+use super::key_state::{FlightEnd, FlightGuard, KeyState};
 use super::settings::{Plan, Standing};
-use super::state::{FlightEnd, FlightGuard, KeyState};
+use super::shared::Shared;
 use super::stats::Counters;
-use crate::auth::clock::Clock;
-use crate::auth::{
-    AccessToken, AuthError, FetchToken, SharedFailure, StoreError, StoreLock, UnfinishedFetch,
-};
+use crate::endpoint::fetch_token::FetchToken;
+use crate::oauth::error::{AuthError, SharedFailure, UnfinishedFetch};
+use crate::oauth::token::AccessToken;
+use crate::store::token_store::{StoreError, StoreLock};
+use crate::time::clock::Clock;
 
 /// Why a flight was started; decides which stored token it may take
 /// instead of fetching.
@@ -453,5 +454,5 @@ async fn release(shared: &Shared, state: &KeyState, lock: StoreLock) {
 }
 
 fn store_failed(shared: &Shared, state: &KeyState, operation: &'static str, error: &StoreError) {
-    super::store_failed(shared, &state.key, operation, error);
+    super::shared::store_failed(shared, &state.key, operation, error);
 }

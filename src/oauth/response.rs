@@ -19,10 +19,13 @@ use secrecy::SecretString;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::clock::later;
-use super::error::{EndpointError, InvalidResponse, OAuthError, Scrubber, TransportError};
-use super::http::RecordedResponse;
-use super::{AccessToken, AuthError, ConfigError};
+use super::error::{
+    AuthError, ConfigError, EndpointError, InvalidResponse, OAuthError, TransportError,
+};
+use super::http_client::RecordedResponse;
+use super::token::AccessToken;
+use crate::redaction::Scrubber;
+use crate::time::clock::later;
 
 /// Lifetimes assumed or enforced for tokens.
 ///

@@ -23,7 +23,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::encryption::{CacheEncryptionKey, base64_decode, base64_encode};
-use crate::auth::{AccessToken, CacheKey, StoreError};
+use super::key::CacheKey;
+use super::token_store::StoreError;
+use crate::oauth::token::AccessToken;
 
 /// The version this build writes and reads.
 pub(super) const VERSION: u32 = 1;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::auth::StoreError;
+use crate::store::token_store::StoreError;
 
 pub(super) struct Health {
     interval: Duration,

@@ -25,12 +25,6 @@
 //! passed. With no usable token, the caller waits for the one fetch of the
 //! key (started if needed); every caller waiting for it gets its result.
 
-mod key;
-mod leader;
-mod settings;
-mod state;
-mod stats;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
@@ -39,33 +33,24 @@ use std::time::SystemTime;
 use http::HeaderValue;
 use tokio::runtime::Handle;
 
-pub use key::CacheKey;
-pub use settings::CacheSettings;
-pub use stats::CacheStats;
-
-use leader::FlightKind;
-use settings::Standing;
-use state::{FlightEnd, KeyState, Waited};
-use stats::Counters;
-
-use super::clock::{Clock, Jitter, RandomJitter, SystemClock};
-use super::store::{MemoryStore, StoreError, TokenStore};
-use super::{AccessToken, AuthError, BoxFuture, FetchToken, TokenSource, UnfinishedFetch};
+use super::flight::{self, FlightKind};
+use super::key_state::{self, FlightEnd, KeyState, Waited};
+use super::settings::{CacheSettings, Standing};
+use super::shared::{Shared, store_failed};
+use super::stats::{CacheStats, Counters};
+use super::token_source::TokenSource;
+use crate::endpoint::fetch_token::FetchToken;
+use crate::future::BoxFuture;
+use crate::oauth::error::{AuthError, UnfinishedFetch};
+use crate::oauth::token::AccessToken;
+use crate::store::key::CacheKey;
+use crate::store::token_store::{MemoryStore, StoreError, TokenStore};
+use crate::time::clock::{Clock, Jitter, RandomJitter, SystemClock};
 
 /// A shared token cache over a [`TokenStore`]. Cloning shares it.
 #[derive(Clone)]
 pub struct TokenCache {
     shared: Arc<Shared>,
-}
-
-pub(crate) struct Shared {
-    pub store: Arc<dyn TokenStore>,
-    pub clock: Arc<dyn Clock>,
-    pub jitter: Arc<dyn Jitter>,
-    pub settings: CacheSettings,
-    pub counters: Counters,
-    /// Per-key state, shared by every source bound to the key.
-    keys: Mutex<HashMap<CacheKey, Weak<KeyState>>>,
 }
 
 impl TokenCache {
@@ -248,7 +233,7 @@ impl CachedTokenSource {
             let waiter = self.state.lock().flight.as_ref().map(|f| f.waiter());
             match waiter {
                 Some(waiter) => {
-                    state::wait(waiter).await;
+                    key_state::wait(waiter).await;
                 }
                 None => return,
             }
@@ -301,7 +286,7 @@ impl CachedTokenSource {
             let kind = FlightKind::Background {
                 replacing: token.expires_at(),
             };
-            runtime.spawn(leader::run(
+            runtime.spawn(flight::run(
                 Arc::clone(shared),
                 Arc::clone(&self.state),
                 Arc::clone(&self.fetcher),
@@ -361,7 +346,7 @@ impl CachedTokenSource {
                 } else {
                     let kind = kind(inner.plan.map(|plan| plan.expires_at));
                     let (guard, waiter) = inner.start_flight(&self.state);
-                    run = Some(leader::run(
+                    run = Some(flight::run(
                         Arc::clone(shared),
                         Arc::clone(&self.state),
                         Arc::clone(&self.fetcher),
@@ -386,7 +371,7 @@ impl CachedTokenSource {
             if let Some(run) = inline {
                 run.await;
             }
-            match state::wait(waiter).await {
+            match key_state::wait(waiter).await {
                 Waited::Ended(FlightEnd::Done(result)) => return result,
                 Waited::Ended(FlightEnd::NotStarted) => {
                     return Err(AuthError::Unfinished(UnfinishedFetch::RuntimeShutDown));
@@ -408,13 +393,6 @@ impl CachedTokenSource {
 /// runner went away) before it gives up with
 /// [`UnfinishedFetch::Abandoned`].
 const MAX_ABANDONED_FLIGHTS: u32 = 3;
-
-/// Counts and logs a store failure; the cache carries on without the store.
-fn store_failed(shared: &Shared, key: &CacheKey, operation: &'static str, error: &StoreError) {
-    Counters::bump(&shared.counters.store_errors);
-    tracing::warn!(provider = key.provider(), key = key.short(), operation, %error,
-        "token store failed; carrying on without it");
-}
 
 impl TokenSource for CachedTokenSource {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {

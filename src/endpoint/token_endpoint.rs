@@ -20,97 +20,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::StatusCode;
-use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse};
-use oauth2::{ClientId, EndpointNotSet, EndpointSet, Scope, StandardRevocableToken, TokenUrl};
 use tracing::Instrument;
 use url::Url;
 
-use super::clock::{Clock, Jitter, RandomJitter, SystemClock, later};
-use super::credentials::RequestAuth;
 use super::discovery::Discovery;
-use super::http::{
-    HttpSettings, MAX_RETRY_AFTER, RecordingClient, TokenHttpClient, check_credentials_url,
-};
-use super::response::{
-    ErrorResponseBody, FailureContext, TokenLifetimes, TokenResponseBody, read_token_answer,
-};
-use super::{
-    AccessToken, AuthError, BoxFuture, CacheKey, ClientAuthMethod, ClientCredential, ConfigError,
-    FetchToken, TransportErrorKind,
-};
+use super::fetch_token::FetchToken;
+use super::retry::RetryPolicy;
+use crate::future::BoxFuture;
+use crate::oauth::credentials::{ClientAuthMethod, ClientCredential, RequestAuth};
+use crate::oauth::error::{AuthError, ConfigError, TransportErrorKind};
+use crate::oauth::exchange::exchange;
+use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
+use crate::oauth::response::{FailureContext, TokenLifetimes, read_token_answer};
+use crate::oauth::token::AccessToken;
+use crate::oauth::url_policy::check_credentials_url;
 use crate::provider::{Provider, TokenAuthority};
+use crate::time::clock::{Clock, Jitter, RandomJitter, SystemClock, later};
 
-/// When and how often to try again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RetryPolicy {
-    /// Attempts per fetch, the first included (3). `1` means no retry.
-    pub max_attempts: u32,
-    /// Wait before the first retry (250 ms); doubles with each retry.
-    pub base_delay: Duration,
-    /// Longest backoff wait (10 s).
-    pub max_delay: Duration,
-    /// Longest `Retry-After` honoured, from the token endpoint or the
-    /// discovery document: longer values are cut to it, for the wait before
-    /// a retry and for the hold-off after a final 429. Default and upper
-    /// bound: [`MAX_RETRY_AFTER`] (120 s); it can only be lowered.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(10),
-            max_retry_after: MAX_RETRY_AFTER,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// One attempt, no retry.
-    pub fn no_retries() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-
-    /// With `max_attempts` attempts (at least one).
-    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
-        self.max_attempts = max_attempts.max(1);
-        self
-    }
-
-    /// With another base and cap of the backoff.
-    pub fn with_backoff(mut self, base_delay: Duration, max_delay: Duration) -> Self {
-        self.base_delay = base_delay;
-        self.max_delay = max_delay;
-        self
-    }
-
-    /// With a lower cap for `Retry-After` (at most [`MAX_RETRY_AFTER`]).
-    pub fn with_max_retry_after(mut self, max_retry_after: Duration) -> Self {
-        self.max_retry_after = max_retry_after.min(MAX_RETRY_AFTER);
-        self
-    }
-
-    /// The wait before retry number `retry` (1 = the first retry):
-    /// `min(max_delay, base_delay × 2^(retry−1))`, reduced by up to half by
-    /// the jitter fraction (`0.0` gives the exact exponential value).
-    pub fn backoff(&self, retry: u32, jitter_fraction: f64) -> Duration {
-        let exponent = retry.saturating_sub(1).min(30);
-        let exponential = self
-            .base_delay
-            .saturating_mul(1 << exponent)
-            .min(self.max_delay);
-        exponential.mul_f64(1.0 - jitter_fraction.clamp(0.0, 1.0) / 2.0)
-    }
-}
-
-/// What identifies the tokens of an endpoint: everything a cache key needs,
-/// nothing secret.
+/// What identifies the tokens of an endpoint, nothing secret: the facts a
+/// cache key is made of.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct EndpointIdentity {
@@ -124,19 +52,6 @@ pub struct EndpointIdentity {
     pub scopes: Vec<String>,
     /// The RFC 8707 `resource`, when one is requested.
     pub resource: Option<String>,
-}
-
-impl EndpointIdentity {
-    /// The token cache's key for these tokens.
-    pub fn cache_key(&self) -> CacheKey {
-        CacheKey::new(
-            self.provider,
-            &self.authority,
-            &self.client_id,
-            &self.scopes,
-            self.resource.as_deref(),
-        )
-    }
 }
 
 /// Builds a [`TokenEndpoint`]; see [`TokenEndpoint::builder`].
@@ -380,19 +295,6 @@ pub struct TokenEndpoint {
     warned_auth_methods: AtomicBool,
 }
 
-pub(crate) type OAuthClient = oauth2::Client<
-    ErrorResponseBody,
-    TokenResponseBody,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
->;
-
 impl TokenEndpoint {
     /// Starts a builder: the provider, the client id and its credential.
     /// Scopes default to the provider's ([`Provider::default_scopes`]), the
@@ -541,24 +443,15 @@ impl TokenEndpoint {
             token_url.as_str(),
             now,
         )?;
-        let mut client: OAuthClient = oauth2::Client::new(ClientId::new(self.client_id.clone()))
-            .set_auth_type(auth.auth_type.clone())
-            .set_token_uri(TokenUrl::from_url(token_url.clone()));
-        if let Some(secret) = auth.client_secret.clone() {
-            client = client.set_client_secret(secret);
-        }
-        let mut request = client
-            .exchange_client_credentials()
-            .add_scopes(self.scopes.iter().map(|s| Scope::new(s.clone())));
-        for (name, value) in &auth.extra_params {
-            request = request.add_extra_param(*name, value.as_str());
-        }
-        if let Some(resource) = &self.resource {
-            request = request.add_extra_param("resource", resource.as_str());
-        }
-        let adapter = RecordingClient::new(&self.http, auth.authorization.clone());
-        let result = request.request_async(&adapter).await;
-        let recorded = adapter.take();
+        let (result, recorded) = exchange(
+            &self.http,
+            &self.client_id,
+            token_url,
+            &auth,
+            &self.scopes,
+            self.resource.as_deref(),
+        )
+        .await;
         let url = token_url.as_str();
         let context = FailureContext {
             url,
@@ -632,50 +525,6 @@ impl fmt::Debug for TokenEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_jitter_only_shortens() {
-        let policy = RetryPolicy::default()
-            .with_backoff(Duration::from_millis(100), Duration::from_millis(350));
-        let waits: Vec<Duration> = (1..=4).map(|n| policy.backoff(n, 0.0)).collect();
-        assert_eq!(
-            waits,
-            [100, 200, 350, 350].map(Duration::from_millis).to_vec()
-        );
-        assert_eq!(policy.backoff(2, 0.5), Duration::from_millis(150));
-        assert_eq!(policy.backoff(64, 0.0), Duration::from_millis(350));
-    }
-
-    #[test]
-    fn cache_key_is_the_caches_key_of_the_identity() {
-        let endpoint = TokenEndpoint::builder(
-            Provider::sequel(Url::parse("https://s.example/Auth").unwrap()),
-            "app.client",
-            ClientCredential::secret("s"),
-        )
-        .scopes(["b a", "a"])
-        .resource("https://api.example/")
-        .build()
-        .unwrap();
-        let key = endpoint.identity().cache_key();
-        assert_eq!(key.provider(), "sequel");
-        assert_eq!(key.token_endpoint(), "https://s.example/Auth/connect/token");
-        assert_eq!(key.client_id(), "app.client");
-        assert_eq!(key.scopes(), ["a", "b"]);
-        assert_eq!(key.resource(), Some("https://api.example/"));
-        assert_eq!(endpoint.scopes(), ["b", "a"]);
-        assert_eq!(
-            key.as_str(),
-            CacheKey::new(
-                "sequel",
-                "https://s.example/Auth/connect/token",
-                "app.client",
-                ["a b"],
-                Some("https://api.example/")
-            )
-            .as_str()
-        );
-    }
 
     #[test]
     fn build_refuses_plain_http_and_mismatched_methods() {

@@ -13,10 +13,11 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::clock::later;
-use super::error::{DiscoveryError, Scrubber};
-use super::http::{RecordedResponse, TokenHttpClient, check_credentials_url};
-use super::{AuthError, ConfigError};
+use crate::oauth::error::{AuthError, ConfigError, DiscoveryError};
+use crate::oauth::http_client::{RecordedResponse, TokenHttpClient};
+use crate::oauth::url_policy::check_credentials_url;
+use crate::redaction::Scrubber;
+use crate::time::clock::later;
 
 /// What m2m uses from a discovery document.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{OAuthError, SharedFailure};
+use crate::oauth::error::{OAuthError, SharedFailure};
 
 /// The stored form; version 1.
 #[derive(Serialize, Deserialize)]

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::encryption::{CacheEncryptionKey, EncryptionKeyError};
-use crate::auth::MemoryStore;
-use crate::auth::clock::{Clock, SystemClock};
+use crate::redaction::redact_password;
+use crate::store::encryption::{CacheEncryptionKey, EncryptionKeyError};
+use crate::store::token_store::MemoryStore;
+use crate::time::clock::{Clock, SystemClock};
 
 /// How to reach Redis and how to keep tokens there. Start from
 /// [`RedisStoreConfig::new`] with the URL (`[cache] redis_url` in the config
@@ -200,7 +201,7 @@ impl RedisStoreConfig {
 
     /// The URL with its password replaced, for logs and `Debug`.
     pub fn redacted_url(&self) -> String {
-        crate::auth::redact_password(&self.url)
+        redact_password(&self.url)
     }
 }
 

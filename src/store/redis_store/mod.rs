@@ -14,16 +14,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult, Script};
 
 pub use config::RedisStoreConfig;
-use encryption::CacheEncryptionKey;
-
-use super::{encryption, envelope};
-use envelope::Codec;
 use health::Health;
 
-use super::clock::Clock;
-use super::{
-    AccessToken, BoxFuture, CacheKey, MemoryStore, SharedFailure, StoreError, StoreLock, TokenStore,
-};
+use super::encryption::{self, CacheEncryptionKey};
+use super::envelope::{self, Codec};
+use super::key::CacheKey;
+use super::token_store::{MemoryStore, StoreError, StoreLock, TokenStore};
+use crate::future::BoxFuture;
+use crate::oauth::error::SharedFailure;
+use crate::oauth::token::AccessToken;
+use crate::time::clock::Clock;
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: releases a lock only
 /// for its owner, evicts a token only if it is still the rejected one.

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
-use super::{AccessToken, BoxFuture, CacheKey, SharedFailure};
+use super::key::CacheKey;
+use crate::future::BoxFuture;
+use crate::oauth::error::SharedFailure;
+use crate::oauth::token::AccessToken;
 
 /// Storage for cached tokens, one per [`CacheKey`].
 ///

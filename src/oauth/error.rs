@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use super::InvalidTokenValue;
-
 /// Why no token could be had.
 ///
 /// `Clone` so that a cache can hand the same failure to every waiter.
@@ -71,7 +69,7 @@ pub enum AuthError {
     #[error("{0}")]
     Shared(Box<SharedFailure>),
     /// The token endpoint issued a token of a type m2m does not send (see
-    /// [`TokenType`](super::TokenType)); it was not used.
+    /// [`TokenType`](crate::auth::TokenType)); it was not used.
     #[error(
         "the token endpoint issued a token of type {token_type:?}, which m2m does not use (RFC 6749 §7.1: a client must not use a token type it does not understand); only Bearer tokens are sent"
     )]
@@ -81,7 +79,7 @@ pub enum AuthError {
         token_type: String,
     },
     /// An API call this handle guarded failed on m2m's side: a limit of its
-    /// [`ApiSettings`](super::ApiSettings) was hit.
+    /// [`ApiSettings`](crate::auth::ApiSettings) was hit.
     #[error("{0}")]
     ApiCall(Box<ApiCallError>),
 }
@@ -557,6 +555,19 @@ impl fmt::Display for ApiCallError {
     }
 }
 
+impl std::error::Error for TransportError {}
+
+impl From<TransportError> for AuthError {
+    fn from(error: TransportError) -> Self {
+        Self::Transport(Box::new(error))
+    }
+}
+
+/// A token value that cannot be sent in an HTTP header (control characters).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the token endpoint returned a token that cannot be sent in an HTTP header")]
+pub struct InvalidTokenValue;
+
 /// A configuration that cannot work. Nothing was sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -624,74 +635,6 @@ impl fmt::Display for DiscoveryError {
     }
 }
 
-/// Turns secret-bearing text from a server into a short, printable excerpt.
-///
-/// Every known secret (client secret, its form-urlencoded form, the Basic
-/// credentials, the assertion) is replaced *before* the text is shortened, so
-/// no complete secret survives and truncation cannot reveal one.
-#[derive(Default)]
-pub(crate) struct Scrubber {
-    secrets: Vec<String>,
-}
-
-impl Scrubber {
-    /// Characters kept in an excerpt.
-    pub(crate) const EXCERPT_CHARS: usize = 200;
-    /// Characters kept of an `error_description`.
-    pub(crate) const DESCRIPTION_CHARS: usize = 500;
-
-    /// Adds a secret to scrub (empty strings are ignored).
-    pub(crate) fn add(&mut self, secret: impl Into<String>) {
-        let secret = secret.into();
-        if !secret.is_empty() && !self.secrets.contains(&secret) {
-            self.secrets.push(secret);
-        }
-    }
-
-    /// `text` with every secret replaced by `[redacted]`.
-    pub(crate) fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        // Longest first, so a secret that contains another is removed whole.
-        let mut secrets: Vec<&String> = self.secrets.iter().collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        for secret in secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "[redacted]");
-            }
-        }
-        out
-    }
-
-    /// A scrubbed, single-line excerpt of at most `max` characters.
-    pub(crate) fn excerpt(&self, body: &[u8], max: usize) -> Option<String> {
-        let text = String::from_utf8_lossy(body);
-        let scrubbed = self.scrub(&text);
-        let mut line = String::new();
-        let mut last_space = true;
-        for c in scrubbed.chars() {
-            let c = if c.is_control() || c.is_whitespace() {
-                ' '
-            } else {
-                c
-            };
-            if c == ' ' && last_space {
-                continue;
-            }
-            last_space = c == ' ';
-            line.push(c);
-        }
-        let line = line.trim();
-        if line.is_empty() {
-            return None;
-        }
-        let mut short: String = line.chars().take(max).collect();
-        if short.len() < line.len() {
-            short.push('…');
-        }
-        Some(short)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,23 +699,5 @@ mod tests {
                 .map(|o| o.error.as_str()),
             Some("invalid_scope")
         );
-    }
-
-    #[test]
-    fn scrubber_removes_secrets_before_truncating() {
-        let mut scrubber = Scrubber::default();
-        scrubber.add("s3cret");
-        scrubber.add("");
-        let body = format!("{}s3cret and more", "x".repeat(196));
-        let excerpt = scrubber.excerpt(body.as_bytes(), 200).unwrap();
-        assert!(!excerpt.contains("s3c"), "{excerpt}");
-        assert_eq!(excerpt.chars().count(), 201);
-        assert_eq!(
-            scrubber
-                .excerpt(b"<html>\n\n  <b>s3cret</b>\r\n</html>", 200)
-                .as_deref(),
-            Some("<html> <b>[redacted]</b> </html>")
-        );
-        assert_eq!(scrubber.excerpt(b" \n ", 200), None);
     }
 }

@@ -12,7 +12,10 @@ use http::HeaderValue;
 
 use super::encryption::{CacheEncryptionKey, to_hex};
 use super::envelope::{Codec, to_unix_ms};
-use super::{AccessToken, BoxFuture, CacheKey, MemoryStore, StoreError, StoreLock, TokenStore};
+use super::key::CacheKey;
+use super::token_store::{MemoryStore, StoreError, StoreLock, TokenStore};
+use crate::future::BoxFuture;
+use crate::oauth::token::AccessToken;
 
 /// The largest token file read back; anything larger is not m2m's.
 const MAX_FILE_BYTES: u64 = 64 * 1024;

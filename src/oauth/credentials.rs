@@ -9,9 +9,7 @@ use std::time::SystemTime;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
-use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
 use super::assertion::PrivateKeyJwt;
 use super::error::ConfigError;
@@ -25,8 +23,7 @@ pub const JWT_BEARER_ASSERTION_TYPE: &str =
 ///
 /// The names are those of the OAuth token endpoint authentication method
 /// registry where one exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientAuthMethod {
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,

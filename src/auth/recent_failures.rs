@@ -3,7 +3,7 @@
 
 use crate::oauth::error::AuthError;
 
-/// The last few token failures of an [`Auth`] handle, so that a generated
+/// The last few token failures of an [`Auth`](crate::auth::Auth) handle, so that a generated
 /// call's string error can be turned back into the typed [`AuthError`].
 ///
 /// A failure equal to one already kept (the same error handed to every

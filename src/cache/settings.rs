@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Tuning of a [`TokenCache`](super::TokenCache). Start from `default()` and
+/// Tuning of a [`TokenCache`](crate::auth::TokenCache). Start from `default()` and
 /// change fields:
 ///
 /// ```

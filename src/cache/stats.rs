@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// A snapshot of a [`TokenCache`](super::TokenCache)'s counters since it was
+/// A snapshot of a [`TokenCache`](crate::auth::TokenCache)'s counters since it was
 /// created (all keys together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -19,7 +19,8 @@ pub trait Clock: Send + Sync + 'static {
 
     /// Completes once the clock reads `at` or later: a deadline (the token
     /// cache's load timeout). Unlike [`Clock::sleep`], it does not move a
-    /// clock that moves only when told ([`ManualClock`]); it fires when
+    /// clock that moves only when told
+    /// ([`ManualClock`](crate::auth::clock::ManualClock)); it fires when
     /// something else moves that clock past `at`.
     ///
     /// The default sleeps for the time left, which suits a clock whose

@@ -11,7 +11,7 @@
 mod support;
 
 use m2m::apis::nxtsoft_transactions;
-use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
+use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint};
 use m2m::provider::{ApitureEnvironment, Provider};
 use m2m::sandbox::ProviderStyle;
 use support::{expires_in, required, setting, start_sandbox, stop_sandbox};
@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .scopes(scopes.split_whitespace())
         .build()?;
     println!("client authentication: {:?}", endpoint.client_auth());
-    let auth = Auth::new(endpoint);
+    let auth = Auth::new(endpoint, &TokenCache::in_memory());
 
     let token = auth.token().await?;
     println!(

@@ -18,7 +18,7 @@
 mod support;
 
 use m2m::apis::cenda_configuration::{Client, types};
-use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
+use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint};
 use m2m::provider::Provider;
 use m2m::sandbox::demo;
 use progenitor_client::ClientInfo;
@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     // 1. The token: fetched on the first call, reused by every later one.
-    let cenda = Client::new(&api_base_url, Auth::new(endpoint));
+    let cenda = Client::new(&api_base_url, Auth::new(endpoint, &TokenCache::in_memory()));
 
     // 2. Create the organisation.
     let organisation = cenda

@@ -11,7 +11,7 @@
 
 mod support;
 
-use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
+use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint};
 use m2m::provider::{NxtPortEnvironment, Provider};
 use m2m::sandbox::demo;
 use support::{required, setting, start_sandbox, stop_sandbox};
@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let endpoint = TokenEndpoint::builder(provider, client_id, ClientCredential::secret(secret));
     let endpoint = endpoint.build()?;
     println!("scope: {}", endpoint.scopes().join(" "));
-    let auth = Auth::new(endpoint);
+    let auth = Auth::new(endpoint, &TokenCache::in_memory());
 
     // Hand-written code asks for the header value each time: the first
     // call fetches a token, later ones reuse it until shortly before expiry.

@@ -10,7 +10,7 @@
 mod support;
 
 use m2m::apis::nxtsoft_transactions::{Client, types};
-use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
+use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint};
 use m2m::provider::Provider;
 use m2m::sandbox::demo;
 use progenitor_client::ClientInfo;
@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let endpoint = TokenEndpoint::builder(provider, client_id, ClientCredential::secret(secret))
         .scopes([demo::SCOPE_TRANSACTIONS_MOCK])
         .build()?;
-    let nxtsoft = Client::new(&api_base_url, Auth::new(endpoint));
+    let nxtsoft = Client::new(&api_base_url, Auth::new(endpoint, &TokenCache::in_memory()));
 
     let message: types::TransactionRequest = serde_json::from_value(serde_json::json!({
         "accountNumber": "000123456789",

@@ -11,7 +11,7 @@
 mod support;
 
 use m2m::apis::cenda_configuration;
-use m2m::auth::{Auth, ClientCredential, TokenEndpoint};
+use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint};
 use m2m::provider::Provider;
 use m2m::sandbox::ProviderStyle;
 use support::{expires_in, required, setting, start_sandbox, stop_sandbox};
@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .scopes(scopes.split_whitespace())
     .build()?;
-    let auth = Auth::new(endpoint);
+    let auth = Auth::new(endpoint, &TokenCache::in_memory());
 
     let token = auth.token().await?;
     let again = auth.token().await?;

@@ -104,7 +104,10 @@ impl std::fmt::Debug for CacheConfig {
             .field("max_entries", &self.max_entries)
             .field(
                 "redis_url",
-                &self.redis_url.as_ref().map(crate::auth::redact_password),
+                &self
+                    .redis_url
+                    .as_ref()
+                    .map(crate::redaction::redact_password),
             )
             .field("load_timeout_secs", &self.load_timeout_secs)
             .field("dir", &self.dir)
@@ -647,7 +650,7 @@ impl Config {
             .token_endpoint(name)?
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        Ok(Auth::with_cache(endpoint, cache).with_api_settings(api))
+        Ok(Auth::new(endpoint, cache).with_api_settings(api))
     }
 
     /// The API base URL of the client called `name`: its `api_base_url`,

@@ -31,16 +31,16 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::auth::challenge::{BearerChallenge, bearer_challenges, says_invalid_token};
-use crate::auth::clock::{Clock, FixedJitter, ManualClock, later};
-use crate::auth::credentials::RequestAuth;
-use crate::auth::endpoint::OAuthClient;
-use crate::auth::http::RecordedResponse;
-use crate::auth::response::{FailureContext, LifetimeSource, read_token_answer};
 use crate::auth::{
     AccessToken, AuthError, BoxFuture, CacheKey, CacheSettings, ClientAuthMethod, ClientCredential,
     FetchToken, MAX_RETRY_AFTER, MemoryStore, TokenCache, TokenLifetimes,
 };
 use crate::config::{CacheConfig, ClientConfig, Config, ConfigFileError};
+use crate::oauth::credentials::RequestAuth;
+use crate::oauth::exchange::oauth_client;
+use crate::oauth::http_client::RecordedResponse;
+use crate::oauth::response::{FailureContext, LifetimeSource, read_token_answer};
+use crate::time::{Clock, FixedJitter, ManualClock, later};
 
 /// The token URL the fuzzed answers come from.
 const TOKEN_URL: &str = "https://login.example.test/tenant/oauth2/v2.0/token";
@@ -122,12 +122,7 @@ type TokenOutcome = Result<(AccessToken, Duration, LifetimeSource), AuthError>;
 /// reading of its outcome, as `TokenEndpoint` does it.
 fn exchange(response: &RecordedResponse, auth: &RequestAuth) -> TokenOutcome {
     let token_url = Url::parse(TOKEN_URL).expect("the fuzzing token URL is valid");
-    let mut client: OAuthClient = oauth2::Client::new(oauth2::ClientId::new(CLIENT_ID.to_owned()))
-        .set_auth_type(auth.auth_type.clone())
-        .set_token_uri(oauth2::TokenUrl::from_url(token_url));
-    if let Some(secret) = auth.client_secret.clone() {
-        client = client.set_client_secret(secret);
-    }
+    let client = oauth_client(CLIENT_ID, &token_url, auth);
     let answer = |_request: oauth2::HttpRequest| response.to_oauth_response();
     let result = client
         .exchange_client_credentials()
@@ -491,8 +486,8 @@ pub fn config(bytes: &[u8]) {
 pub fn discovery(bytes: &[u8]) {
     let response = recorded(bytes);
     let url = Url::parse(DISCOVERY_URL).expect("the fuzzing discovery URL is valid");
-    let strict = crate::auth::discovery::read_document(&url, &response, now(), false, None);
-    let lenient = crate::auth::discovery::read_document(&url, &response, now(), true, None);
+    let strict = crate::endpoint::discovery::read_document(&url, &response, now(), false, None);
+    let lenient = crate::endpoint::discovery::read_document(&url, &response, now(), true, None);
     match &strict {
         Ok(metadata) => {
             assert!(
@@ -535,7 +530,7 @@ pub fn discovery(bytes: &[u8]) {
         .strip_suffix("/.well-known/openid-configuration")
         .expect("the fuzzing discovery URL is a well-known one");
     let checked =
-        crate::auth::discovery::read_document(&url, &response, now(), false, Some(issuer));
+        crate::endpoint::discovery::read_document(&url, &response, now(), false, Some(issuer));
     match (&checked, &strict) {
         (Ok(metadata), _) => assert_eq!(metadata.issuer, issuer, "another issuer passed"),
         (Err(_), Ok(metadata)) => assert_ne!(metadata.issuer, issuer, "the issuer was refused"),
@@ -591,7 +586,8 @@ pub fn discovery_retry_after(bytes: &[u8]) {
     let url = Url::parse(DISCOVERY_URL).expect("the fuzzing discovery URL is valid");
     let latest = later(now(), Duration::MAX);
     for at in [now(), latest] {
-        let Err(error) = crate::auth::discovery::read_document(&url, &response, at, false, None)
+        let Err(error) =
+            crate::endpoint::discovery::read_document(&url, &response, at, false, None)
         else {
             continue;
         };

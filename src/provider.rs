@@ -6,23 +6,16 @@
 //! when that is known. Every URL can be overridden through [`Endpoints`]
 //! (a sovereign-cloud Entra host, a test server, a proxy).
 //!
-//! The enum is serde- and `schemars`-friendly: `kind = "cenda"` plus the
-//! variant's fields and any of the [`Endpoints`] overrides, flat:
-//!
-//! ```toml
-//! kind = "cenda"
-//! permissions_tenant_id = "8d5c5a4e-0000-4000-8000-000000000001"
-//! gateway_client_id = "0f70ea2d-6371-4acc-9035-31a22887a8a4"
-//! authority_host = "https://login.microsoftonline.us"  # optional
-//! ```
+//! A provider is built in code, or by [`crate::config`] from a client of
+//! `m2m.toml` (`provider = "cenda"` and the fields it needs): the file has
+//! one model of a client, and this is what it is turned into.
 
 use std::fmt;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::auth::{ClientAuthMethod, ConfigError};
+use crate::oauth::credentials::ClientAuthMethod;
+use crate::oauth::error::ConfigError;
 
 /// The public Microsoft Entra ID host, used unless `authority_host` says otherwise.
 pub const ENTRA_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
@@ -43,8 +36,7 @@ pub const APITURE_TEST_DISCOVERY_URL: &str =
     "https://cat-oidc.apiture-comm-preprod.com/oidc/.well-known/openid-configuration";
 
 /// An identity provider and the facts m2m needs to get tokens from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "kind")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Provider {
     /// NxtPort International: Azure AD B2C / Microsoft Entra ID,
@@ -55,83 +47,67 @@ pub enum Provider {
     /// NxtPort hands it out with the client id and secret: give the tenant of
     /// the environment you name. (Two environments are two providers, two
     /// clients and two token caches.)
-    #[serde(rename = "nxtport")]
     NxtPort {
         /// Which NxtPort environment the tenant belongs to.
         environment: NxtPortEnvironment,
         /// The directory (tenant) id of that environment.
         tenant_id: String,
         /// URL overrides (`authority_host`, `token_url`, …).
-        #[serde(flatten)]
         endpoints: Endpoints,
     },
     /// NXTsoft: an AWS Cognito token URL, `https://auth.nxtsoft.com/oauth2/token`,
     /// secret in the form body; the scope is optional (Cognito then grants
     /// every scope of the client). API at `https://api.nxtsoft.com`.
-    #[serde(rename = "nxtsoft")]
     Nxtsoft {
         /// URL overrides.
-        #[serde(flatten)]
         endpoints: Endpoints,
     },
     /// Cenda Configuration API: Microsoft Entra ID in the permissions tenant,
     /// scope `{gateway_client_id}/.default`, secret in the form body. API at
     /// `https://api.cenda.app` unless overridden (each Cenda environment has
     /// its own gateway).
-    #[serde(rename = "cenda")]
     Cenda {
         /// `PermissionsTenantId`: the tenant that grants the permissions.
         permissions_tenant_id: String,
         /// `GatewayClientId`: the client id of the Cenda API gateway.
         gateway_client_id: String,
         /// URL overrides.
-        #[serde(flatten)]
         endpoints: Endpoints,
     },
     /// Sequel: Duende IdentityServer at `{authentication_server_url}/connect/token`
     /// (the URL keeps its virtual path), several space-separated scopes,
     /// HTTP Basic with RFC 6749 encoding (IdentityModel's default).
-    #[serde(rename = "sequel")]
     Sequel {
         /// `AuthenticationServerUrl`, with its virtual path
         /// (`https://security.sequel.com/Authentication`).
         authentication_server_url: Url,
         /// URL overrides.
-        #[serde(flatten)]
         endpoints: Endpoints,
     },
     /// Apiture: the token endpoint comes from the OpenID Connect discovery
     /// document; HTTP Basic *and* the id and secret in the form body, as
     /// Apiture's guide shows; several space-separated scopes.
-    #[serde(rename = "apiture")]
     Apiture {
         /// Production or the test (CAT) environment.
-        #[serde(default)]
         environment: ApitureEnvironment,
         /// URL overrides (`discovery_url` replaces the environment's).
-        #[serde(flatten)]
         endpoints: Endpoints,
     },
     /// Any other OAuth 2.0 server: a token URL or a discovery URL (in
     /// `endpoints`), any client-authentication method.
-    #[serde(rename = "custom")]
     Custom {
         /// `token_url` or `discovery_url` (one is required), `api_base_url`.
-        #[serde(flatten)]
         endpoints: Endpoints,
         /// The client-authentication method; `client_secret_basic` when unset
         /// (the one RFC 6749 §2.3.1 obliges servers to support).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         client_auth: Option<ClientAuthMethod>,
         /// Scopes to ask for when the client configuration gives none.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         scopes: Vec<String>,
     },
 }
 
 /// The two NxtPort environments; each has its own tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NxtPortEnvironment {
     /// The Live (production) environment.
     Live,
@@ -140,8 +116,7 @@ pub enum NxtPortEnvironment {
 }
 
 /// Apiture's environments.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum ApitureEnvironment {
     /// Production: [`APITURE_DISCOVERY_URL`].
     #[default]
@@ -153,22 +128,18 @@ pub enum ApitureEnvironment {
 
 /// URL overrides, each optional. `token_url` wins over `discovery_url`,
 /// which wins over the provider's own endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Endpoints {
     /// Entra host for the Entra-based providers (NxtPort, Cenda), for
     /// sovereign clouds: `https://login.microsoftonline.us`,
     /// `https://login.partner.microsoftonline.cn`, or a test server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority_host: Option<Url>,
     /// The token endpoint itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_url: Option<Url>,
     /// An OpenID Connect discovery document that names the token endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_url: Option<Url>,
     /// The API base URL (with any path prefix).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_base_url: Option<Url>,
 }
 
@@ -260,7 +231,7 @@ impl Provider {
     }
 
     /// The stable short name: `nxtport`, `nxtsoft`, `cenda`, `sequel`,
-    /// `apiture`, `custom` (the serde `kind`).
+    /// `apiture`, `custom` (the `provider` of a client in `m2m.toml`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::NxtPort { .. } => "nxtport",
@@ -650,51 +621,5 @@ mod tests {
             names,
             ["nxtport", "nxtsoft", "cenda", "sequel", "apiture", "custom"]
         );
-    }
-
-    #[test]
-    fn serde_round_trip_with_flat_overrides() {
-        let json = serde_json::json!({
-            "kind": "cenda",
-            "permissions_tenant_id": "t",
-            "gateway_client_id": "g",
-            "authority_host": "https://login.microsoftonline.us/"
-        });
-        let provider: Provider = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!(
-            provider,
-            Provider::cenda("t", "g").with_authority_host(url("https://login.microsoftonline.us/"))
-        );
-        assert_eq!(serde_json::to_value(&provider).unwrap(), json);
-
-        let custom: Provider = serde_json::from_value(serde_json::json!({
-            "kind": "custom",
-            "discovery_url": "https://id.example/.well-known/openid-configuration",
-            "client_auth": "private_key_jwt",
-            "scopes": ["a", "b"]
-        }))
-        .unwrap();
-        assert_eq!(
-            custom.default_client_auth(),
-            ClientAuthMethod::PrivateKeyJwt
-        );
-        assert_eq!(custom.default_scopes("x"), vec!["a", "b"]);
-
-        let apiture: Provider =
-            serde_json::from_value(serde_json::json!({"kind": "apiture"})).unwrap();
-        assert_eq!(apiture, Provider::apiture(ApitureEnvironment::Production));
-
-        let schema = serde_json::to_string(&schemars::schema_for!(Provider)).unwrap();
-        for name in [
-            "nxtport",
-            "nxtsoft",
-            "cenda",
-            "sequel",
-            "apiture",
-            "custom",
-            "authority_host",
-        ] {
-            assert!(schema.contains(name), "{name} missing from the schema");
-        }
     }
 }

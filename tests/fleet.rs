@@ -1205,7 +1205,10 @@ async fn wrong_secret_worker() {
     )
     .build()
     .unwrap();
-    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let source = cache.source(
+        CacheKey::for_endpoint(endpoint.identity()),
+        Arc::new(endpoint),
+    );
 
     let mut conn = redis::Client::open(var("M2M_FLEET_REDIS_URL"))
         .unwrap()

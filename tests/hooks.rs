@@ -703,8 +703,11 @@ async fn an_api_that_rejects_every_token_gets_three_token_requests_for_a_thousan
     let (identity, api) = (MockServer::start().await, MockServer::start().await);
     // Time stands still: the thousand calls take no time at all.
     let clock = std::sync::Arc::new(m2m::auth::clock::ManualClock::at_fixed_date());
-    let auth =
-        m2m::auth::Auth::new(token_endpoint_issuing_new_tokens(&identity).await).with_clock(clock);
+    let auth = m2m::auth::Auth::new(
+        token_endpoint_issuing_new_tokens(&identity).await,
+        &m2m::auth::TokenCache::in_memory(),
+    )
+    .with_clock(clock);
     Mock::given(any())
         .respond_with(unauthorized(Some(INVALID_TOKEN)))
         .mount(&api)
@@ -783,7 +786,7 @@ async fn concurrent_calls_and_a_reissued_token_stay_within_three_token_requests(
     let client = Client::new_with_client(
         &api.uri(),
         reqwest::Client::new(),
-        m2m::auth::Auth::new(endpoint),
+        m2m::auth::Auth::new(endpoint, &m2m::auth::TokenCache::in_memory()),
     );
 
     for round in 0..3 {
@@ -813,8 +816,11 @@ async fn a_minute_after_the_last_renewal_one_more_is_tried() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let (identity, api) = (MockServer::start().await, MockServer::start().await);
     let clock = Arc::new(ManualClock::new(std::time::SystemTime::now()));
-    let auth = m2m::auth::Auth::new(token_endpoint_issuing_new_tokens(&identity).await)
-        .with_clock(clock.clone());
+    let auth = m2m::auth::Auth::new(
+        token_endpoint_issuing_new_tokens(&identity).await,
+        &m2m::auth::TokenCache::in_memory(),
+    )
+    .with_clock(clock.clone());
     let rejecting = Arc::new(AtomicBool::new(true));
     let switch = rejecting.clone();
     Mock::given(any())

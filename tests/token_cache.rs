@@ -466,7 +466,10 @@ async fn a_retry_after_of_u64_max_on_discovery_holds_the_key_off_for_the_cap() {
         Arc::new(FixedJitter(0.0)),
         CacheSettings::default(),
     );
-    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let source = cache.source(
+        CacheKey::for_endpoint(endpoint.identity()),
+        Arc::new(endpoint),
+    );
 
     let caller = {
         let source = source.clone();
@@ -504,6 +507,33 @@ fn loopback_endpoint(server: &MockServer, clock: &Arc<ManualClock>) -> TokenEndp
     .unwrap()
 }
 
+/// Issue 16, item 2: `Auth::new(endpoint)` made a cache of its own on every
+/// call, so a client built per request never reused a token. A handle built
+/// by hand now takes the cache it keeps its tokens in: two handles built
+/// apart, from two endpoints built apart for the same client, share one
+/// token fetch.
+#[tokio::test]
+async fn handles_built_by_hand_share_one_token_fetch() {
+    let server = token_server(3600).await;
+    let endpoint = || {
+        TokenEndpoint::builder(
+            Provider::custom_token_url(format!("{}{TOKEN_PATH}", server.uri()).parse().unwrap()),
+            "loopback-client",
+            ClientCredential::secret("loopback-secret"),
+        )
+        .build()
+        .unwrap()
+    };
+    let cache = TokenCache::in_memory();
+
+    let first = Auth::new(endpoint(), &cache).token().await.unwrap();
+    let second = Auth::new(endpoint(), &cache).token().await.unwrap();
+
+    assert_eq!(value(&first), value(&second));
+    assert_eq!(token_requests(&server).await, 1);
+    assert_eq!(cache.stats().fetches, 1);
+}
+
 /// Issue 11, item 6: an `expires_in` under 60 s was taken as 60 s, so the
 /// token was used after the expiry the server gave. A short lifetime is
 /// taken at its word (refreshed at half of it, not handed out in its last
@@ -519,7 +549,10 @@ async fn a_token_is_never_served_past_the_expiry_the_server_gave() {
         CacheSettings::default(),
     );
     let endpoint = loopback_endpoint(&server, &clock);
-    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let source = cache.source(
+        CacheKey::for_endpoint(endpoint.identity()),
+        Arc::new(endpoint),
+    );
     let start = clock.now();
 
     let first = source.token().await.unwrap();
@@ -549,7 +582,10 @@ async fn a_token_is_never_served_past_the_expiry_the_server_gave() {
     // call fetches again.
     let server = token_server(0).await;
     let endpoint = loopback_endpoint(&server, &clock);
-    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let source = cache.source(
+        CacheKey::for_endpoint(endpoint.identity()),
+        Arc::new(endpoint),
+    );
     let a = source.token().await.unwrap();
     assert_eq!(a.expires_at(), clock.now());
     let b = source.token().await.unwrap();
@@ -587,7 +623,10 @@ async fn a_fetch_that_outlasts_the_load_timeout_fails_every_waiter_and_is_abando
         CacheSettings::default(),
     );
     let endpoint = loopback_endpoint(&server, &clock);
-    let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+    let source = cache.source(
+        CacheKey::for_endpoint(endpoint.identity()),
+        Arc::new(endpoint),
+    );
     let start = clock.now();
 
     let callers: Vec<_> = (0..10)

@@ -1473,7 +1473,10 @@ async fn a_token_type_other_than_bearer_is_refused_and_never_sent() {
             1,
         )
         .await;
-        let auth = m2m::auth::Auth::new(secret_endpoint(&server, &clock()));
+        let auth = m2m::auth::Auth::new(
+            secret_endpoint(&server, &clock()),
+            &m2m::auth::TokenCache::in_memory(),
+        );
         let cenda = m2m::apis::cenda_configuration::Client::new(&api.uri(), auth.clone());
 
         let error = cenda.list_organisations().send().await.unwrap_err();

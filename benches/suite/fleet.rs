@@ -321,7 +321,10 @@ mod imp {
             settings,
         );
         let endpoint = wiring::endpoint_at(&var("M2M_BENCH_TOKEN_URL"));
-        let source = cache.source(endpoint.identity().cache_key(), Arc::new(endpoint));
+        let source = cache.source(
+            m2m::auth::CacheKey::for_endpoint(endpoint.identity()),
+            Arc::new(endpoint),
+        );
 
         let mut conn = connect(&redis_url).await.expect("the worker reaches Redis");
         let _: i64 = redis::cmd("INCR")

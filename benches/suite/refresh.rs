@@ -107,7 +107,7 @@ async fn measure(sizes: &Sizes, sandbox: &Sandbox) -> (Vec<Row>, Timeline) {
     // m2m takes a short `expires_in` at its word: the sandbox's 1 s
     // tokens live 1 s.
     let endpoint = wiring::endpoint(sandbox);
-    let key = endpoint.identity().cache_key();
+    let key = m2m::auth::CacheKey::for_endpoint(endpoint.identity());
     let fetcher = Arc::new(TimedFetcher {
         endpoint,
         epoch,

@@ -98,7 +98,7 @@ fn builder_at(token_url: &str) -> TokenEndpointBuilder {
 
 /// An `Auth` handle over `endpoint`, its tokens in `cache`.
 pub fn auth(endpoint: TokenEndpoint, cache: &TokenCache) -> Auth {
-    Auth::with_cache(endpoint, cache)
+    Auth::new(endpoint, cache)
 }
 
 /// The generated NXTsoft client at the sandbox's API over `auth`.

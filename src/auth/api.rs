@@ -10,8 +10,8 @@ use bytes::BytesMut;
 use reqwest::{Request, Response, ResponseBuilderExt};
 use url::Url;
 
-use super::error::{ApiCallError, ApiCallErrorKind};
-use super::{AuthError, ConfigError, check_credentials_url};
+use crate::oauth::error::{ApiCallError, ApiCallErrorKind, AuthError, ConfigError};
+use crate::oauth::url_policy::check_credentials_url;
 
 /// The settings of the API calls an [`Auth`](super::Auth) handle guards.
 #[derive(Debug, Clone, PartialEq, Eq)]

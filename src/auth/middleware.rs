@@ -6,8 +6,9 @@ use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
+use super::handle::Auth;
 use super::renewal::Resend;
-use super::{Auth, AuthError};
+use crate::oauth::error::AuthError;
 
 /// Adds the `Authorization` header (marked sensitive) to every request, and
 /// when the server answers 401 `Bearer error="invalid_token"`, renews the

@@ -18,8 +18,10 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, StatusCode};
 use reqwest::{Request, Response};
 
-use super::error::{ApiCallError, ApiCallErrorKind};
-use super::{Auth, AuthError, challenge};
+use super::challenge;
+use crate::cache::token_source::TokenSource;
+use crate::oauth::error::{ApiCallError, ApiCallErrorKind, AuthError};
+use crate::time::clock::Clock;
 
 /// Renewals in a row, with no answer accepting a token in between, after
 /// which m2m stops renewing for a handle: with the first token, at most
@@ -30,7 +32,8 @@ pub(crate) const MAX_RENEWALS_IN_A_ROW: u32 = 2;
 /// tried (the API or the identity provider may have been fixed meanwhile).
 pub(crate) const RENEW_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
-/// The renewals of one [`Auth`] handle (shared by its clones).
+/// The renewals of one [`Auth`](crate::auth::Auth) handle (shared by its
+/// clones).
 #[derive(Debug, Default)]
 pub(crate) struct Renewals {
     /// Renewals since the API last accepted a token.
@@ -44,13 +47,13 @@ pub(crate) struct Renewals {
     last: tokio::sync::Mutex<Option<SystemTime>>,
 }
 
-/// What a request carried when it was sent (see [`Auth::sending`]).
+/// What a request carried when it was sent (see [`Renewals::sending`]).
 pub(crate) struct Sent {
     authorization: Option<HeaderValue>,
     generation: u64,
 }
 
-/// What to do after an answer (see [`Auth::resend_after`]).
+/// What to do after an answer (see [`Renewals::resend_after`]).
 pub(crate) enum Resend {
     /// Hand the answer to the caller as it is.
     No,
@@ -60,26 +63,29 @@ pub(crate) enum Resend {
     Stop(AuthError),
 }
 
-impl Auth {
+impl Renewals {
     /// Notes what `request` carries as it is sent.
     pub(crate) fn sending(&self, request: &Request) -> Sent {
         Sent {
             authorization: request.headers().get(AUTHORIZATION).cloned(),
-            generation: self.renewals.generation.load(Ordering::SeqCst),
+            generation: self.generation.load(Ordering::SeqCst),
         }
     }
 
     /// After `response` to a request that was `sent`: when the API rejected
-    /// its token (401 `Bearer error="invalid_token"`), renews it
+    /// its token (401 `Bearer error="invalid_token"`), renews it at `source`
     /// (invalidate-if-same) and returns `retry`, a copy of the request, with
     /// the new token, to be sent once more; its answer goes to
-    /// [`Auth::note_answer`]. [`Resend::No`]: return `response` as it is —
+    /// [`Renewals::note_answer`]. `clock` times the stop after renewals
+    /// in a row. [`Resend::No`]: return `response` as it is —
     /// it did not reject the token, the renewal failed, or there is no copy
     /// (a streamed body; the token is renewed all the same, so the next
     /// request has a good one). [`Resend::Stop`]: the API rejected the
     /// tokens of the last renewals too. `call` names the request in logs.
     pub(crate) async fn resend_after(
         &self,
+        source: &dyn TokenSource,
+        clock: &dyn Clock,
         response: &Response,
         sent: Sent,
         retry: Option<Request>,
@@ -92,15 +98,15 @@ impl Auth {
         let Some(rejected) = sent.authorization else {
             return Resend::No;
         };
-        let renewals = &self.renewals;
+        let renewals = self;
         let mut last = renewals.last.lock().await;
         let token = if renewals.generation.load(Ordering::SeqCst) != sent.generation {
             drop(last);
             tracing::debug!(call, "token rejected, but renewed since it was sent");
-            self.token().await
+            source.token().await
         } else {
             let in_a_row = renewals.in_a_row.load(Ordering::SeqCst);
-            let now = self.clock.now();
+            let now = clock.now();
             let again_at = last.and_then(|at| at.checked_add(RENEW_AGAIN_AFTER));
             if in_a_row >= MAX_RENEWALS_IN_A_ROW && again_at.is_none_or(|at| now < at) {
                 let error = ApiCallError::stopped(
@@ -112,7 +118,7 @@ impl Auth {
             }
             renewals.in_a_row.fetch_add(1, Ordering::SeqCst);
             *last = Some(now);
-            let renewed = self.renew(&rejected).await;
+            let renewed = source.renew(&rejected).await;
             renewals.generation.fetch_add(1, Ordering::SeqCst);
             renewed
         };
@@ -143,8 +149,8 @@ impl Auth {
     pub(crate) fn note_answer(&self, response: &Response) {
         let status = response.status();
         let accepted = status != StatusCode::UNAUTHORIZED && !status.is_server_error();
-        if accepted && self.renewals.in_a_row.load(Ordering::Relaxed) != 0 {
-            self.renewals.in_a_row.store(0, Ordering::SeqCst);
+        if accepted && self.in_a_row.load(Ordering::Relaxed) != 0 {
+            self.in_a_row.store(0, Ordering::SeqCst);
         }
     }
 }

@@ -93,7 +93,7 @@ pub async fn resolve(
         .api_settings()
         .map_err(|e| Failure::usage(format!("client {name:?}: {e}")))?;
     let cache: TokenCache = effective.token_cache_for(&name).await?;
-    let key = endpoint.identity().cache_key();
+    let key = m2m::auth::CacheKey::for_endpoint(endpoint.identity());
     let source = cache.source(key, std::sync::Arc::new(endpoint));
     let auth = Auth::from_source(source.clone()).with_api_settings(api);
     Ok(ResolvedClient {

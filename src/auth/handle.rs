@@ -1,0 +1,179 @@
+//! [`Auth`], the handle every generated client carries.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use reqwest::{Request, Response};
+
+use super::api::ApiSettings;
+use super::recent_failures::RecentFailures;
+use super::renewal::{Renewals, Resend, Sent};
+use crate::cache::token_cache::TokenCache;
+use crate::cache::token_source::TokenSource;
+use crate::endpoint::token_endpoint::TokenEndpoint;
+use crate::oauth::error::AuthError;
+use crate::oauth::token::AccessToken;
+use crate::store::key::CacheKey;
+use crate::time::clock::{Clock, SystemClock};
+
+/// The auth handle: cheap to clone, shared by every generated client.
+///
+/// Its tokens are kept in a [`TokenCache`] that the caller passes in: make
+/// one per process (or per configuration) and give it to every handle, and
+/// every client shares the tokens of an endpoint, however often it is
+/// built. A cache of the handle's own is only the explicit choice of
+/// passing a new one.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint};
+/// use m2m::provider::Provider;
+///
+/// let endpoint = TokenEndpoint::builder(
+///     Provider::cenda("permissions-tenant-id", "gateway-client-id"),
+///     "client-id",
+///     ClientCredential::secret(std::env::var("CENDA_CLIENT_SECRET")?),
+/// )
+/// .build()?;
+/// let cache = TokenCache::in_memory(); // one for the whole process
+/// let auth = Auth::new(endpoint, &cache);
+/// let cenda = m2m::apis::cenda_configuration::Client::new("https://api.cenda.app", auth);
+/// let page = cenda.list_organisations().send().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Auth {
+    source: Arc<dyn TokenSource>,
+    failures: Arc<RecentFailures>,
+    api: ApiSettings,
+    renewals: Arc<Renewals>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Auth {
+    /// Tokens from `endpoint`, kept in `cache` under the endpoint's key
+    /// ([`CacheKey::for_endpoint`]: provider, token endpoint, client id,
+    /// scopes, resource). Every handle made with the same cache for the
+    /// same key shares its tokens and its one fetch at a time.
+    pub fn new(endpoint: TokenEndpoint, cache: &TokenCache) -> Self {
+        let key = CacheKey::for_endpoint(endpoint.identity());
+        Self::from_source(cache.source(key, Arc::new(endpoint)))
+    }
+
+    /// A handle over any token source.
+    pub fn from_source(source: impl TokenSource) -> Self {
+        Self {
+            source: Arc::new(source),
+            failures: Arc::default(),
+            api: ApiSettings::default(),
+            renewals: Arc::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// With other settings for the API calls this handle guards (the
+    /// generated clients and [`AuthMiddleware`](crate::auth::AuthMiddleware)): by default the token goes
+    /// only over https or to loopback.
+    pub fn with_api_settings(mut self, api: ApiSettings) -> Self {
+        self.api = api;
+        self
+    }
+
+    /// The settings of the API calls this handle guards.
+    pub fn api_settings(&self) -> &ApiSettings {
+        &self.api
+    }
+
+    /// With another clock: the one that times how long renewals stay
+    /// stopped for an API that keeps rejecting fresh tokens.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A token valid now, from the cache when it has one.
+    pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        self.source.token().await
+    }
+
+    /// The `Authorization` header value for a request of your own
+    /// (`{token_type} {access_token}`, marked sensitive).
+    pub async fn authorization(&self) -> Result<HeaderValue, AuthError> {
+        Ok(self.token().await?.authorization().clone())
+    }
+
+    /// Renews after the API rejected the `Authorization` value `rejected`:
+    /// the cached token is evicted only if it is still that one (another
+    /// caller may have renewed it already), then a valid token is returned.
+    pub async fn renew(&self, rejected: &HeaderValue) -> Result<AccessToken, AuthError> {
+        self.source.renew(rejected).await
+    }
+
+    /// The typed error behind a generated-client call that failed because
+    /// no token could be had or sent, or that m2m stopped (a limit of the
+    /// [`ApiSettings`]).
+    ///
+    /// Such calls fail with `progenitor_client::Error::Custom(message)`,
+    /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] or
+    /// [`crate::apis::CALL_ERROR_PREFIX`] and
+    /// carries a reference this handle resolves (the last
+    /// [`RecentFailures::CAPACITY`] distinct failures are kept; calls that
+    /// failed with the same error, such as every caller waiting for one
+    /// failed fetch, share one entry). `None` for any other error.
+    ///
+    /// ```no_run
+    /// # async fn example(cenda: m2m::apis::cenda_configuration::Client) {
+    /// use progenitor_client::ClientInfo;
+    /// if let Err(error) = cenda.list_organisations().send().await {
+    ///     if let Some(auth_error) = cenda.inner().error_of(&error) {
+    ///         eprintln!("HTTP status from the token endpoint: {:?}", auth_error.status());
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn error_of<E>(&self, error: &progenitor_client::Error<E>) -> Option<AuthError> {
+        match error {
+            progenitor_client::Error::Custom(message) => self.failures.find(message),
+            _ => None,
+        }
+    }
+
+    /// Notes what `request` carries as it is sent (see
+    /// [`Renewals::sending`]).
+    pub(crate) fn sending(&self, request: &Request) -> Sent {
+        self.renewals.sending(request)
+    }
+
+    /// Renews a token the API rejected and says whether to send the
+    /// request once more (see [`Renewals::resend_after`]).
+    pub(crate) async fn resend_after(
+        &self,
+        response: &Response,
+        sent: Sent,
+        retry: Option<Request>,
+        call: &str,
+    ) -> Resend {
+        let (source, clock) = (self.source.as_ref(), self.clock.as_ref());
+        self.renewals
+            .resend_after(source, clock, response, sent, retry, call)
+            .await
+    }
+
+    /// Notes whether `response` accepted its token (see
+    /// [`Renewals::note_answer`]).
+    pub(crate) fn note_answer(&self, response: &Response) {
+        self.renewals.note_answer(response);
+    }
+
+    /// Records `error` and returns the reference to put in a message.
+    pub(crate) fn record_failure(&self, error: &AuthError) -> String {
+        self.failures.record(error)
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,416 @@
+//! The token cache: one fetch per key at a time, refresh ahead of expiry in
+//! the background, a still-valid token served through endpoint outages,
+//! backoff between failed attempts (at least the `Retry-After` a throttled
+//! fetch was given, for every source of the key), and eviction of a
+//! rejected token only if it is still the cached one.
+//!
+//! A [`TokenCache`] is shared (clone it freely); [`TokenCache::source`] binds
+//! a [`CacheKey`] and a [`FetchToken`] into a [`CachedTokenSource`], the
+//! [`TokenSource`] behind an [`Auth`](crate::auth::Auth) handle:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use m2m::auth::{Auth, CacheKey, FetchToken, TokenCache};
+//! # fn wire(fetcher: Arc<dyn FetchToken>) {
+//! let cache = TokenCache::in_memory();
+//! let key = CacheKey::new("Cenda", "https://login.example/token", "client-id", ["api/.default"], None);
+//! let auth = Auth::from_source(cache.source(key, fetcher));
+//! # }
+//! ```
+//!
+//! How a call goes: the store is peeked (no I/O, no allocation). A token
+//! before its refresh time is returned at once. A token past its refresh
+//! time but still usable is returned at once too, and a background fetch is
+//! started unless one is under way or the last failure's backoff has not
+//! passed. With no usable token, the caller waits for the one fetch of the
+//! key (started if needed); every caller waiting for it gets its result.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::SystemTime;
+
+use http::HeaderValue;
+use tokio::runtime::Handle;
+
+use super::flight::{self, FlightKind};
+use super::key_state::{self, FlightEnd, KeyState, Waited};
+use super::settings::{CacheSettings, Standing};
+use super::shared::{Shared, store_failed};
+use super::stats::{CacheStats, Counters};
+use super::token_source::TokenSource;
+use crate::endpoint::fetch_token::FetchToken;
+use crate::future::BoxFuture;
+use crate::oauth::error::{AuthError, UnfinishedFetch};
+use crate::oauth::token::AccessToken;
+use crate::store::key::CacheKey;
+use crate::store::token_store::{MemoryStore, StoreError, TokenStore};
+use crate::time::clock::{Clock, Jitter, RandomJitter, SystemClock};
+
+/// A shared token cache over a [`TokenStore`]. Cloning shares it.
+#[derive(Clone)]
+pub struct TokenCache {
+    shared: Arc<Shared>,
+}
+
+impl TokenCache {
+    /// A cache over `store`, reading time from `clock` and drawing refresh
+    /// jitter from `jitter`.
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        clock: Arc<dyn Clock>,
+        jitter: Arc<dyn Jitter>,
+        settings: CacheSettings,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                clock,
+                jitter,
+                settings,
+                counters: Counters::default(),
+                keys: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// A cache in this process ([`MemoryStore::default`]) with the system
+    /// clock, random jitter and default settings.
+    pub fn in_memory() -> Self {
+        Self::new(
+            Arc::new(MemoryStore::default()),
+            Arc::new(SystemClock),
+            Arc::new(RandomJitter),
+            CacheSettings::default(),
+        )
+    }
+
+    /// Binds `key` and the `fetcher` that obtains its tokens into a token
+    /// source. Sources bound to the same key share its tokens, its single
+    /// fetch and its backoff (whichever source starts a fetch, its fetcher
+    /// is used).
+    pub fn source(&self, key: CacheKey, fetcher: Arc<dyn FetchToken>) -> CachedTokenSource {
+        let mut keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let state = match keys.get(&key).and_then(Weak::upgrade) {
+            Some(state) => state,
+            None => {
+                keys.retain(|_, state| state.strong_count() > 0);
+                let state = Arc::new(KeyState::new(key.clone()));
+                keys.insert(key, Arc::downgrade(&state));
+                state
+            }
+        };
+        CachedTokenSource {
+            shared: Arc::clone(&self.shared),
+            state,
+            fetcher,
+        }
+    }
+
+    /// Forgets the token of `key`: the next call fetches a new one.
+    pub async fn invalidate(&self, key: &CacheKey) -> Result<(), StoreError> {
+        self.shared.store.remove(key).await
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> CacheStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// The settings the cache was made with.
+    pub fn settings(&self) -> &CacheSettings {
+        &self.shared.settings
+    }
+
+    /// The store the cache keeps its tokens in.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.shared.store
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("settings", &self.shared.settings)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One key of a [`TokenCache`] with the fetcher of its tokens: the
+/// [`TokenSource`] an [`Auth`](crate::auth::Auth) handle sits on. Cloning
+/// shares it.
+///
+/// If the [`FetchToken`] panics, the panic is printed where it happened and
+/// every call waiting for that fetch gets the error
+/// [`UnfinishedFetch::FetcherPanicked`] (in [`AuthError::Unfinished`]); the
+/// next attempt waits for the backoff like after any failure.
+#[derive(Clone)]
+pub struct CachedTokenSource {
+    shared: Arc<Shared>,
+    state: Arc<KeyState>,
+    fetcher: Arc<dyn FetchToken>,
+}
+
+impl CachedTokenSource {
+    /// A token valid now: the cached one, or the result of the one fetch
+    /// under way for the key. Fails only when no usable token is cached and
+    /// the fetch fails (or failed less than the backoff ago: its error is
+    /// returned again without a new request; after a throttle, that is
+    /// [`AuthError::HeldOff`] with the time left of its `Retry-After`), or
+    /// cannot run ([`AuthError::Unfinished`]: the Tokio runtime is shutting
+    /// down).
+    pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        if let Some(token) = self.shared.store.peek(&self.state.key)
+            && let Some(token) = self.serve(token)
+        {
+            return Ok(token);
+        }
+        self.wait_for_token(None).await
+    }
+
+    /// The API rejected the token sent as `rejected`: evicts it if it is
+    /// still the cached one, then returns a valid token. When another caller
+    /// already renewed it, the new token is returned without a fetch.
+    pub async fn renew(&self, rejected: &HeaderValue) -> Result<AccessToken, AuthError> {
+        let key = &self.state.key;
+        let current = match self.shared.store.peek(key) {
+            Some(token) => Some(token),
+            None => match self.shared.store.get(key).await {
+                Ok(token) => token,
+                Err(error) => {
+                    store_failed(&self.shared, key, "get", &error);
+                    None
+                }
+            },
+        };
+        if let Some(token) = current {
+            if !token.is_sent_as(rejected) {
+                if let Some(token) = self.serve(token) {
+                    tracing::debug!(
+                        provider = key.provider(),
+                        key = key.short(),
+                        "rejected token already replaced: serving the current one"
+                    );
+                    return Ok(token);
+                }
+            } else {
+                match self.shared.store.remove_if_same(key, rejected).await {
+                    Ok(removed) => tracing::debug!(
+                        provider = key.provider(),
+                        key = key.short(),
+                        removed,
+                        "token rejected by the API: evicted"
+                    ),
+                    Err(error) => store_failed(&self.shared, key, "remove_if_same", &error),
+                }
+            }
+        }
+        self.wait_for_token(Some(rejected)).await
+    }
+
+    /// Fetches a new token now, whatever the cached one (waits for the
+    /// fetch under way instead if there is one). Ignores the backoff.
+    pub async fn refresh(&self) -> Result<AccessToken, AuthError> {
+        self.join_or_start(
+            |plan_expiry| FlightKind::Forced {
+                replacing: plan_expiry,
+            },
+            false,
+        )
+        .await
+    }
+
+    /// Forgets the cached token: the next call fetches a new one.
+    pub async fn invalidate(&self) -> Result<(), StoreError> {
+        self.shared.store.remove(&self.state.key).await
+    }
+
+    /// Waits until no fetch is under way for this key (for tests, and for a
+    /// graceful shutdown that lets a background refresh finish).
+    pub async fn settled(&self) {
+        loop {
+            let waiter = self.state.lock().flight.as_ref().map(|f| f.waiter());
+            match waiter {
+                Some(waiter) => {
+                    key_state::wait(waiter).await;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// The key this source serves.
+    pub fn key(&self) -> &CacheKey {
+        &self.state.key
+    }
+
+    /// The counters of the whole cache.
+    pub fn stats(&self) -> CacheStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Hands out `token` if it is usable now, starting a background refresh
+    /// when one is due; `None` if a new token is needed first.
+    fn serve(&self, token: AccessToken) -> Option<AccessToken> {
+        let shared = &self.shared;
+        let now = shared.clock.now();
+        let mut inner = self.state.lock();
+        let plan = inner.plan_for(&token, &shared.settings, now, shared.jitter.as_ref());
+        let standing = plan.standing(now);
+        let refresh = match standing {
+            Standing::Unusable => return None,
+            Standing::Fresh => None,
+            Standing::RefreshDue if inner.flight.is_none() && inner.retry.allows(now) => {
+                Handle::try_current()
+                    .ok()
+                    .map(|runtime| (runtime, inner.start_flight(&self.state).0))
+            }
+            Standing::RefreshDue => None,
+        };
+        drop(inner);
+        Counters::bump(&shared.counters.hits);
+        let key = &self.state.key;
+        tracing::trace!(
+            provider = key.provider(),
+            key = key.short(),
+            "token cache hit"
+        );
+        if let Some((runtime, guard)) = refresh {
+            Counters::bump(&shared.counters.background_refreshes);
+            tracing::debug!(
+                provider = key.provider(),
+                key = key.short(),
+                "token refresh scheduled in the background"
+            );
+            let kind = FlightKind::Background {
+                replacing: token.expires_at(),
+            };
+            runtime.spawn(flight::run(
+                Arc::clone(shared),
+                Arc::clone(&self.state),
+                Arc::clone(&self.fetcher),
+                kind,
+                guard,
+            ));
+        }
+        Some(token)
+    }
+
+    /// No usable token: waits for the key's one fetch.
+    async fn wait_for_token(&self, avoid: Option<&HeaderValue>) -> Result<AccessToken, AuthError> {
+        Counters::bump(&self.shared.counters.misses);
+        let key = &self.state.key;
+        tracing::debug!(
+            provider = key.provider(),
+            key = key.short(),
+            "token cache miss"
+        );
+        self.join_or_start(
+            |_| FlightKind::Cold {
+                avoid: avoid.cloned(),
+            },
+            true,
+        )
+        .await
+    }
+
+    /// Waits for the flight under way, or starts one of `kind` (given the
+    /// expiry of the token planned last). With `honour_backoff`, the last
+    /// error is returned instead of starting a flight before the backoff.
+    async fn join_or_start(
+        &self,
+        kind: impl Fn(Option<SystemTime>) -> FlightKind,
+        honour_backoff: bool,
+    ) -> Result<AccessToken, AuthError> {
+        let shared = &self.shared;
+        let mut abandoned = 0;
+        loop {
+            let now = shared.clock.now();
+            let mut run = None;
+            let waiter = {
+                let mut inner = self.state.lock();
+                if let Some(flight) = &inner.flight {
+                    flight.waiter()
+                } else if let Some(error) = honour_backoff
+                    .then(|| inner.retry.holding_off(now))
+                    .flatten()
+                {
+                    let key = &self.state.key;
+                    tracing::debug!(
+                        provider = key.provider(),
+                        key = key.short(),
+                        "last fetch failed and its backoff has not passed: failing at once"
+                    );
+                    return Err(error);
+                } else {
+                    let kind = kind(inner.plan.map(|plan| plan.expires_at));
+                    let (guard, waiter) = inner.start_flight(&self.state);
+                    run = Some(flight::run(
+                        Arc::clone(shared),
+                        Arc::clone(&self.state),
+                        Arc::clone(&self.fetcher),
+                        kind,
+                        guard,
+                    ));
+                    waiter
+                }
+            };
+            // Spawned only now, the key's lock released: a runtime that is
+            // shutting down drops the task inside `spawn`, and its guard
+            // takes that lock.
+            let inline = run.and_then(|run| match Handle::try_current() {
+                Ok(runtime) => {
+                    drop(runtime.spawn(run));
+                    None
+                }
+                // Outside a Tokio runtime: this caller runs the fetch.
+                Err(_) => Some(run),
+            });
+            Counters::bump(&shared.counters.waited);
+            if let Some(run) = inline {
+                run.await;
+            }
+            match key_state::wait(waiter).await {
+                Waited::Ended(FlightEnd::Done(result)) => return result,
+                Waited::Ended(FlightEnd::NotStarted) => {
+                    return Err(AuthError::Unfinished(UnfinishedFetch::RuntimeShutDown));
+                }
+                Waited::Abandoned => {
+                    abandoned += 1;
+                    if abandoned >= MAX_ABANDONED_FLIGHTS {
+                        return Err(AuthError::Unfinished(UnfinishedFetch::Abandoned {
+                            times: abandoned,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How many flights in a row a call waits for that end unfinished (their
+/// runner went away) before it gives up with
+/// [`UnfinishedFetch::Abandoned`].
+const MAX_ABANDONED_FLIGHTS: u32 = 3;
+
+impl TokenSource for CachedTokenSource {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
+        Box::pin(CachedTokenSource::token(self))
+    }
+
+    fn renew<'a>(
+        &'a self,
+        rejected: &'a HeaderValue,
+    ) -> BoxFuture<'a, Result<AccessToken, AuthError>> {
+        Box::pin(CachedTokenSource::renew(self, rejected))
+    }
+}
+
+impl fmt::Debug for CachedTokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedTokenSource")
+            .field("key", &self.state.key)
+            .finish_non_exhaustive()
+    }
+}

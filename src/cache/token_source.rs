@@ -1,0 +1,25 @@
+//! What an [`Auth`](crate::auth::Auth) handle asks of where its tokens come
+//! from.
+
+use http::HeaderValue;
+
+use crate::future::BoxFuture;
+use crate::oauth::error::AuthError;
+use crate::oauth::token::AccessToken;
+
+/// Where an [`Auth`](crate::auth::Auth) handle gets its tokens from.
+///
+/// m2m's own implementation is the caching token manager; implement this
+/// trait to plug in something else (a token from a sidecar, a test double).
+pub trait TokenSource: Send + Sync + 'static {
+    /// A token that is valid now.
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>>;
+
+    /// The API rejected the token sent as `rejected` (the `Authorization`
+    /// value, answered by 401 `invalid_token`): forget that token if it is
+    /// still the current one, and return a valid token.
+    fn renew<'a>(
+        &'a self,
+        rejected: &'a HeaderValue,
+    ) -> BoxFuture<'a, Result<AccessToken, AuthError>>;
+}

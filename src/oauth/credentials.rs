@@ -1,0 +1,304 @@
+//! How the client proves who it is at the token endpoint: exactly one
+//! mechanism per request (RFC 6749 §2.3: strict servers reject two), except
+//! the Apiture method, which sends Basic *and* the body parameters because
+//! Apiture's guide says so.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::assertion::PrivateKeyJwt;
+use super::error::ConfigError;
+use crate::redaction::Scrubber;
+
+/// `client_assertion_type` for JWT client assertions (RFC 7523 §2.2).
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How client credentials are sent to the token endpoint.
+///
+/// The names are those of the OAuth token endpoint authentication method
+/// registry where one exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientAuthMethod {
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`,
+    /// the RFC 6749 §2.3.1 encoding.
+    ClientSecretBasic,
+    /// `Authorization: Basic base64(id ":" secret)` without the form
+    /// encoding, for servers that do not decode it. Use only when a secret
+    /// with reserved characters (`+`, `%`, `:`, …) is refused with Basic.
+    ClientSecretBasicUnencoded,
+    /// Apiture's way: Basic (`base64(id ":" secret)`, as its guide shows)
+    /// *and* `client_id` and `client_secret` in the form body. Strict
+    /// servers reject this; no other provider uses it unless configured.
+    ClientSecretBasicAndPost,
+    /// A JWT signed with the client's private key (RFC 7523), in the body as
+    /// `client_assertion`, with `client_id`.
+    PrivateKeyJwt,
+}
+
+impl ClientAuthMethod {
+    /// The registry name a discovery document would list for this method.
+    pub fn registry_name(self) -> &'static str {
+        match self {
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretBasic
+            | Self::ClientSecretBasicUnencoded
+            | Self::ClientSecretBasicAndPost => "client_secret_basic",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    fn needs_secret(self) -> bool {
+        !matches!(self, Self::PrivateKeyJwt)
+    }
+}
+
+impl fmt::Display for ClientAuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretBasicUnencoded => "client_secret_basic_unencoded",
+            Self::ClientSecretBasicAndPost => "client_secret_basic_and_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        })
+    }
+}
+
+/// What the client authenticates with. `Debug` never shows it.
+#[derive(Clone)]
+pub enum ClientCredential {
+    /// A client secret (send its value, not its id).
+    Secret(SecretString),
+    /// A private key for `private_key_jwt`.
+    PrivateKey(PrivateKeyJwt),
+}
+
+impl ClientCredential {
+    /// A client secret.
+    pub fn secret(secret: impl Into<String>) -> Self {
+        Self::Secret(SecretString::from(secret.into()))
+    }
+
+    /// The method this credential uses unless told otherwise: a key means
+    /// `private_key_jwt`, a secret means the provider's default.
+    pub(crate) fn method(
+        &self,
+        configured: Option<ClientAuthMethod>,
+        provider_default: ClientAuthMethod,
+    ) -> Result<ClientAuthMethod, ConfigError> {
+        let method = match (self, configured) {
+            (_, Some(method)) => method,
+            (Self::PrivateKey(_), None) => ClientAuthMethod::PrivateKeyJwt,
+            (Self::Secret(_), None) if provider_default == ClientAuthMethod::PrivateKeyJwt => {
+                return Err(ConfigError::Invalid(
+                    "the provider is set to private_key_jwt, but the credential is a client secret"
+                        .into(),
+                ));
+            }
+            (Self::Secret(_), None) => provider_default,
+        };
+        match (self, method.needs_secret()) {
+            (Self::Secret(_), true) | (Self::PrivateKey(_), false) => Ok(method),
+            (Self::Secret(_), false) => Err(ConfigError::Invalid(
+                "private_key_jwt needs a private key, not a client secret".into(),
+            )),
+            (Self::PrivateKey(_), true) => Err(ConfigError::Invalid(format!(
+                "{method} needs a client secret, not a private key"
+            ))),
+        }
+    }
+}
+
+impl fmt::Debug for ClientCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("ClientCredential::Secret([redacted])"),
+            Self::PrivateKey(key) => f
+                .debug_tuple("ClientCredential::PrivateKey")
+                .field(key)
+                .finish(),
+        }
+    }
+}
+
+impl From<PrivateKeyJwt> for ClientCredential {
+    fn from(key: PrivateKeyJwt) -> Self {
+        Self::PrivateKey(key)
+    }
+}
+
+/// The credentials of one request, ready for oauth2: what oauth2 should do,
+/// what to add to the body, an `Authorization` value to set ourselves, and
+/// every secret text to scrub from anything the server says back.
+pub(crate) struct RequestAuth {
+    pub(crate) auth_type: oauth2::AuthType,
+    pub(crate) client_secret: Option<oauth2::ClientSecret>,
+    pub(crate) extra_params: Vec<(&'static str, String)>,
+    pub(crate) authorization: Option<HeaderValue>,
+    pub(crate) scrubber: Scrubber,
+}
+
+impl RequestAuth {
+    /// Prepares `method` for a request to `token_url` at `now`.
+    pub(crate) fn prepare(
+        client_id: &str,
+        credential: &ClientCredential,
+        method: ClientAuthMethod,
+        token_url: &str,
+        now: SystemTime,
+    ) -> Result<Self, ConfigError> {
+        let mut scrubber = Scrubber::default();
+        let mut auth = Self {
+            auth_type: oauth2::AuthType::RequestBody,
+            client_secret: None,
+            extra_params: Vec::new(),
+            authorization: None,
+            scrubber: Scrubber::default(),
+        };
+        match (credential, method) {
+            (ClientCredential::PrivateKey(key), ClientAuthMethod::PrivateKeyJwt) => {
+                // oauth2 puts client_id in the body (no secret, RequestBody).
+                let assertion = key.assertion(client_id, token_url, now)?;
+                scrubber.add(assertion.expose_secret());
+                auth.extra_params
+                    .push(("client_assertion_type", JWT_BEARER_ASSERTION_TYPE.into()));
+                auth.extra_params
+                    .push(("client_assertion", assertion.expose_secret().to_owned()));
+            }
+            (ClientCredential::Secret(secret), method) if method.needs_secret() => {
+                let secret = secret.expose_secret();
+                scrubber.add(secret);
+                scrubber.add(form_urlencode(secret));
+                let rfc = basic_credentials(&form_urlencode(client_id), &form_urlencode(secret));
+                let raw = basic_credentials(client_id, secret);
+                scrubber.add(rfc.clone());
+                scrubber.add(raw.clone());
+                match method {
+                    ClientAuthMethod::ClientSecretPost => {
+                        auth.client_secret = Some(oauth2::ClientSecret::new(secret.to_owned()));
+                    }
+                    ClientAuthMethod::ClientSecretBasic => {
+                        // oauth2 applies the RFC 6749 §2.3.1 encoding itself.
+                        auth.auth_type = oauth2::AuthType::BasicAuth;
+                        auth.client_secret = Some(oauth2::ClientSecret::new(secret.to_owned()));
+                    }
+                    ClientAuthMethod::ClientSecretBasicUnencoded => {
+                        // oauth2 builds an encoded Basic header (and keeps
+                        // client_id out of the body); the adapter replaces
+                        // its value with the raw one.
+                        auth.auth_type = oauth2::AuthType::BasicAuth;
+                        auth.client_secret = Some(oauth2::ClientSecret::new(secret.to_owned()));
+                        auth.authorization = Some(basic_header(&raw)?);
+                    }
+                    ClientAuthMethod::ClientSecretBasicAndPost => {
+                        auth.auth_type = oauth2::AuthType::BasicAuth;
+                        auth.client_secret = Some(oauth2::ClientSecret::new(secret.to_owned()));
+                        auth.authorization = Some(basic_header(&raw)?);
+                        auth.extra_params.push(("client_id", client_id.to_owned()));
+                        auth.extra_params.push(("client_secret", secret.to_owned()));
+                    }
+                    ClientAuthMethod::PrivateKeyJwt => unreachable!("needs_secret() is false"),
+                }
+            }
+            (_, method) => {
+                return Err(ConfigError::Invalid(format!(
+                    "{method} does not fit the credential given"
+                )));
+            }
+        }
+        auth.scrubber = scrubber;
+        Ok(auth)
+    }
+}
+
+fn form_urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn basic_credentials(user: &str, password: &str) -> String {
+    STANDARD.encode(format!("{user}:{password}"))
+}
+
+fn basic_header(credentials: &str) -> Result<HeaderValue, ConfigError> {
+    let mut value = HeaderValue::from_str(&format!("Basic {credentials}")).map_err(|_| {
+        ConfigError::Invalid("the Basic credentials are not a valid header value".into())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_follows_credential_and_configuration() {
+        let secret = ClientCredential::secret("s");
+        assert_eq!(
+            secret
+                .method(None, ClientAuthMethod::ClientSecretPost)
+                .unwrap(),
+            ClientAuthMethod::ClientSecretPost
+        );
+        assert_eq!(
+            secret
+                .method(
+                    Some(ClientAuthMethod::ClientSecretBasic),
+                    ClientAuthMethod::ClientSecretPost
+                )
+                .unwrap(),
+            ClientAuthMethod::ClientSecretBasic
+        );
+        assert!(
+            secret
+                .method(
+                    Some(ClientAuthMethod::PrivateKeyJwt),
+                    ClientAuthMethod::ClientSecretPost
+                )
+                .is_err()
+        );
+        assert!(
+            secret
+                .method(None, ClientAuthMethod::PrivateKeyJwt)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let text = format!("{:?}", ClientCredential::secret("hunter2"));
+        assert_eq!(text, "ClientCredential::Secret([redacted])");
+    }
+
+    #[test]
+    fn scrubber_knows_every_form_of_the_secret() {
+        let auth = RequestAuth::prepare(
+            "id",
+            &ClientCredential::secret("p@ss:w+rd"),
+            ClientAuthMethod::ClientSecretBasicUnencoded,
+            "https://t.example/token",
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let raw = basic_credentials("id", "p@ss:w+rd");
+        let encoded = form_urlencode("p@ss:w+rd");
+        let echoed = format!("got p@ss:w+rd / {encoded} / {raw}");
+        assert_eq!(
+            auth.scrubber.scrub(&echoed),
+            "got [redacted] / [redacted] / [redacted]"
+        );
+        assert_eq!(
+            auth.authorization.as_ref().unwrap(),
+            &format!("Basic {raw}")
+        );
+        assert!(auth.authorization.unwrap().is_sensitive());
+    }
+}

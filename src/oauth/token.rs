@@ -1,0 +1,206 @@
+//! The access token as m2m holds it: a secret, its type and its lifetime.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::{AuthError, InvalidTokenValue};
+
+/// An access token obtained from a token endpoint.
+///
+/// Cloning is cheap (one reference count), so a cache hit costs no allocation.
+/// `Debug` never shows the token; the `Authorization` header value is built
+/// once and marked sensitive, so HTTP-level logging redacts it too.
+#[derive(Clone)]
+pub struct AccessToken(Arc<Inner>);
+
+struct Inner {
+    secret: SecretString,
+    token_type: TokenType,
+    header: HeaderValue,
+    expires_at: SystemTime,
+    scopes: Option<Vec<String>>,
+}
+
+/// The token types m2m can send.
+///
+/// RFC 6749 §7.1: a client must not use a token whose type it does not
+/// understand. [`TokenType::parse`] is the one place where the type of
+/// every token is decided; a token type that needs more than a header (DPoP
+/// proofs) gets its variant here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// RFC 6750: sent as `Authorization: Bearer {access_token}`.
+    Bearer,
+}
+
+impl TokenType {
+    /// Most characters of a refused `token_type` shown in the error.
+    const SHOWN_CHARS: usize = 40;
+
+    /// Reads a `token_type` as a token endpoint sent it. Case-insensitive
+    /// (`bearer` happens); absent or empty means `Bearer`. Any other type is
+    /// refused with [`AuthError::UnsupportedTokenType`], which names it.
+    pub fn parse(token_type: &str) -> Result<Self, AuthError> {
+        let trimmed = token_type.trim();
+        if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("bearer") {
+            return Ok(Self::Bearer);
+        }
+        let mut shown: String = trimmed
+            .chars()
+            .take(Self::SHOWN_CHARS)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        if shown.len() < trimmed.len() {
+            shown.push('…');
+        }
+        Err(AuthError::UnsupportedTokenType { token_type: shown })
+    }
+
+    /// The scheme of the `Authorization` header (`Bearer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+        }
+    }
+}
+
+impl AccessToken {
+    /// Builds a token. `token_type` is read by [`TokenType::parse`]: Bearer
+    /// in any case (or none) is accepted, any other type is refused. The
+    /// header is `Bearer {access_token}`; a value that cannot go into a
+    /// header is refused with [`AuthError::InvalidToken`].
+    pub fn new(
+        secret: SecretString,
+        token_type: &str,
+        expires_at: SystemTime,
+        scopes: Option<Vec<String>>,
+    ) -> Result<Self, AuthError> {
+        let token_type = TokenType::parse(token_type)?;
+        let mut header = HeaderValue::from_str(&format!(
+            "{} {}",
+            token_type.as_str(),
+            secret.expose_secret()
+        ))
+        .map_err(|_| InvalidTokenValue)?;
+        header.set_sensitive(true);
+        Ok(Self(Arc::new(Inner {
+            secret,
+            token_type,
+            header,
+            expires_at,
+            scopes,
+        })))
+    }
+
+    /// The `Authorization` header value, `{token_type} {access_token}`,
+    /// marked sensitive.
+    pub fn authorization(&self) -> &HeaderValue {
+        &self.0.header
+    }
+
+    /// The token itself. Expose it only to send it.
+    pub fn secret(&self) -> &SecretString {
+        &self.0.secret
+    }
+
+    /// The token type as it goes into the header (`Bearer`).
+    pub fn token_type(&self) -> &str {
+        self.0.token_type.as_str()
+    }
+
+    /// When the token stops being valid.
+    pub fn expires_at(&self) -> SystemTime {
+        self.0.expires_at
+    }
+
+    /// The scopes the server granted, when it said.
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.0.scopes.as_deref()
+    }
+
+    /// Whether `authorization` is the header value this token produces.
+    /// Used to evict a rejected token only if it is still the cached one.
+    pub fn is_sent_as(&self, authorization: &HeaderValue) -> bool {
+        self.0.header.as_bytes() == authorization.as_bytes()
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token_type", &self.0.token_type.as_str())
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.0.expires_at)
+            .field("scopes", &self.0.scopes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn token(value: &str, token_type: &str) -> AccessToken {
+        AccessToken::new(
+            SecretString::from(value),
+            token_type,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(60),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn bearer_is_normalised_and_other_types_refused_by_name() {
+        assert_eq!(token("abc", "bearer").authorization(), "Bearer abc");
+        assert_eq!(token("abc", "BEARER").token_type(), "Bearer");
+        assert_eq!(token("abc", " ").authorization(), "Bearer abc");
+        let refused = |token_type: &str| match AccessToken::new(
+            SecretString::from("abc"),
+            token_type,
+            SystemTime::UNIX_EPOCH,
+            None,
+        ) {
+            Err(AuthError::UnsupportedTokenType { token_type }) => token_type,
+            other => panic!("{token_type:?}: {other:?}"),
+        };
+        assert_eq!(refused("DPoP"), "DPoP");
+        assert_eq!(refused(" mac "), "mac");
+        assert_eq!(refused("a\nb"), "a?b");
+        let long = refused(&"x".repeat(500));
+        assert_eq!(long.chars().count(), TokenType::SHOWN_CHARS + 1);
+    }
+
+    #[test]
+    fn header_is_sensitive_and_debug_is_redacted() {
+        let t = token("very-secret-token", "Bearer");
+        assert!(t.authorization().is_sensitive());
+        let debug = format!("{t:?}");
+        assert!(!debug.contains("very-secret-token"), "{debug}");
+        assert!(!format!("{:?}", t.authorization()).contains("very-secret-token"));
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        let err = AccessToken::new(
+            SecretString::from("a\nb"),
+            "Bearer",
+            SystemTime::UNIX_EPOCH,
+            None,
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn recognises_its_own_header() {
+        let a = token("one", "Bearer");
+        assert!(a.is_sent_as(token("one", "bearer").authorization()));
+        assert!(!a.is_sent_as(token("two", "Bearer").authorization()));
+    }
+}

@@ -1,0 +1,9 @@
+//! Time and randomness, injected: the [`Clock`] every wait and expiry reads,
+//! the [`Jitter`] of every backoff, and their test doubles.
+
+pub(crate) mod clock;
+pub(crate) mod test_doubles;
+
+pub(crate) use clock::later;
+pub use clock::{Clock, Jitter, RandomJitter, SystemClock};
+pub use test_doubles::{FixedJitter, ManualClock};

@@ -12,6 +12,7 @@
 
 pub(crate) mod api;
 pub mod challenge;
+mod dpop_calls;
 mod handle;
 #[cfg(feature = "middleware")]
 mod middleware;
@@ -36,6 +37,7 @@ pub use crate::oauth::assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm
 pub use crate::oauth::credentials::{
     ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE,
 };
+pub use crate::oauth::dpop::{DPOP_HEADER, DPOP_NONCE_HEADER, Dpop, DpopKey};
 pub use crate::oauth::error::{
     ApiCallError, ApiCallErrorKind, AuthError, ConfigError, DiscoveryError, EndpointError,
     InvalidResponse, InvalidTokenValue, OAuthError, SharedFailure, TransportError,

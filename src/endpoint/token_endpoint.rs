@@ -28,11 +28,12 @@ use super::fetch_token::FetchToken;
 use super::retry::RetryPolicy;
 use crate::future::BoxFuture;
 use crate::oauth::credentials::{ClientAuthMethod, ClientCredential, RequestAuth};
+use crate::oauth::dpop::{Dpop, USE_DPOP_NONCE};
 use crate::oauth::error::{AuthError, ConfigError, TransportErrorKind};
 use crate::oauth::exchange::exchange;
 use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
 use crate::oauth::response::{FailureContext, TokenLifetimes, read_token_answer};
-use crate::oauth::token::AccessToken;
+use crate::oauth::token::{AccessToken, TokenType};
 use crate::oauth::url_policy::check_credentials_url;
 use crate::provider::{Provider, TokenAuthority};
 use crate::time::clock::{Clock, Jitter, RandomJitter, SystemClock, later};
@@ -52,6 +53,10 @@ pub struct EndpointIdentity {
     pub scopes: Vec<String>,
     /// The RFC 8707 `resource`, when one is requested.
     pub resource: Option<String>,
+    /// What the tokens are bound to, when they are sender-constrained: the
+    /// DPoP key's thumbprint (`dpop-jkt:…`). Tokens bound to one key are
+    /// never handed to a holder of another.
+    pub key_binding: Option<String>,
 }
 
 /// Builds a [`TokenEndpoint`]; see [`TokenEndpoint::builder`].
@@ -70,9 +75,19 @@ pub struct TokenEndpointBuilder {
     lifetimes: TokenLifetimes,
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
+    dpop: Option<Dpop>,
 }
 
 impl TokenEndpointBuilder {
+    /// DPoP (RFC 9449): every token request carries a proof signed with
+    /// `dpop`'s key, and the tokens are bound to it (`token_type` DPoP).
+    /// An [`Auth`](crate::auth::Auth) handle over this endpoint sends each
+    /// API call with a fresh proof.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// The scopes to request, replacing the provider's default. Each item may
     /// hold several space-separated scopes; repeats are dropped, order kept.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
@@ -197,6 +212,10 @@ impl TokenEndpointBuilder {
             client_id: self.client_id.clone(),
             scopes: scopes.clone(),
             resource: self.resource.clone(),
+            key_binding: self
+                .dpop
+                .as_ref()
+                .map(|dpop| format!("dpop-jkt:{}", dpop.key().thumbprint())),
         };
         Ok(TokenEndpoint {
             scope_format: self.provider.scope_format(),
@@ -215,6 +234,7 @@ impl TokenEndpointBuilder {
             jitter: self.jitter,
             held_off_until: Mutex::new(None),
             warned_auth_methods: AtomicBool::new(false),
+            dpop: self.dpop,
         })
     }
 }
@@ -293,6 +313,7 @@ pub struct TokenEndpoint {
     scope_format: &'static str,
     held_off_until: Mutex<Option<SystemTime>>,
     warned_auth_methods: AtomicBool,
+    dpop: Option<Dpop>,
 }
 
 impl TokenEndpoint {
@@ -321,6 +342,7 @@ impl TokenEndpoint {
             lifetimes: TokenLifetimes::default(),
             clock: Arc::new(SystemClock),
             jitter: Arc::new(RandomJitter),
+            dpop: None,
         }
     }
 
@@ -342,6 +364,11 @@ impl TokenEndpoint {
     /// The scopes requested.
     pub fn scopes(&self) -> &[String] {
         &self.scopes
+    }
+
+    /// The DPoP key and nonces of this endpoint, when it uses DPoP.
+    pub fn dpop(&self) -> Option<&Dpop> {
+        self.dpop.as_ref()
     }
 
     /// Requests a new token: retries, backoff and hold-off included.
@@ -436,13 +463,83 @@ impl TokenEndpoint {
     }
 
     async fn request_at(&self, token_url: &Url, now: SystemTime) -> Result<AccessToken, AuthError> {
-        let auth = RequestAuth::prepare(
+        let mut nonce_retry_left = self.dpop.is_some();
+        loop {
+            let result = self.request_once(token_url, now).await;
+            let Some(dpop) = &self.dpop else {
+                return self.check_token_type(result.map_err(|(error, _)| error)?);
+            };
+            match result {
+                Ok(token) => return self.check_token_type(token),
+                // RFC 9449 §8: the server wants its nonce in the proof; a
+                // new one is kept for the origin, and the request is made
+                // once more with a fresh proof carrying it.
+                Err((error, fresh_nonce))
+                    if nonce_retry_left
+                        && fresh_nonce
+                        && error
+                            .oauth_error()
+                            .is_some_and(|oauth| oauth.error == USE_DPOP_NONCE) =>
+                {
+                    nonce_retry_left = false;
+                    tracing::debug!(
+                        key = dpop.key().thumbprint(),
+                        "the token endpoint asked for a DPoP nonce: sending once more with it"
+                    );
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
+    /// A token of the type this endpoint may use: DPoP only with a DPoP key,
+    /// Bearer with one only when allowed.
+    fn check_token_type(&self, token: AccessToken) -> Result<AccessToken, AuthError> {
+        match (token.kind(), &self.dpop) {
+            (TokenType::DPoP, None) => Err(AuthError::UnsupportedTokenType {
+                token_type: token.token_type().to_owned(),
+            }),
+            (TokenType::Bearer, Some(dpop)) if !dpop.allows_bearer() => {
+                Err(AuthError::NotSenderConstrained {
+                    token_type: token.token_type().to_owned(),
+                })
+            }
+            (TokenType::Bearer, Some(_)) => {
+                tracing::warn!(
+                    "the token endpoint answered a DPoP request with a Bearer token: using it as Bearer (dpop_allow_bearer)"
+                );
+                Ok(token)
+            }
+            _ => Ok(token),
+        }
+    }
+
+    /// One request; with DPoP, whether its answer brought a new nonce
+    /// (errors only; a nonce on a success is kept all the same).
+    async fn request_once(
+        &self,
+        token_url: &Url,
+        now: SystemTime,
+    ) -> Result<AccessToken, (AuthError, bool)> {
+        let no_nonce = |error: AuthError| (error, false);
+        let mut auth = RequestAuth::prepare(
             &self.client_id,
             &self.credential,
             self.method,
             token_url.as_str(),
             now,
-        )?;
+        )
+        .map_err(|e| no_nonce(e.into()))?;
+        let proof = match &self.dpop {
+            Some(dpop) => {
+                let proof = dpop
+                    .proof("POST", token_url, None, now)
+                    .map_err(|e| no_nonce(e.into()))?;
+                auth.scrubber.add(proof.to_str().unwrap_or_default());
+                Some(proof)
+            }
+            None => None,
+        };
         let (result, recorded) = exchange(
             &self.http,
             &self.client_id,
@@ -450,8 +547,13 @@ impl TokenEndpoint {
             &auth,
             &self.scopes,
             self.resource.as_deref(),
+            proof,
         )
         .await;
+        let fresh_nonce = match (&self.dpop, &recorded) {
+            (Some(dpop), Some(recorded)) => dpop.note_nonce(token_url, &recorded.headers),
+            _ => false,
+        };
         let url = token_url.as_str();
         let context = FailureContext {
             url,
@@ -461,7 +563,8 @@ impl TokenEndpoint {
             scrubber: &auth.scrubber,
         };
         let (token, lifetime, source) =
-            read_token_answer(result, recorded.as_ref(), &context, &self.lifetimes)?;
+            read_token_answer(result, recorded.as_ref(), &context, &self.lifetimes)
+                .map_err(|error| (error, fresh_nonce))?;
         tracing::debug!(
             token_type = token.token_type(),
             lifetime_s = lifetime.as_secs(),

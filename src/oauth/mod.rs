@@ -6,6 +6,7 @@
 
 pub(crate) mod assertion;
 pub(crate) mod credentials;
+pub(crate) mod dpop;
 pub(crate) mod error;
 pub(crate) mod exchange;
 pub(crate) mod http_client;

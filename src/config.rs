@@ -29,7 +29,8 @@ use url::Url;
 use secrecy::ExposeSecret;
 
 use crate::auth::{
-    ApiSettings, Auth, CacheEncryptionKey, CacheSettings, ClientAuthMethod, ClientCredential,
+    ApiSettings, Auth, CacheEncryptionKey, CacheSettings, ClientAuthMethod, ClientCredential, Dpop,
+    DpopKey,
     FileStore, KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache,
     TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
@@ -302,6 +303,28 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES"))]
     pub max_response_bytes: Option<u64>,
+    /// DPoP (RFC 9449): tokens bound to a P-256 key made for this process
+    /// (one key for every such client of the process), proved with a fresh
+    /// proof on the token request and on every API call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, num_args = 0, default_missing_value = "true")
+    )]
+    pub dpop: Option<bool>,
+    /// DPoP with the P-256 private key in this PEM file (PKCS#8 or SEC1)
+    /// instead of a fresh one: its tokens can be cached across runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub dpop_key_file: Option<PathBuf>,
+    /// With DPoP, use a Bearer token if the token endpoint answers with one
+    /// (it does not do DPoP for this client). Off: that answer is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, num_args = 0, default_missing_value = "true")
+    )]
+    pub dpop_allow_bearer: Option<bool>,
 }
 
 impl ClientConfig {
@@ -325,6 +348,25 @@ impl ClientConfig {
     /// `self` with every field that `overrides` sets replaced.
     pub fn overlaid_with(&self, overrides: &ClientConfig) -> ClientConfig {
         overlay(self, overrides)
+    }
+
+    /// DPoP as configured (`dpop`, `dpop_key_file`, `dpop_allow_bearer`):
+    /// `None` when the client does not use it.
+    pub fn dpop_settings(&self) -> Result<Option<Dpop>, String> {
+        let key = match (&self.dpop_key_file, self.dpop) {
+            (Some(_), Some(false)) => {
+                return Err("dpop_key_file is set and dpop = false: remove one".to_owned());
+            }
+            (Some(file), _) => DpopKey::from_pem_file(file).map_err(|e| e.to_string())?,
+            (None, Some(true)) => DpopKey::for_process().map_err(|e| e.to_string())?,
+            (None, _) if self.dpop_allow_bearer.is_some() => {
+                return Err("dpop_allow_bearer needs dpop = true or dpop_key_file".to_owned());
+            }
+            (None, _) => return Ok(None),
+        };
+        Ok(Some(
+            Dpop::new(key).allow_bearer(self.dpop_allow_bearer.unwrap_or(false)),
+        ))
     }
 
     /// The environment variable that overrides this client's secret:
@@ -534,6 +576,9 @@ impl Config {
             builder = builder.http_settings(
                 crate::auth::HttpSettings::default().with_timeout(Duration::from_secs(seconds)),
             );
+        }
+        if let Some(dpop) = client.dpop_settings().map_err(fail)? {
+            builder = builder.dpop(dpop);
         }
         if let Some(seconds) = self.cache.default_lifetime_secs {
             builder = builder.lifetimes(

@@ -61,6 +61,17 @@ impl DpopKey {
         Self::from_pair(pair)
     }
 
+    /// The process's own key: generated on first use, the same for every
+    /// later caller (what `dpop = true` in a configuration uses).
+    pub fn for_process() -> Result<Self, ConfigError> {
+        static PROCESS_KEY: std::sync::OnceLock<DpopKey> = std::sync::OnceLock::new();
+        if let Some(key) = PROCESS_KEY.get() {
+            return Ok(key.clone());
+        }
+        let key = Self::generate()?;
+        Ok(PROCESS_KEY.get_or_init(|| key).clone())
+    }
+
     /// A P-256 private key in PEM: PKCS#8 (`BEGIN PRIVATE KEY`) or SEC1
     /// (`BEGIN EC PRIVATE KEY`). The error never shows the key.
     pub fn from_pem(pem_text: &SecretString) -> Result<Self, ConfigError> {

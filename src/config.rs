@@ -30,8 +30,7 @@ use secrecy::ExposeSecret;
 
 use crate::auth::{
     ApiSettings, Auth, CacheEncryptionKey, CacheSettings, ClientAuthMethod, ClientCredential, Dpop,
-    DpopKey,
-    FileStore, KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache,
+    DpopKey, FileStore, KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache,
     TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };

@@ -20,8 +20,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::demo::{self, ProviderStyle, RegisteredClient};
+use super::endpoints::{self, issuer_url};
 use super::faults::{self, Injected, Site};
-use super::server::{self, Shared};
+use super::shared::Shared;
 use super::stats::Counter;
 use super::tokens::{Grant, IssuedToken};
 
@@ -86,9 +87,9 @@ pub(crate) async fn oidc_discovery(State(shared): State<Arc<Shared>>) -> Respons
         .flat_map(|client| client.scopes.iter().copied())
         .collect();
     let document = json!({
-        "issuer": server::issuer_url(base, ProviderStyle::Oidc, demo::ENTRA_TENANT_ID),
-        "token_endpoint": format!("{base}{}", server::OIDC_TOKEN_PATH),
-        "jwks_uri": format!("{base}{}", server::JWKS_PATH),
+        "issuer": issuer_url(base, ProviderStyle::Oidc, demo::ENTRA_TENANT_ID),
+        "token_endpoint": format!("{base}{}", endpoints::OIDC_TOKEN_PATH),
+        "jwks_uri": format!("{base}{}", endpoints::JWKS_PATH),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": oidc_scopes,
@@ -186,7 +187,7 @@ fn exchange(
     // The one known tenant, as the issuer spells it (the path may differ in case).
     let tenant = demo::ENTRA_TENANT_ID;
     let grant = Grant {
-        issuer: server::issuer_url(&shared.base_url, style, tenant),
+        issuer: issuer_url(&shared.base_url, style, tenant),
         client_id: client.id.to_owned(),
         audiences: granted.audiences,
         scopes: granted.scopes.clone(),
@@ -587,7 +588,7 @@ fn oidc_refusal(refusal: &Refusal, context: &RefusalContext) -> Response {
     }
     let mut response = json_response(StatusCode::UNAUTHORIZED, &body);
     if context.used_basic {
-        let realm = server::issuer_url(context.base_url, ProviderStyle::Oidc, context.tenant);
+        let realm = issuer_url(context.base_url, ProviderStyle::Oidc, context.tenant);
         let challenge = format!(
             "Basic realm=\"{realm}\", error=\"invalid_client\", error_description=\"{}\"",
             refusal.description()

@@ -43,12 +43,16 @@ mod endpoints;
 mod error;
 mod faults;
 mod identity;
+mod json_response;
 mod nxtsoft;
 mod problem;
+mod refusal;
 mod router;
+mod scope_grant;
 mod shared;
 mod stats;
 mod summary;
+mod token_request;
 mod tokens;
 
 use std::fmt;

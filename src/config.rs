@@ -30,8 +30,8 @@ use secrecy::ExposeSecret;
 
 use crate::auth::{
     ApiSettings, Auth, CacheEncryptionKey, CacheSettings, ClientAuthMethod, ClientCredential, Dpop,
-    DpopKey, FileStore, KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache,
-    TokenEndpoint, TokenEndpointBuilder,
+    DpopKey, FileStore, KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TlsIdentity,
+    TokenCache, TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
@@ -165,6 +165,13 @@ pub enum AuthMethodName {
     BasicAndPost,
     /// `private_key_jwt` (RFC 7523).
     PrivateKeyJwt,
+    /// `tls_client_auth` (RFC 8705 §2.1): the certificate of
+    /// `tls_certificate_file` (issued by a CA the server trusts) on the TLS
+    /// connection.
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): a self-signed
+    /// certificate the server has registered for the client.
+    SelfSignedTlsClientAuth,
 }
 
 /// One client: `[clients.<name>]`, or the flags of `m2m token`/`m2m call`.
@@ -324,6 +331,16 @@ pub struct ClientConfig {
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub dpop_allow_bearer: Option<bool>,
+    /// Mutual TLS (RFC 8705): the client certificate (PEM, the client's
+    /// first), presented to the token endpoint and the API, with
+    /// `auth = "tls-client-auth"` or `"self-signed-tls-client-auth"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub tls_certificate_file: Option<PathBuf>,
+    /// The private key (PEM) of `tls_certificate_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -347,6 +364,30 @@ impl ClientConfig {
     /// `self` with every field that `overrides` sets replaced.
     pub fn overlaid_with(&self, overrides: &ClientConfig) -> ClientConfig {
         overlay(self, overrides)
+    }
+
+    /// The client certificate for mutual TLS (`tls_certificate_file`,
+    /// `tls_key_file`, with a `tls-…` auth): `None` when the client does
+    /// not authenticate with one.
+    pub fn tls_identity(&self) -> Result<Option<TlsIdentity>, String> {
+        let tls_auth = matches!(
+            self.auth,
+            Some(AuthMethodName::TlsClientAuth | AuthMethodName::SelfSignedTlsClientAuth)
+        );
+        match (&self.tls_certificate_file, &self.tls_key_file, tls_auth) {
+            (None, None, false) => Ok(None),
+            (Some(certificate), Some(key), true) => {
+                TlsIdentity::from_pem_files(certificate, key)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            (_, _, true) => Err(
+                "mutual TLS needs tls_certificate_file and tls_key_file".to_owned(),
+            ),
+            (_, _, false) => Err(
+                "tls_certificate_file and tls_key_file need auth = \"tls-client-auth\" or \"self-signed-tls-client-auth\"".to_owned(),
+            ),
+        }
     }
 
     /// DPoP as configured (`dpop`, `dpop_key_file`, `dpop_allow_bearer`):
@@ -817,6 +858,11 @@ impl ClientConfig {
     /// secret, or its private key file. What a file cache's key is derived
     /// from when no `M2M_CACHE_KEY` is given.
     fn secret_material(&self, client_name: &str) -> Result<secrecy::SecretSlice<u8>, String> {
+        if let (Some(_), Some(key_file)) = (self.tls_identity()?, &self.tls_key_file) {
+            return std::fs::read(key_file)
+                .map(Into::into)
+                .map_err(|e| format!("tls_key_file {}: {e}", key_file.display()));
+        }
         if let Some(secret) = self.secret(client_name)? {
             return Ok(secret.into_bytes().into());
         }
@@ -830,6 +876,9 @@ impl ClientConfig {
     /// by `client_secret_env`, else `client_secret_file`, else the key in
     /// `private_key_file`.
     pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
+        if let Some(identity) = self.tls_identity()? {
+            return Ok(ClientCredential::TlsCertificate(identity));
+        }
         if let Some(secret) = self.secret(client_name)? {
             return Ok(ClientCredential::secret(secret));
         }
@@ -923,6 +972,8 @@ impl From<AuthMethodName> for ClientAuthMethod {
             AuthMethodName::BasicUnencoded => ClientAuthMethod::ClientSecretBasicUnencoded,
             AuthMethodName::BasicAndPost => ClientAuthMethod::ClientSecretBasicAndPost,
             AuthMethodName::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+            AuthMethodName::TlsClientAuth => ClientAuthMethod::TlsClientAuth,
+            AuthMethodName::SelfSignedTlsClientAuth => ClientAuthMethod::SelfSignedTlsClientAuth,
         }
     }
 }

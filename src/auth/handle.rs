@@ -62,7 +62,9 @@ impl Auth {
     pub fn new(endpoint: TokenEndpoint, cache: &TokenCache) -> Self {
         let key = CacheKey::for_endpoint(endpoint.identity());
         let dpop = endpoint.dpop().cloned();
-        let auth = Self::from_source(cache.source(key, Arc::new(endpoint)));
+        let tls_identity = endpoint.tls_identity().cloned();
+        let mut auth = Self::from_source(cache.source(key, Arc::new(endpoint)));
+        auth.api.tls_identity = tls_identity;
         match dpop {
             Some(dpop) => auth.with_dpop(dpop),
             None => auth,
@@ -142,7 +144,11 @@ impl Auth {
     /// With other settings for the API calls this handle guards (the
     /// generated clients and [`AuthMiddleware`](crate::auth::AuthMiddleware)): by default the token goes
     /// only over https or to loopback.
-    pub fn with_api_settings(mut self, api: ApiSettings) -> Self {
+    /// The endpoint's client certificate stays unless `api` names one.
+    pub fn with_api_settings(mut self, mut api: ApiSettings) -> Self {
+        if api.tls_identity.is_none() {
+            api.tls_identity = self.api.tls_identity.take();
+        }
         self.api = api;
         self
     }

@@ -44,6 +44,7 @@ pub use crate::oauth::error::{
     TransportErrorKind, UnfinishedFetch,
 };
 pub use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
+pub use crate::oauth::mtls::TlsIdentity;
 pub use crate::oauth::response::TokenLifetimes;
 pub use crate::oauth::retry_after::{MAX_RETRY_AFTER, retry_after};
 pub use crate::oauth::token::{AccessToken, TokenType};

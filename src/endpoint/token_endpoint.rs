@@ -32,6 +32,7 @@ use crate::oauth::dpop::{Dpop, USE_DPOP_NONCE};
 use crate::oauth::error::{AuthError, ConfigError, TransportErrorKind};
 use crate::oauth::exchange::exchange;
 use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
+use crate::oauth::mtls::TlsIdentity;
 use crate::oauth::response::{FailureContext, TokenLifetimes, read_token_answer};
 use crate::oauth::token::{AccessToken, TokenType};
 use crate::oauth::url_policy::check_credentials_url;
@@ -143,7 +144,8 @@ impl TokenEndpointBuilder {
         self
     }
 
-    /// A shared HTTP client.
+    /// A shared HTTP client. With mutual TLS, it must present the client
+    /// certificate itself (build it with [`TlsIdentity::apply`]).
     pub fn http_client(mut self, client: TokenHttpClient) -> Self {
         self.http = Some(client);
         self
@@ -202,20 +204,36 @@ impl TokenEndpointBuilder {
         let scopes = self
             .scopes
             .unwrap_or_else(|| self.provider.default_scopes(&self.client_id));
-        let http = match self.http {
-            Some(http) => http,
-            None => TokenHttpClient::new(&self.http_settings)?,
+        let http = match (self.http, &self.credential) {
+            (Some(http), _) => http,
+            // One client per identity: the certificate on every connection.
+            (None, ClientCredential::TlsCertificate(identity)) => TokenHttpClient::from_builder(
+                identity.apply(reqwest::Client::builder()),
+                &self.http_settings,
+            )?,
+            (None, _) => TokenHttpClient::new(&self.http_settings)?,
         };
+        let key_binding = [
+            self.dpop
+                .as_ref()
+                .map(|dpop| format!("dpop-jkt:{}", dpop.key().thumbprint())),
+            match &self.credential {
+                ClientCredential::TlsCertificate(identity) => {
+                    Some(format!("x5t#S256:{}", identity.thumbprint()))
+                }
+                _ => None,
+            },
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
         let identity = EndpointIdentity {
             provider: self.provider.name(),
             authority: authority.url().to_string(),
             client_id: self.client_id.clone(),
             scopes: scopes.clone(),
             resource: self.resource.clone(),
-            key_binding: self
-                .dpop
-                .as_ref()
-                .map(|dpop| format!("dpop-jkt:{}", dpop.key().thumbprint())),
+            key_binding: (!key_binding.is_empty()).then(|| key_binding.join(" ")),
         };
         Ok(TokenEndpoint {
             scope_format: self.provider.scope_format(),
@@ -366,6 +384,15 @@ impl TokenEndpoint {
         &self.scopes
     }
 
+    /// The client certificate presented on every connection, with mutual
+    /// TLS (a certificate-bound token needs it on the API calls too).
+    pub fn tls_identity(&self) -> Option<&TlsIdentity> {
+        match &self.credential {
+            ClientCredential::TlsCertificate(identity) => Some(identity),
+            _ => None,
+        }
+    }
+
     /// The DPoP key and nonces of this endpoint, when it uses DPoP.
     pub fn dpop(&self) -> Option<&Dpop> {
         self.dpop.as_ref()
@@ -448,7 +475,13 @@ impl TokenEndpoint {
                 self.check_advertised_methods(
                     metadata.token_endpoint_auth_methods_supported.as_deref(),
                 );
-                (metadata.token_endpoint.clone(), Some((discovery, metadata)))
+                // RFC 8705 §5: a client presenting its certificate uses
+                // the alias when there is one.
+                let url = match (&metadata.mtls_token_endpoint, self.tls_identity()) {
+                    (Some(alias), Some(_)) => alias.clone(),
+                    _ => metadata.token_endpoint.clone(),
+                };
+                (url, Some((discovery, metadata)))
             }
         };
         match self.request_at(&token_url, now).await {

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::assertion::PrivateKeyJwt;
 use super::error::ConfigError;
+use super::mtls::TlsIdentity;
 use crate::redaction::Scrubber;
 
 /// `client_assertion_type` for JWT client assertions (RFC 7523 §2.2).
@@ -41,6 +42,13 @@ pub enum ClientAuthMethod {
     /// A JWT signed with the client's private key (RFC 7523), in the body as
     /// `client_assertion`, with `client_id`.
     PrivateKeyJwt,
+    /// Mutual TLS with a certificate from a CA (RFC 8705 §2.1): the client
+    /// certificate on the connection, `client_id` in the body.
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate the server knows (RFC 8705
+    /// §2.2): the client certificate on the connection, `client_id` in the
+    /// body.
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthMethod {
@@ -52,11 +60,18 @@ impl ClientAuthMethod {
             | Self::ClientSecretBasicUnencoded
             | Self::ClientSecretBasicAndPost => "client_secret_basic",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
     fn needs_secret(self) -> bool {
-        !matches!(self, Self::PrivateKeyJwt)
+        !matches!(self, Self::PrivateKeyJwt) && !self.is_mutual_tls()
+    }
+
+    /// Whether the client authenticates with its TLS certificate.
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 }
 
@@ -68,6 +83,8 @@ impl fmt::Display for ClientAuthMethod {
             Self::ClientSecretBasicUnencoded => "client_secret_basic_unencoded",
             Self::ClientSecretBasicAndPost => "client_secret_basic_and_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         })
     }
 }
@@ -79,6 +96,8 @@ pub enum ClientCredential {
     Secret(SecretString),
     /// A private key for `private_key_jwt`.
     PrivateKey(PrivateKeyJwt),
+    /// A client certificate and key for mutual TLS (RFC 8705).
+    TlsCertificate(TlsIdentity),
 }
 
 impl ClientCredential {
@@ -95,6 +114,18 @@ impl ClientCredential {
         provider_default: ClientAuthMethod,
     ) -> Result<ClientAuthMethod, ConfigError> {
         let method = match (self, configured) {
+            (Self::TlsCertificate(_), Some(method)) if method.is_mutual_tls() => method,
+            (Self::TlsCertificate(_), None) => ClientAuthMethod::TlsClientAuth,
+            (Self::TlsCertificate(_), Some(method)) => {
+                return Err(ConfigError::Invalid(format!(
+                    "{method} does not fit a TLS client certificate (tls_client_auth or self_signed_tls_client_auth does)"
+                )));
+            }
+            (_, Some(method)) if method.is_mutual_tls() => {
+                return Err(ConfigError::Invalid(format!(
+                    "{method} needs a TLS client certificate and key (tls_certificate_file, tls_key_file)"
+                )));
+            }
             (_, Some(method)) => method,
             (Self::PrivateKey(_), None) => ClientAuthMethod::PrivateKeyJwt,
             (Self::Secret(_), None) if provider_default == ClientAuthMethod::PrivateKeyJwt => {
@@ -106,6 +137,7 @@ impl ClientCredential {
             (Self::Secret(_), None) => provider_default,
         };
         match (self, method.needs_secret()) {
+            (Self::TlsCertificate(_), _) => Ok(method),
             (Self::Secret(_), true) | (Self::PrivateKey(_), false) => Ok(method),
             (Self::Secret(_), false) => Err(ConfigError::Invalid(
                 "private_key_jwt needs a private key, not a client secret".into(),
@@ -124,6 +156,10 @@ impl fmt::Debug for ClientCredential {
             Self::PrivateKey(key) => f
                 .debug_tuple("ClientCredential::PrivateKey")
                 .field(key)
+                .finish(),
+            Self::TlsCertificate(identity) => f
+                .debug_tuple("ClientCredential::TlsCertificate")
+                .field(identity)
                 .finish(),
         }
     }
@@ -173,6 +209,9 @@ impl RequestAuth {
                 auth.extra_params
                     .push(("client_assertion", assertion.expose_secret().to_owned()));
             }
+            // RFC 8705 §2: the certificate is on the connection; oauth2
+            // puts client_id in the body (no secret, RequestBody).
+            (ClientCredential::TlsCertificate(_), method) if method.is_mutual_tls() => {}
             (ClientCredential::Secret(secret), method) if method.needs_secret() => {
                 let secret = secret.expose_secret();
                 scrubber.add(secret);
@@ -205,7 +244,11 @@ impl RequestAuth {
                         auth.extra_params.push(("client_id", client_id.to_owned()));
                         auth.extra_params.push(("client_secret", secret.to_owned()));
                     }
-                    ClientAuthMethod::PrivateKeyJwt => unreachable!("needs_secret() is false"),
+                    ClientAuthMethod::PrivateKeyJwt
+                    | ClientAuthMethod::TlsClientAuth
+                    | ClientAuthMethod::SelfSignedTlsClientAuth => {
+                        unreachable!("needs_secret() is false")
+                    }
                 }
             }
             (_, method) => {

@@ -10,6 +10,7 @@ pub(crate) mod dpop;
 pub(crate) mod error;
 pub(crate) mod exchange;
 pub(crate) mod http_client;
+pub(crate) mod mtls;
 pub(crate) mod response;
 pub(crate) mod retry_after;
 pub(crate) mod token;

@@ -330,6 +330,13 @@ fn token_request_shape(config: &Config, name: &str, client: &ClientConfig) -> St
                 identity.client_id
             ),
         ),
+        ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth => (
+            None,
+            format!(
+                "grant_type=client_credentials&client_id={}{scope} (client certificate on the TLS connection)",
+                identity.client_id
+            ),
+        ),
     };
     let mut shape = if client.discovery_url.is_some() {
         format!(

@@ -1,9 +1,13 @@
 //! Time and randomness, injected so that expiry, refresh and backoff can be
 //! tested deterministically (no test sleeps for real minutes).
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 use std::future::Future;
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 use std::pin::Pin;
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 use std::sync::{Arc, Mutex};
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
@@ -77,6 +81,7 @@ impl Clock for SystemClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 /// A clock that only moves when told to, for tests and simulations.
 ///
 /// `sleep` does not wait: it moves the clock forward by the duration at once
@@ -88,6 +93,7 @@ pub struct ManualClock {
     state: Arc<Mutex<ManualState>>,
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 #[derive(Debug)]
 struct ManualState {
     now: SystemTime,
@@ -97,6 +103,7 @@ struct ManualState {
     next_timer: u64,
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 impl ManualState {
     /// Moves to `now`; returns the wakers of the timers that are due.
     fn move_to(&mut self, now: SystemTime) -> Vec<Waker> {
@@ -109,6 +116,7 @@ impl ManualState {
     }
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 impl ManualClock {
     /// A clock that reads `start` until advanced.
     pub fn new(start: SystemTime) -> Self {
@@ -147,6 +155,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 fn lock_manual(state: &Mutex<ManualState>) -> std::sync::MutexGuard<'_, ManualState> {
     // A panic while holding this lock cannot leave the state torn (each
     // critical section only assigns and moves values), so poisoning is
@@ -154,6 +163,7 @@ fn lock_manual(state: &Mutex<ManualState>) -> std::sync::MutexGuard<'_, ManualSt
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         self.lock().now
@@ -184,6 +194,7 @@ impl Clock for ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 /// A [`Clock::timer`] of a [`ManualClock`].
 struct ManualTimer {
     state: Arc<Mutex<ManualState>>,
@@ -191,6 +202,7 @@ struct ManualTimer {
     at: SystemTime,
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 impl Future for ManualTimer {
     type Output = ();
 
@@ -207,6 +219,7 @@ impl Future for ManualTimer {
     }
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 impl Drop for ManualTimer {
     fn drop(&mut self) {
         lock_manual(&self.state)
@@ -231,10 +244,12 @@ impl Jitter for RandomJitter {
     }
 }
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 /// The same fraction every time, for deterministic tests (`0.0` = no jitter).
 #[derive(Debug, Clone, Copy)]
 pub struct FixedJitter(pub f64);
 
+#[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 impl Jitter for FixedJitter {
     fn fraction(&self) -> f64 {
         self.0.clamp(0.0, 0.999_999)

@@ -104,7 +104,6 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 #[derive(Clone)]
 pub struct Auth {
     source: Arc<dyn TokenSource>,
-    failures: Arc<RecentFailures>,
     api: ApiSettings,
     renewals: Arc<renewal::Renewals>,
     clock: Arc<dyn clock::Clock>,
@@ -129,7 +128,6 @@ impl Auth {
     pub fn from_source(source: impl TokenSource) -> Self {
         Self {
             source: Arc::new(source),
-            failures: Arc::default(),
             api: ApiSettings::default(),
             renewals: Arc::default(),
             clock: Arc::new(clock::SystemClock),
@@ -176,12 +174,13 @@ impl Auth {
 
     /// The typed error behind a generated-client call that failed because
     /// no token could be had or sent, or that m2m stopped (a limit of the
-    /// [`ApiSettings`]).
+    /// [`ApiSettings`]). The same as [`crate::auth_error`], which needs no
+    /// handle: prefer that one.
     ///
     /// Such calls fail with `progenitor_client::Error::Custom(message)`,
     /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] or
     /// [`crate::apis::CALL_ERROR_PREFIX`] and
-    /// carries a reference this handle resolves (the last
+    /// carries a reference to the process-wide [`RecentFailures`] (the last
     /// [`RecentFailures::CAPACITY`] distinct failures are kept; calls that
     /// failed with the same error, such as every caller waiting for one
     /// failed fetch, share one entry). `None` for any other error.
@@ -198,14 +197,14 @@ impl Auth {
     /// ```
     pub fn error_of<E>(&self, error: &progenitor_client::Error<E>) -> Option<AuthError> {
         match error {
-            progenitor_client::Error::Custom(message) => self.failures.find(message),
+            progenitor_client::Error::Custom(message) => RecentFailures::global().find(message),
             _ => None,
         }
     }
 
     /// Records `error` and returns the reference to put in a message.
     pub(crate) fn record_failure(&self, error: &AuthError) -> String {
-        self.failures.record(error)
+        RecentFailures::global().record(error)
     }
 }
 
@@ -215,8 +214,9 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// The last few token failures of an [`Auth`] handle, so that a generated
-/// call's string error can be turned back into the typed [`AuthError`].
+/// The last few token failures of the generated clients' calls (one
+/// process-wide list), so that a call's string error can be turned back
+/// into the typed [`AuthError`] without the client: [`crate::auth_error`].
 ///
 /// A failure equal to one already kept (the same error handed to every
 /// caller of one failed fetch) reuses that entry and makes it the most
@@ -240,8 +240,15 @@ struct KeptFailure {
 
 impl RecentFailures {
     /// How many distinct failures are kept.
-    pub const CAPACITY: usize = 32;
+    pub const CAPACITY: usize = 256;
     const TAG: &'static str = "[m2m-auth-failure ";
+
+    /// The process-wide list the generated clients' hooks record into.
+    pub(crate) fn global() -> &'static RecentFailures {
+        static GLOBAL: std::sync::LazyLock<RecentFailures> =
+            std::sync::LazyLock::new(RecentFailures::default);
+        &GLOBAL
+    }
 
     fn record(&self, error: &AuthError) -> String {
         let fingerprint = Self::fingerprint(error);
@@ -278,7 +285,7 @@ impl RecentFailures {
         }
     }
 
-    fn find(&self, message: &str) -> Option<AuthError> {
+    pub(crate) fn find(&self, message: &str) -> Option<AuthError> {
         let start = message.find(Self::TAG)? + Self::TAG.len();
         let id: u64 = message[start..].split(']').next()?.parse().ok()?;
         let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());

@@ -77,13 +77,11 @@ pub async fn resolve(
             .map(Into::into),
         ..CacheConfig::default()
     };
-    let mut effective = Config {
-        cache: config
-            .cache
-            .overlaid_with(&from_env)
-            .overlaid_with(&args.cache),
-        clients: Default::default(),
-    };
+    let mut effective = Config::default();
+    effective.cache = config
+        .cache
+        .overlaid_with(&from_env)
+        .overlaid_with(&args.cache);
     effective.clients.insert(name.clone(), settings.clone());
     let endpoint = effective
         .token_endpoint(&name)?

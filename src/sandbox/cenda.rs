@@ -85,7 +85,7 @@ struct Issued {
     revoked: bool,
 }
 
-/// Why [`Store::issue`] issued nothing.
+/// Why `Store::issue` issued nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssuanceError {
     /// No organisation has this id.

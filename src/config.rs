@@ -340,20 +340,20 @@ pub struct ClientConfig {
     /// proof on the token request and on every API call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
-        feature = "cli",
+        feature = "clap",
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub dpop: Option<bool>,
     /// DPoP with the P-256 private key in this PEM file (PKCS#8 or SEC1)
     /// instead of a fresh one: its tokens can be cached across runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub dpop_key_file: Option<PathBuf>,
     /// With DPoP, use a Bearer token if the token endpoint answers with one
     /// (it does not do DPoP for this client). Off: that answer is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
-        feature = "cli",
+        feature = "clap",
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub dpop_allow_bearer: Option<bool>,
@@ -361,11 +361,11 @@ pub struct ClientConfig {
     /// first), presented to the token endpoint and the API, with
     /// `auth = "tls-client-auth"` or `"self-signed-tls-client-auth"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub tls_certificate_file: Option<PathBuf>,
     /// The private key (PEM) of `tls_certificate_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub tls_key_file: Option<PathBuf>,
 }
 

@@ -109,6 +109,24 @@ fn every_command_has_help() {
     }
 }
 
+/// The sender-constrained token flags of the configuration reach the
+/// command (their `clap` attributes once named a feature that is gone).
+#[test]
+fn token_help_lists_the_dpop_and_mtls_flags() {
+    let output = m2m(&["token", "--help"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let help = stdout(&output);
+    for flag in [
+        "--dpop",
+        "--dpop-key-file",
+        "--dpop-allow-bearer",
+        "--tls-certificate-file",
+        "--tls-key-file",
+    ] {
+        assert!(help.contains(flag), "{flag} missing:\n{help}");
+    }
+}
+
 #[test]
 fn providers_lists_every_variant() {
     let output = m2m(&["providers"]);

@@ -115,10 +115,7 @@ impl DpopKey {
         }
         let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
         let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
-        // RFC 7638 §3.2: the required members, in lexicographic order, no spaces.
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let thumbprint =
-            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, canonical.as_bytes()));
+        let thumbprint = p256_jwk_thumbprint(&x, &y);
         let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y });
         Ok(Self(Arc::new(KeyInner {
             pair,
@@ -207,6 +204,15 @@ pub(crate) fn htu(url: &Url) -> String {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.to_string()
+}
+
+/// The RFC 7638 SHA-256 thumbprint (base64url) of the P-256 public JWK
+/// with coordinates `x` and `y` (base64url): the `cnf.jkt` of a token bound
+/// to it. The sandbox computes it for the keys of the proofs it checks.
+pub(crate) fn p256_jwk_thumbprint(x: &str, y: &str) -> String {
+    // RFC 7638 §3.2: the required members, in lexicographic order, no spaces.
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
 }
 
 /// `ath`: base64url(SHA-256(the access token)) (RFC 9449 §4.2).

@@ -3,7 +3,7 @@
 
 /// Fails when `text` holds a secret: any secret the sandbox knows, the
 /// wrong secret the tests send, a PEM private key, or anything shaped like
-/// a JWT (an access token or a client assertion).
+/// a JWT (an access token, a client assertion or a DPoP proof).
 pub fn assert_no_secret(what: &str, text: &str) {
     let secrets = [
         m2m::sandbox::demo::ENTRA_CLIENT_SECRET,
@@ -11,6 +11,7 @@ pub fn assert_no_secret(what: &str, text: &str) {
         m2m::sandbox::demo::COGNITO_MOCK_ONLY_CLIENT_SECRET,
         m2m::sandbox::demo::IDENTITYSERVER_CLIENT_SECRET,
         m2m::sandbox::demo::OIDC_CLIENT_SECRET,
+        m2m::sandbox::demo::DPOP_CLIENT_SECRET,
         "wrong-secret-0f9e8d",
         "PRIVATE KEY",
     ];

@@ -323,7 +323,7 @@ fn token_request_shape(config: &Config, name: &str, client: &ClientConfig) -> St
                 identity.client_id
             ),
         ),
-        ClientAuthMethod::PrivateKeyJwt => (
+        ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::ClientAssertion => (
             None,
             format!(
                 "grant_type=client_credentials&client_id={}&client_assertion_type=…jwt-bearer&client_assertion=[redacted]{scope}",

@@ -55,36 +55,62 @@ pub struct Config {
     /// Named clients: `[clients.<name>]`.
     #[serde(default)]
     pub clients: BTreeMap<String, ClientConfig>,
+    /// The token cache this configuration owns (made on first use): every
+    /// client made from it shares tokens. Not part of the file.
+    #[serde(skip)]
+    #[schemars(skip)]
+    owned_cache: OwnedTokenCache,
+}
+
+/// The token cache a [`Config`] owns: made on first use, shared by the
+/// configuration's clones, and never part of its comparison.
+#[derive(Clone, Default)]
+struct OwnedTokenCache(Arc<std::sync::OnceLock<TokenCache>>);
+
+impl PartialEq for OwnedTokenCache {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for OwnedTokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "OwnedTokenCache(made)"
+        } else {
+            "OwnedTokenCache(not yet made)"
+        })
+    }
 }
 
 /// `[cache]`: how tokens are kept and renewed.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct CacheConfig {
     /// Renew a token this many seconds before it expires (at most half of
     /// its lifetime). Default 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
     pub refresh_buffer_secs: Option<u64>,
     /// Lifetime assumed for a token whose response has no `expires_in`.
     /// Default 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
     pub default_lifetime_secs: Option<u64>,
     /// The most tokens kept in memory. Default 1024.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     pub max_entries: Option<usize>,
     /// A Redis server shared by every replica (`redis://…` or `rediss://…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long = "cache-url", value_name = "URL"))]
+    #[cfg_attr(feature = "clap", arg(long = "cache-url", value_name = "URL"))]
     pub redis_url: Option<Url>,
     /// The most seconds one token fetch may take, its retries and their
     /// waits included; every caller waiting for it then fails with a
     /// timeout error. At least 1. Default 60.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
     pub load_timeout_secs: Option<u64>,
     /// A directory that keeps tokens across runs, for command-line use and
     /// scripts: one encrypted file per client and scope set (mode 0600, in a
@@ -92,7 +118,7 @@ pub struct CacheConfig {
     /// derived from the client's secret or private key. Not with `redis_url`.
     /// The `m2m` command also takes it from `M2M_CACHE_DIR`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long = "cache-dir", value_name = "DIR"))]
+    #[cfg_attr(feature = "clap", arg(long = "cache-dir", value_name = "DIR"))]
     pub dir: Option<PathBuf>,
 }
 
@@ -119,7 +145,7 @@ impl std::fmt::Debug for CacheConfig {
 /// The provider variants a client can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ProviderKind {
     /// NxtPort International (Azure AD B2C): `environment` and `tenant_id`.
     Nxtport,
@@ -139,7 +165,7 @@ pub enum ProviderKind {
 /// An environment of a provider that has several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum EnvironmentName {
     /// NxtPort Live.
     Live,
@@ -154,7 +180,7 @@ pub enum EnvironmentName {
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum AuthMethodName {
     /// `client_secret_post`: id and secret in the form body.
     Post,
@@ -179,62 +205,62 @@ pub enum AuthMethodName {
 /// override it; what a provider needs is checked when the client is used.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct ClientConfig {
     /// The provider variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub provider: Option<ProviderKind>,
     /// The environment: `live` or `staging` (NxtPort), `production` or
     /// `test` (Apiture).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub environment: Option<EnvironmentName>,
     /// The Entra tenant: NxtPort's environment tenant, Cenda's
     /// PermissionsTenantId.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "TENANT"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "TENANT"))]
     pub tenant_id: Option<String>,
     /// Cenda's GatewayClientId (the scope is `{gateway_client_id}/.default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "ID"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "ID"))]
     pub gateway_client_id: Option<String>,
     /// Sequel's AuthenticationServerUrl, with its virtual path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "URL"))]
     pub authentication_server_url: Option<Url>,
     /// The token endpoint (overrides the provider's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
-        feature = "cli",
+        feature = "clap",
         arg(long, value_name = "URL", conflicts_with = "discovery_url")
     )]
     pub token_url: Option<Url>,
     /// An OpenID Connect discovery document naming the token endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "URL"))]
     pub discovery_url: Option<Url>,
     /// The Entra host for sovereign clouds (`https://login.microsoftonline.us`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "URL"))]
     pub authority_host: Option<Url>,
     /// The API's base URL, with any path prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "URL"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "URL"))]
     pub api_base_url: Option<Url>,
     /// The client id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "ID"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "ID"))]
     pub client_id: Option<String>,
     /// The environment variable that holds the client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "VAR"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "VAR"))]
     pub client_secret_env: Option<String>,
     /// A file that holds the client secret (its whole content, one trailing
     /// newline ignored): a mounted secret, or what `m2m sandbox
     /// --write-config` writes. Keep it readable by you alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub client_secret_file: Option<PathBuf>,
     /// The environment variable that holds a second client secret, for a
     /// rotation without downtime: a token request refused with
@@ -251,46 +277,46 @@ pub struct ClientConfig {
     pub client_assertion_file: Option<PathBuf>,
     /// A PEM private key for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub private_key_file: Option<PathBuf>,
     /// The signing algorithm of the key (default: from the key's algorithm
     /// identifier, RS256 for RSA keys, ES256 for P-256 EC keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub key_algorithm: Option<SigningAlgorithm>,
     /// The `kid` the server knows the key by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
-        feature = "cli",
+        feature = "clap",
         arg(long, value_name = "KID", conflicts_with = "certificate_file")
     )]
     pub key_id: Option<String>,
     /// The key's X.509 certificate (PEM): its thumbprint becomes `x5t`, as
     /// Entra wants for certificate credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub certificate_file: Option<PathBuf>,
     /// The scopes to ask for (default: the provider's). On the command
     /// line, one scope per `--scope` (repeat it for several).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
-        feature = "cli",
+        feature = "clap",
         arg(long = "scope", value_name = "SCOPE", action = clap::ArgAction::Append, num_args = 1)
     )]
     pub scopes: Option<Vec<String>>,
     /// An RFC 8707 resource indicator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "URI"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "URI"))]
     pub resource: Option<String>,
     /// The client-authentication method (default: the provider's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub auth: Option<AuthMethodName>,
     /// Allow plain `http` to a host that is not loopback, for the token
     /// endpoint and the API alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
-        feature = "cli",
+        feature = "clap",
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub allow_http: Option<bool>,
@@ -300,7 +326,7 @@ pub struct ClientConfig {
     /// discovery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
-        feature = "cli",
+        feature = "clap",
         arg(long, num_args = 0, default_missing_value = "true")
     )]
     pub strict_issuer: Option<bool>,
@@ -310,16 +336,16 @@ pub struct ClientConfig {
     /// answers 5xx or 429: an endpoint that never answers costs about
     /// 3 × this (31 s by default) before the command gives up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
     pub timeout_secs: Option<u64>,
     /// Timeout of one API call (send and read the whole answer), in
     /// seconds. Default 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "SECONDS"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
     pub api_timeout_secs: Option<u64>,
     /// Largest API answer read, in bytes. Default 16777216 (16 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "BYTES"))]
     pub max_response_bytes: Option<u64>,
 }
 
@@ -559,7 +585,9 @@ impl Config {
         Ok(builder)
     }
 
-    /// A token cache with the `[cache]` settings: in this process, with
+    /// A new token cache with the `[cache]` settings, of the caller's own:
+    /// the explicit choice of a private cache (most callers want the one
+    /// the configuration owns, [`Config::token_cache`]). In this process, with
     /// Redis behind it when `redis_url` is set (feature `redis`; the
     /// encryption key, if any, comes from `M2M_CACHE_KEY`). Redis that does
     /// not answer yet is not an error: the cache fetches directly until it
@@ -567,17 +595,17 @@ impl Config {
     ///
     /// With `[cache] dir`, the tokens go to files there, encrypted with the
     /// key in `M2M_CACHE_KEY` (required here, as the cache may serve several
-    /// clients); [`Config::token_cache_for`] can derive the key from one
+    /// clients); [`Config::new_token_cache_for`] can derive the key from one
     /// client's secret instead.
-    pub async fn token_cache(&self) -> Result<TokenCache, ConfigFileError> {
+    pub async fn new_token_cache(&self) -> Result<TokenCache, ConfigFileError> {
         self.token_cache_with(None).await
     }
 
     /// The token cache for the client called `name` alone: as
-    /// [`Config::token_cache`], but with `[cache] dir` and no
+    /// [`Config::new_token_cache`], but with `[cache] dir` and no
     /// `M2M_CACHE_KEY`, the files' key is derived from this client's secret
     /// (or private key), so no other secret has to be managed.
-    pub async fn token_cache_for(&self, name: &str) -> Result<TokenCache, ConfigFileError> {
+    pub async fn new_token_cache_for(&self, name: &str) -> Result<TokenCache, ConfigFileError> {
         self.token_cache_with(Some(name)).await
     }
 
@@ -645,18 +673,46 @@ impl Config {
         FileStore::open(dir, key).map_err(|e| invalid(e.to_string()))
     }
 
-    /// The auth handle of the client called `name`, over `cache`: the one
-    /// call a service needs.
+    /// The token cache this configuration owns, with the `[cache]`
+    /// settings (see [`Config::new_token_cache`]): made on first use, then the
+    /// same for every call and every clone of the configuration, so that
+    /// every client made from one configuration shares tokens. With Redis
+    /// (`redis_url`) the connection is made on first use of the store;
+    /// making the cache needs a Tokio runtime then.
+    pub fn token_cache(&self) -> Result<TokenCache, ConfigFileError> {
+        if let Some(cache) = self.owned_cache.0.get() {
+            return Ok(cache.clone());
+        }
+        let made =
+            now_or_never(self.token_cache_with(None)).ok_or_else(|| ConfigFileError::Cache {
+                message: "the token cache could not be made without waiting".to_owned(),
+            })??;
+        // Two threads may race to make it: the first one kept wins.
+        Ok(self.owned_cache.0.get_or_init(|| made).clone())
+    }
+
+    /// The auth handle of the client called `name`, over the token cache
+    /// this configuration owns ([`Config::token_cache`]). Every
+    /// generated `Client::from_config` uses it.
+    pub fn auth(&self, name: &str) -> Result<Auth, ConfigFileError> {
+        self.auth_with_cache(name, &self.token_cache()?)
+    }
+
+    /// The auth handle of the client called `name`, over `cache` (the
+    /// explicit choice of another cache than the configuration's own).
+    ///
+    /// Most services need neither: `Client::from_config(&config, "cenda")`
+    /// does it all, over the cache the configuration owns.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
     /// let config = m2m::config::Config::load_default()?;
-    /// let auth = config.auth("cenda", &config.token_cache().await?)?;
+    /// let auth = config.auth_with_cache("cenda", &config.new_token_cache().await?)?;
     /// let base_url = config.api_base_url("cenda")?;
     /// let cenda = m2m::apis::cenda_configuration::Client::from_auth(base_url.as_str(), auth)?;
     /// # Ok(()) }
     /// ```
-    pub fn auth(&self, name: &str, cache: &TokenCache) -> Result<Auth, ConfigFileError> {
+    pub fn auth_with_cache(&self, name: &str, cache: &TokenCache) -> Result<Auth, ConfigFileError> {
         let fail = |message: String| ConfigFileError::Client {
             client: name.to_owned(),
             message,
@@ -958,6 +1014,18 @@ async fn redis_store(
     })
 }
 
+/// The output of `future` if it is ready at once. Making a token cache
+/// waits for nothing (the Redis store connects on first use): this keeps
+/// [`Config::token_cache`] synchronous.
+fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
 /// The value of the variable `name`: `None` when it is not set, an error
 /// naming it when it is set but empty or not Unicode (never the value).
 fn non_empty_env(name: &str) -> Result<Option<String>, String> {
@@ -1072,12 +1140,12 @@ auth = "basic"
     #[tokio::test]
     async fn the_load_timeout_comes_from_the_cache_section() {
         let config = Config::parse("[cache]\nload_timeout_secs = 5\n", "m2m.toml").unwrap();
-        let cache = config.token_cache().await.unwrap();
+        let cache = config.new_token_cache().await.unwrap();
         assert_eq!(cache.settings().load_timeout, Duration::from_secs(5));
-        let default = Config::default().token_cache().await.unwrap();
+        let default = Config::default().new_token_cache().await.unwrap();
         assert_eq!(default.settings().load_timeout, Duration::from_secs(60));
         let zero = Config::parse("[cache]\nload_timeout_secs = 0\n", "m2m.toml").unwrap();
-        let error = zero.token_cache().await.unwrap_err().to_string();
+        let error = zero.new_token_cache().await.unwrap_err().to_string();
         assert_eq!(error, "[cache]: load_timeout_secs must be at least 1");
     }
 

@@ -23,8 +23,52 @@ pub mod auth;
 
 pub mod config;
 
+// The generated clients name `::m2m::…` (m2m-build writes them for any
+// crate); this makes those paths resolve inside m2m too.
+extern crate self as m2m;
+
 pub mod apis;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+pub use apis::auth_error;
+
+/// Declares one module per OpenAPI document that m2m-build generated a
+/// client for in this crate's build script (`m2m_build::Generator`).
+///
+/// ```ignore
+/// m2m::include_apis!();
+/// let petstore = petstore::Client::from_config(&config, "petstore")?;
+/// ```
+#[macro_export]
+macro_rules! include_apis {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/m2m-apis.rs"));
+    };
+}
+
+/// What the code m2m-build generates names: the crates it is written
+/// against and the hooks it calls. Not a stable API: use the generated
+/// clients instead.
+#[doc(hidden)]
+pub mod __private {
+    pub use chrono;
+    pub use progenitor_client;
+    pub use regress;
+    pub use reqwest;
+    pub use schemars;
+    pub use serde;
+    pub use serde_json;
+    pub use uuid;
+
+    pub use crate::apis::ClientParts;
+    /// The hooks of every generated client.
+    pub mod hooks {
+        pub use crate::apis::hooks::{authorize, check, send};
+    }
+}

@@ -230,7 +230,7 @@ async fn private_key_jwt_with_a_pkcs8_ec_key_from_the_config_file_gets_a_token()
     let config = m2m::config::Config::load(&file).unwrap();
 
     let auth = config
-        .auth("ec", &config.token_cache().await.unwrap())
+        .auth_with_cache("ec", &config.new_token_cache().await.unwrap())
         .unwrap_or_else(|e| panic!("{e}"));
     let token = auth
         .token()

@@ -21,7 +21,7 @@ pub const CALL_ERROR_PREFIX: &str = "m2m: call stopped";
 
 /// `pre` hook: sets `Authorization` (marked sensitive) from the auth handle,
 /// when the URL may receive it (https, loopback, or `allow_http`).
-pub(crate) async fn authorize<E>(
+pub async fn authorize<E>(
     auth: &Auth,
     request: &mut reqwest::Request,
     info: &OperationInfo,
@@ -54,9 +54,9 @@ pub(crate) async fn authorize<E>(
 /// back without its body, marked for [`check`].
 ///
 /// Every request is logged at DEBUG (method, URL with query secrets
-/// redacted, status); `m2m call` reads the final answer through
-/// `call::keep`.
-pub(crate) async fn send(
+/// redacted, status); inside [`exchange::tapped`](crate::apis::exchange::tapped)
+/// the final answer is recorded.
+pub async fn send(
     http: &reqwest::Client,
     auth: &Auth,
     mut request: reqwest::Request,
@@ -89,7 +89,7 @@ pub(crate) async fn send(
 /// `post` hook: the call fails with `Error::Custom` (starting with
 /// [`CALL_ERROR_PREFIX`]) when m2m stopped it: the timeout ran out, the
 /// answer was over the size limit, or the API keeps rejecting fresh tokens.
-pub(crate) async fn check<E>(
+pub async fn check<E>(
     auth: &Auth,
     result: &reqwest::Result<reqwest::Response>,
     info: &OperationInfo,
@@ -119,8 +119,7 @@ async fn execute(
 ) -> reqwest::Result<reqwest::Response> {
     let method = request.method().clone();
     let url = redact_url(request.url());
-    #[cfg(feature = "cli")]
-    crate::apis::call::note_request(&method, &url);
+    crate::apis::exchange::note_request(&method, &url);
     let result = http.execute(request).await;
     match &result {
         Ok(response) => tracing::debug!(
@@ -142,20 +141,11 @@ async fn execute(
     result
 }
 
-#[cfg(feature = "cli")]
 async fn finish(
     response: reqwest::Response,
     sent: &[Option<http::HeaderValue>],
 ) -> reqwest::Result<reqwest::Response> {
-    crate::apis::call::keep(response, sent).await
-}
-
-#[cfg(not(feature = "cli"))]
-async fn finish(
-    response: reqwest::Response,
-    _sent: &[Option<http::HeaderValue>],
-) -> reqwest::Result<reqwest::Response> {
-    Ok(response)
+    crate::apis::exchange::keep(response, sent).await
 }
 
 /// The causes of `error`, without reqwest's own line (which carries the

@@ -1,88 +1,45 @@
-//! Typed API clients, generated at build time from `openapi/`.
+//! Typed API clients, generated at build time from `openapi/` by
+//! [m2m-build](https://docs.rs/m2m-build), the helper a service uses for
+//! its own documents.
 //!
-//! Each line of the `generated_apis!` list below turns one OpenAPI document
-//! into a module with its `Client`, its builders and its `types`. Every
-//! generated `Client` carries an [`Auth`](crate::auth::Auth) handle: each call
-//! gets an `Authorization` header (only over https or to loopback, unless
-//! `allow_http`), a token the API rejects (401 `invalid_token`) is renewed and
-//! the call sent again once, and the call keeps to the time and size limits
-//! of the handle's [`ApiSettings`](crate::auth::ApiSettings).
+//! Every generated `Client` carries an [`Auth`](crate::auth::Auth) handle:
+//! each call gets an `Authorization` header (only over https or to
+//! loopback, unless `allow_http`), a token the API rejects (401
+//! `invalid_token`) is renewed and the call sent again once, and the call
+//! keeps to the time and size limits of the handle's
+//! [`ApiSettings`](crate::auth::ApiSettings). A call that fails for want of
+//! a token, or that m2m stopped, gives its typed [`AuthError`] back through
+//! [`auth_error`].
 //!
-//! To add an API, put its OpenAPI 3.0 document in `openapi/<name>.yaml` and
-//! add one line to the list: `<module_name> = "<name>": "<what it is>";`.
+//! Each client is made in one line from a loaded configuration
+//! (`Client::from_config(&config, "cenda")`, sharing the configuration's
+//! token cache) or from a handle built by hand (`Client::from_auth`).
+//!
+//! [`AuthError`]: crate::auth::AuthError
 
-#[cfg(feature = "cli")]
-pub mod call;
-mod hooks;
+mod auth_error;
+mod client_parts;
+pub mod exchange;
+pub(crate) mod hooks;
 
+pub use auth_error::auth_error;
+pub use client_parts::ClientParts;
 pub use hooks::{AUTH_ERROR_PREFIX, CALL_ERROR_PREFIX};
 
-/// Declares one module per generated API, and [`Api`], the list of them.
+/// Declares one module per built-in API, and [`Api`], the list of them.
 macro_rules! generated_apis {
     ($($module:ident = $file:literal : $doc:literal;)+) => {
         $(
             #[doc = $doc]
             #[doc = ""]
-            #[doc = concat!("Generated from `openapi/", $file, "`.")]
+            #[doc = concat!("Generated from `openapi/", $file, "` by m2m-build.")]
             #[allow(missing_docs, clippy::all, clippy::pedantic)]
             pub mod $module {
                 include!(concat!(env!("OUT_DIR"), "/", $file, ".rs"));
-
-                /// `m2m call`'s way into this client (build.rs).
-                #[cfg(feature = "cli")]
-                pub(crate) mod dispatch {
-                    include!(concat!(env!("OUT_DIR"), "/", $file, "-dispatch.rs"));
-                }
-
-                /// The OpenAPI document this module was generated from, as JSON.
-                pub const OPENAPI_JSON: &str =
-                    include_str!(concat!(env!("OUT_DIR"), "/", $file, ".json"));
-
-                impl Client {
-                    /// A client for `base_url` whose HTTP client follows the
-                    /// [`ApiSettings`](crate::auth::ApiSettings) of `auth`: a
-                    /// redirect is followed only within the origin, so the token
-                    /// never follows one elsewhere. Prefer it to `new`, whose
-                    /// reqwest client follows redirects to other origins (without
-                    /// the token, except from https to http on the same port).
-                    pub fn from_auth(
-                        base_url: &str,
-                        auth: crate::auth::Auth,
-                    ) -> Result<Self, crate::auth::ConfigError> {
-                        let http = auth.api_settings().http_client()?;
-                        Ok(Self::new_with_client(base_url, http, auth))
-                    }
-                }
-
-                impl ClientHooks<crate::auth::Auth> for Client {
-                    async fn pre<E>(
-                        &self,
-                        request: &mut reqwest::Request,
-                        info: &progenitor_client::OperationInfo,
-                    ) -> Result<(), Error<E>> {
-                        crate::apis::hooks::authorize(self.inner(), request, info).await
-                    }
-
-                    async fn exec(
-                        &self,
-                        request: reqwest::Request,
-                        info: &progenitor_client::OperationInfo,
-                    ) -> reqwest::Result<reqwest::Response> {
-                        crate::apis::hooks::send(self.client(), self.inner(), request, info).await
-                    }
-
-                    async fn post<E>(
-                        &self,
-                        result: &reqwest::Result<reqwest::Response>,
-                        info: &progenitor_client::OperationInfo,
-                    ) -> Result<(), Error<E>> {
-                        crate::apis::hooks::check(self.inner(), result, info).await
-                    }
-                }
             }
         )+
 
-        /// Every generated API, for code that picks one at run time.
+        /// Every built-in API, for code that picks one at run time.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[allow(non_camel_case_types)]
         pub enum Api {
@@ -93,7 +50,7 @@ macro_rules! generated_apis {
         }
 
         impl Api {
-            /// All generated APIs, in declaration order.
+            /// All built-in APIs, in declaration order.
             pub const ALL: &[Api] = &[$(Api::$module),+];
 
             /// The OpenAPI document's file stem (`cenda-configuration`).
@@ -107,45 +64,6 @@ macro_rules! generated_apis {
             pub fn openapi_json(self) -> &'static str {
                 match self {
                     $(Api::$module => $module::OPENAPI_JSON,)+
-                }
-            }
-        }
-
-        #[cfg(feature = "cli")]
-        impl Api {
-            /// progenitor's method names of this API's operations.
-            fn generated_methods(self) -> &'static [&'static str] {
-                match self {
-                    $(Api::$module => $module::dispatch::METHODS,)+
-                }
-            }
-
-            /// The setters of the builder of progenitor's `method`.
-            fn generated_setters(self, method: &str) -> &'static [&'static str] {
-                let setters = match self {
-                    $(Api::$module => $module::dispatch::SETTERS,)+
-                };
-                setters
-                    .iter()
-                    .find(|(name, _)| *name == method)
-                    .map_or(&[], |(_, setters)| setters)
-            }
-
-            /// Sends the operation progenitor calls `method` through this
-            /// API's generated client.
-            async fn send_generated(
-                self,
-                base_url: &str,
-                http: reqwest::Client,
-                auth: &crate::auth::Auth,
-                method: &str,
-                input: &call::Input,
-            ) -> Result<call::Sent, call::CallFailure> {
-                match self {
-                    $(Api::$module => {
-                        let client = $module::Client::new_with_client(base_url, http, auth.clone());
-                        $module::dispatch::send(&client, auth, method, input).await
-                    })+
                 }
             }
         }

@@ -45,7 +45,6 @@ use crate::time::clock::{Clock, SystemClock};
 #[derive(Clone)]
 pub struct Auth {
     source: Arc<dyn TokenSource>,
-    failures: Arc<RecentFailures>,
     api: ApiSettings,
     renewals: Arc<Renewals>,
     clock: Arc<dyn Clock>,
@@ -65,7 +64,6 @@ impl Auth {
     pub fn from_source(source: impl TokenSource) -> Self {
         Self {
             source: Arc::new(source),
-            failures: Arc::default(),
             api: ApiSettings::default(),
             renewals: Arc::default(),
             clock: Arc::new(SystemClock),
@@ -112,12 +110,13 @@ impl Auth {
 
     /// The typed error behind a generated-client call that failed because
     /// no token could be had or sent, or that m2m stopped (a limit of the
-    /// [`ApiSettings`]).
+    /// [`ApiSettings`]). The same as [`crate::auth_error`], which needs no
+    /// handle: prefer that one.
     ///
     /// Such calls fail with `progenitor_client::Error::Custom(message)`,
     /// whose message starts with [`crate::apis::AUTH_ERROR_PREFIX`] or
     /// [`crate::apis::CALL_ERROR_PREFIX`] and
-    /// carries a reference this handle resolves (the last
+    /// carries a reference to the process-wide [`RecentFailures`] (the last
     /// [`RecentFailures::CAPACITY`] distinct failures are kept; calls that
     /// failed with the same error, such as every caller waiting for one
     /// failed fetch, share one entry). `None` for any other error.
@@ -134,7 +133,7 @@ impl Auth {
     /// ```
     pub fn error_of<E>(&self, error: &progenitor_client::Error<E>) -> Option<AuthError> {
         match error {
-            progenitor_client::Error::Custom(message) => self.failures.find(message),
+            progenitor_client::Error::Custom(message) => RecentFailures::global().find(message),
             _ => None,
         }
     }
@@ -168,7 +167,7 @@ impl Auth {
 
     /// Records `error` and returns the reference to put in a message.
     pub(crate) fn record_failure(&self, error: &AuthError) -> String {
-        self.failures.record(error)
+        RecentFailures::global().record(error)
     }
 }
 

@@ -20,7 +20,9 @@ pub(crate) mod renewal;
 
 /// Time and randomness, injected (see [`Clock`](clock::Clock)).
 pub mod clock {
-    pub use crate::time::{Clock, FixedJitter, Jitter, ManualClock, RandomJitter, SystemClock};
+    pub use crate::time::{Clock, Jitter, RandomJitter, SystemClock};
+    #[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
+    pub use crate::time::{FixedJitter, ManualClock};
 }
 
 pub use crate::cache::settings::CacheSettings;

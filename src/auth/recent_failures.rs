@@ -1,10 +1,11 @@
-//! The last few failures of an auth handle, so that a generated call's
+//! The last few failures of the generated clients' calls, so that a call's
 //! string error can be turned back into the typed [`AuthError`].
 
 use crate::oauth::error::AuthError;
 
-/// The last few token failures of an [`Auth`](crate::auth::Auth) handle, so that a generated
-/// call's string error can be turned back into the typed [`AuthError`].
+/// The last few token failures of the generated clients' calls (one
+/// process-wide list), so that a call's string error can be turned back
+/// into the typed [`AuthError`] without the client: [`crate::auth_error`].
 ///
 /// A failure equal to one already kept (the same error handed to every
 /// caller of one failed fetch) reuses that entry and makes it the most
@@ -28,7 +29,14 @@ struct KeptFailure {
 
 impl RecentFailures {
     /// How many distinct failures are kept.
-    pub const CAPACITY: usize = 32;
+    pub const CAPACITY: usize = 256;
+
+    /// The process-wide list the generated clients' hooks record into.
+    pub(crate) fn global() -> &'static RecentFailures {
+        static GLOBAL: std::sync::LazyLock<RecentFailures> =
+            std::sync::LazyLock::new(RecentFailures::default);
+        &GLOBAL
+    }
     const TAG: &'static str = "[m2m-auth-failure ";
 
     pub(crate) fn record(&self, error: &AuthError) -> String {

@@ -231,8 +231,9 @@ impl CachedTokenSource {
         self.shared.store.remove(&self.state.key).await
     }
 
-    /// Waits until no fetch is under way for this key (for tests, and for a
-    /// graceful shutdown that lets a background refresh finish).
+    /// Waits until no fetch is under way for this key (for tests; feature
+    /// `test-util`).
+    #[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
     pub async fn settled(&self) {
         loop {
             let waiter = self.state.lock().flight.as_ref().map(|f| f.waiter());

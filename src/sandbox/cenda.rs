@@ -14,8 +14,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
-use super::api::{ApiCall, FieldProblem, Problem};
-use super::server::Shared;
+use super::api_call::ApiCall;
+use super::problem::{FieldProblem, Problem};
 use crate::apis::cenda_configuration::types;
 
 /// The name of the attribute every issuance template must have: Cenda's
@@ -85,7 +85,7 @@ struct Issued {
     revoked: bool,
 }
 
-/// Why [`Store::issue`] issued nothing.
+/// Why `Store::issue` issued nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssuanceError {
     /// No organisation has this id.
@@ -161,13 +161,12 @@ impl Store {
     }
 }
 
-/// Runs one operation.
+/// Runs one operation on the organisations in `store`.
 pub(crate) fn handle(
-    shared: &Shared,
+    store: &mut Store,
     operation: Operation,
     call: &ApiCall,
 ) -> Result<Response, Problem> {
-    let mut store = shared.cenda();
     match operation {
         Operation::CreateOrganisation => {
             let request: types::CreateOrganisationRequest = call.json()?;

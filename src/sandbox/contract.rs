@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
-use super::api::{FieldProblem, Problem};
+use super::problem::{FieldProblem, Problem};
 
 /// Schema keywords that only describe (nothing to enforce).
 const ANNOTATIONS: [&str; 5] = ["description", "example", "default", "title", "format"];

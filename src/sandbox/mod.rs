@@ -34,15 +34,25 @@
 //! # Ok(()) }
 //! ```
 
-mod api;
+mod api_call;
+mod api_routes;
 mod cenda;
 mod contract;
 pub mod demo;
+mod endpoints;
+mod error;
 mod faults;
 mod identity;
+mod json_response;
 mod nxtsoft;
-mod server;
+mod problem;
+mod refusal;
+mod router;
+mod scope_grant;
+mod shared;
 mod stats;
+mod summary;
+mod token_request;
 mod tokens;
 
 use std::fmt;
@@ -55,44 +65,17 @@ use tokio::task::JoinHandle;
 
 pub use cenda::IssuanceError;
 pub use demo::{DemoClient, ProviderStyle};
+pub use error::SandboxError;
 pub use faults::{FaultControl, Faults, GarbageBody};
 pub use stats::SandboxStats;
+pub use summary::Summary;
 
 use crate::auth::clock::{Clock, SystemClock};
-use server::Shared;
+use api_routes::Api;
+use shared::Shared;
 
 /// The lifetime of sandbox tokens unless configured (Entra's usual).
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
-
-/// Why the sandbox could not start or stop cleanly.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// The port could not be bound on 127.0.0.1.
-    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
-    Bind {
-        /// The port asked for (0: any free port).
-        port: u16,
-        /// The operating system's reason.
-        source: std::io::Error,
-    },
-    /// The signing key could not be generated.
-    #[error("sandbox signing key: {0}")]
-    Key(String),
-    /// An OpenAPI document could not be turned into routes.
-    #[error("sandbox routes for {api}: {problem}")]
-    Spec {
-        /// The API (`cenda-configuration`, `nxtsoft-transactions`).
-        api: &'static str,
-        /// What is wrong.
-        problem: String,
-    },
-    /// The server stopped with an I/O error.
-    #[error("sandbox server: {0}")]
-    Server(std::io::Error),
-    /// The server task panicked or was cancelled.
-    #[error("the sandbox server task did not finish cleanly")]
-    Task,
-}
 
 /// Configures a [`Sandbox`] before it starts.
 pub struct SandboxBuilder {
@@ -179,7 +162,7 @@ impl SandboxBuilder {
             self.token_lifetime,
             faults,
         )?);
-        let router = server::router(Arc::clone(&shared))?;
+        let router = router::router(Arc::clone(&shared))?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, router)
@@ -246,7 +229,7 @@ impl Sandbox {
 
     /// Cognito token endpoint: `{base}/oauth2/token`.
     pub fn cognito_token_url(&self) -> String {
-        format!("{}{}", self.base_url(), server::COGNITO_TOKEN_PATH)
+        format!("{}{}", self.base_url(), endpoints::COGNITO_TOKEN_PATH)
     }
 
     /// Sequel's `AuthenticationServerUrl`: `{base}/Authentication`.
@@ -259,23 +242,23 @@ impl Sandbox {
         format!(
             "{}{}",
             self.sequel_authentication_server_url(),
-            server::IDENTITYSERVER_TOKEN_SUFFIX
+            endpoints::IDENTITYSERVER_TOKEN_SUFFIX
         )
     }
 
     /// OIDC discovery document: `{base}/oidc/.well-known/openid-configuration`.
     pub fn oidc_discovery_url(&self) -> String {
-        format!("{}{}", self.base_url(), server::OIDC_DISCOVERY_PATH)
+        format!("{}{}", self.base_url(), endpoints::OIDC_DISCOVERY_PATH)
     }
 
     /// The OIDC token endpoint the discovery document names: `{base}/oidc/token`.
     pub fn oidc_token_url(&self) -> String {
-        format!("{}{}", self.base_url(), server::OIDC_TOKEN_PATH)
+        format!("{}{}", self.base_url(), endpoints::OIDC_TOKEN_PATH)
     }
 
     /// The JWKS of every sandbox token: `{base}/.well-known/jwks.json`.
     pub fn jwks_url(&self) -> String {
-        format!("{}{}", self.base_url(), server::JWKS_PATH)
+        format!("{}{}", self.base_url(), endpoints::JWKS_PATH)
     }
 
     /// The token endpoint of `style` (Entra with the demo tenant).
@@ -291,19 +274,19 @@ impl Sandbox {
     /// The `iss` of tokens from the endpoint of `style` (Entra: the demo
     /// tenant's `{base}/{tenant}/v2.0`).
     pub fn issuer(&self, style: ProviderStyle) -> String {
-        server::issuer_url(self.base_url(), style, demo::ENTRA_TENANT_ID)
+        endpoints::issuer_url(self.base_url(), style, demo::ENTRA_TENANT_ID)
     }
 
     /// Base URL of the Cenda Configuration API (`{base}/cenda`), as the
     /// generated client takes it.
     pub fn cenda_api_url(&self) -> String {
-        format!("{}{}", self.base_url(), api::Api::Cenda.prefix())
+        format!("{}{}", self.base_url(), Api::Cenda.prefix())
     }
 
     /// Base URL of the NXTsoft API (`{base}/nxtsoft`), as the generated
     /// client takes it.
     pub fn nxtsoft_api_url(&self) -> String {
-        format!("{}{}", self.base_url(), api::Api::Nxtsoft.prefix())
+        format!("{}{}", self.base_url(), Api::Nxtsoft.prefix())
     }
 
     /// Every registered demo client with its token endpoint.
@@ -418,58 +401,5 @@ impl Drop for Sandbox {
 impl fmt::Display for Sandbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.summary().fmt(f)
-    }
-}
-
-/// The URLs and demo credentials of a running sandbox, printable.
-///
-/// The client secrets in it are public, sandbox-only values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    /// `http://127.0.0.1:{port}`.
-    pub base_url: String,
-    /// The OIDC discovery document.
-    pub oidc_discovery_url: String,
-    /// The JWKS.
-    pub jwks_url: String,
-    /// Sequel's `AuthenticationServerUrl`.
-    pub sequel_authentication_server_url: String,
-    /// Base URL of the Cenda Configuration API.
-    pub cenda_api_url: String,
-    /// Base URL of the NXTsoft API.
-    pub nxtsoft_api_url: String,
-    /// The Entra tenant the sandbox knows.
-    pub entra_tenant_id: &'static str,
-    /// The demo clients.
-    pub clients: Vec<DemoClient>,
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "m2m sandbox on {}", self.base_url)?;
-        writeln!(f)?;
-        writeln!(f, "APIs")?;
-        writeln!(f, "  Cenda Configuration API   {}", self.cenda_api_url)?;
-        writeln!(f, "  NXTsoft transactions      {}", self.nxtsoft_api_url)?;
-        writeln!(f)?;
-        writeln!(f, "Identity")?;
-        writeln!(f, "  Entra tenant              {}", self.entra_tenant_id)?;
-        writeln!(
-            f,
-            "  Sequel auth server URL    {}",
-            self.sequel_authentication_server_url
-        )?;
-        writeln!(f, "  OIDC discovery            {}", self.oidc_discovery_url)?;
-        writeln!(f, "  JWKS                      {}", self.jwks_url)?;
-        writeln!(f)?;
-        writeln!(f, "Demo clients (sandbox-only credentials)")?;
-        for client in &self.clients {
-            writeln!(f, "  {} — {}", client.style, client.description)?;
-            writeln!(f, "    token URL      {}", client.token_url)?;
-            writeln!(f, "    client_id      {}", client.client_id)?;
-            writeln!(f, "    client_secret  {}", client.client_secret)?;
-            writeln!(f, "    scope          {}", client.scope_param())?;
-        }
-        Ok(())
     }
 }

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use uuid::Uuid;
 
-use super::api::{ApiCall, FieldProblem, Problem};
+use super::api_call::ApiCall;
 use super::demo;
-use super::server::Shared;
+use super::problem::{FieldProblem, Problem};
 use crate::apis::nxtsoft_transactions::types;
 
 const SUPPORTED_CURRENCIES: [&str; 1] = ["USD"];
@@ -61,9 +61,9 @@ struct Remembered {
     at: SystemTime,
 }
 
-/// Runs one operation.
+/// Runs one operation, remembering idempotent transactions in `store`.
 pub(crate) fn handle(
-    shared: &Shared,
+    store: &mut Store,
     operation: Operation,
     call: &ApiCall,
 ) -> Result<Response, Problem> {
@@ -110,7 +110,6 @@ pub(crate) fn handle(
                 });
             }
             let as_sent = serde_json::to_value(&request).unwrap_or_default();
-            let mut store = shared.nxtsoft();
             if let Some(key) = &key {
                 store.forget_older_than(call.now);
                 if let Some(remembered) = store.by_key.get(key) {

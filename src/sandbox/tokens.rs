@@ -12,7 +12,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash}
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::SandboxError;
+use super::error::SandboxError;
 
 /// What a token endpoint decided to grant.
 #[derive(Debug, Clone)]

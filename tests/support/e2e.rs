@@ -99,7 +99,7 @@ impl Chain {
     }
 
     /// Wires `endpoint` into `cache`, shared with other chains, under the
-    /// endpoint's key (as `Auth::with_cache` and `Config::auth` do).
+    /// endpoint's key (as `Auth::new` and `Config::auth` do).
     pub fn with_cache(endpoint: TokenEndpoint, cache: TokenCache) -> Self {
         let key = m2m::auth::CacheKey::for_endpoint(endpoint.identity());
         let source = cache.source(key, Arc::new(endpoint));

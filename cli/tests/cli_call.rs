@@ -427,7 +427,7 @@ async fn the_request_is_exactly_the_typed_clients() {
     assert_eq!(got.code, Some(0), "{}", got.stderr);
     assert_eq!(got.stdout.trim(), "{}");
 
-    let auth = support::TestTokens::new(&[TOKEN]).auth();
+    let auth = m2m::test_util::TestTokens::new(&[TOKEN]).auth();
     let nxtsoft = m2m::apis::nxtsoft_transactions::Client::new(&via_client.uri(), auth.clone());
     let body: types::TransactionRequest = serde_json::from_str(TRANSACTION).unwrap();
     nxtsoft

@@ -7,20 +7,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter};
-use serde::de::DeserializeOwned;
 
-use super::SandboxError;
+use super::api_call::ApiCall;
 use super::contract::{self, RequestContract};
+use super::error::SandboxError;
 use super::faults::{self, Injected, Site};
-use super::server::Shared;
+use super::problem::Problem;
+use super::shared::Shared;
 use super::stats::Counter;
 use super::tokens::AccessClaims;
 use super::{cenda, demo, nxtsoft};
@@ -111,113 +110,6 @@ impl Operation {
             Operation::Nxtsoft(operation) => Some(operation.required_scope()),
         }
     }
-}
-
-/// An error answer, before it is put in the API's schema.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Problem {
-    pub(crate) status: StatusCode,
-    /// Machine-readable code (NXTsoft's `code`).
-    pub(crate) code: &'static str,
-    pub(crate) message: String,
-    pub(crate) fields: Vec<FieldProblem>,
-    pub(crate) headers: Vec<(header::HeaderName, HeaderValue)>,
-}
-
-/// One offending field.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct FieldProblem {
-    pub(crate) field: String,
-    pub(crate) code: &'static str,
-    pub(crate) message: String,
-}
-
-impl Problem {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            fields: Vec::new(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// A 400 for one field.
-    pub(crate) fn invalid_field(
-        field: impl Into<String>,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
-        Self::invalid(vec![FieldProblem {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }])
-    }
-
-    /// A 400 for several fields (none: the body as a whole).
-    pub(crate) fn invalid(fields: Vec<FieldProblem>) -> Self {
-        Self {
-            fields,
-            ..Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "The request is not valid.",
-            )
-        }
-    }
-
-    pub(crate) fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-}
-
-/// One request as the handlers see it, after the checks of its contract.
-pub(crate) struct ApiCall {
-    pub(crate) params: HashMap<String, String>,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
-    pub(crate) now: SystemTime,
-}
-
-impl ApiCall {
-    /// Deserializes the JSON body (already checked against the document's
-    /// schema) into a generated request type; a failure names the field.
-    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
-        let mut deserializer = serde_json::Deserializer::from_slice(&self.body);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let message = error.inner().to_string();
-            Problem::invalid_field(field_of(&path, &message), "invalid", message)
-        })?;
-        deserializer
-            .end()
-            .map_err(|error| Problem::invalid_field("body", "invalid", error.to_string()))?;
-        Ok(value)
-    }
-
-    /// A path parameter (the route guarantees it is there).
-    pub(crate) fn param(&self, name: &str) -> &str {
-        self.params
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_default()
-    }
-}
-
-/// The field a deserialization error is about: its path, or for a missing
-/// field at the top level, that field's name.
-fn field_of(path: &str, message: &str) -> String {
-    if path != "." {
-        return path.to_owned();
-    }
-    message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split('`').next())
-        .unwrap_or("body")
-        .to_owned()
 }
 
 /// An operation the OpenAPI document declares.
@@ -350,8 +242,8 @@ async fn handle(
         now: shared.now(),
     };
     let outcome = match operation {
-        Operation::Cenda(operation) => cenda::handle(&shared, operation, &call),
-        Operation::Nxtsoft(operation) => nxtsoft::handle(&shared, operation, &call),
+        Operation::Cenda(operation) => cenda::handle(&mut shared.cenda(), operation, &call),
+        Operation::Nxtsoft(operation) => nxtsoft::handle(&mut shared.nxtsoft(), operation, &call),
     };
     outcome.unwrap_or_else(|problem| api.problem(problem))
 }
@@ -443,15 +335,5 @@ mod tests {
                 .collect();
             assert_eq!(missing, Vec::<String>::new(), "{api:?}");
         }
-    }
-
-    #[test]
-    fn missing_top_level_field_is_named() {
-        assert_eq!(
-            field_of(".", "missing field `name` at line 1 column 2"),
-            "name"
-        );
-        assert_eq!(field_of("claims[0].name", "bad"), "claims[0].name");
-        assert_eq!(field_of(".", "expected value"), "body");
     }
 }

@@ -11,7 +11,6 @@
 //! through the same auth hooks; [`Call::send`] returns the answer as the
 //! server sent it.
 
-mod exchange;
 mod help;
 mod schema;
 mod spec;
@@ -21,14 +20,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-pub use exchange::Exchange;
-pub use schema::Field;
-pub use spec::{Location, Operation, Parameter, RequestBody};
+pub use spec::Operation;
 
-pub(crate) use exchange::{keep, note_request};
+use m2m::apis::exchange::{self, Exchange, Tap};
+use m2m::auth::{ApiCallError, ApiCallErrorKind, Auth, AuthError};
 
-use super::Api;
-use crate::auth::{ApiCallError, ApiCallErrorKind, Auth, AuthError};
+use crate::dispatch::Api;
 use spec::Document;
 
 /// Why a call was refused or got no answer.
@@ -344,23 +341,16 @@ impl Operation {
         }
     }
 
-    /// The fields of the request body, nested ones as dotted paths.
-    pub fn body_fields(&self) -> Vec<Field> {
-        let doc = Document::of(self.api);
-        self.body
-            .as_ref()
-            .map(|b| schema::fields(doc, &b.schema))
-            .unwrap_or_default()
-    }
-
     /// An example request body built from the document's examples.
+    #[cfg(test)]
     pub fn example_body(&self) -> Option<Value> {
         let doc = Document::of(self.api);
         self.body.as_ref().map(|b| schema::example(doc, &b.schema))
     }
 
     /// The type of `parameter` in a few words (`string (uuid)`).
-    pub fn describe(&self, parameter: &Parameter) -> String {
+    #[cfg(test)]
+    pub fn describe(&self, parameter: &spec::Parameter) -> String {
         schema::describe(Document::of(self.api), &parameter.schema)
     }
 
@@ -375,15 +365,10 @@ impl Operation {
 }
 
 impl Call {
-    /// The operation.
-    pub fn operation(&self) -> &'static Operation {
-        self.operation
-    }
-
     /// Sends the call to the API at `base_url` through the generated
     /// client, with a token from `auth` (renewed and sent again once if the
     /// API rejects it as `invalid_token`), held to the limits of its
-    /// [`ApiSettings`](crate::auth::ApiSettings) (`api_timeout_secs`,
+    /// [`ApiSettings`](m2m::auth::ApiSettings) (`api_timeout_secs`,
     /// `max_response_bytes`). A 4xx or 5xx answer is an [`Exchange`] like a
     /// 2xx one.
     pub async fn send(&self, base_url: &str, auth: &Auth) -> Result<Exchange, CallFailure> {
@@ -427,29 +412,28 @@ impl Call {
             Sent::Answered => tap
                 .exchange
                 .ok_or_else(|| CallFailure::Other("the call ended without an answer".to_owned())),
-            Sent::Stopped(stopped) => Err(tap.transport_failure(stopped_reason(&stopped))),
-            Sent::Unanswered(error) => {
-                Err(tap.transport_failure(transport_reason(&error, settings.timeout)))
-            }
+            Sent::Stopped(stopped) => Err(transport_failure(tap, stopped_reason(&stopped))),
+            Sent::Unanswered(error) => Err(transport_failure(
+                tap,
+                transport_reason(&error, settings.timeout),
+            )),
         }
     }
 }
 
-impl exchange::Tap {
-    /// The failure of a call that got no answer, for `reason`, with the
-    /// attempt it ended on.
-    fn transport_failure(self, mut reason: String) -> CallFailure {
-        let (method, url) = self.request.unwrap_or_default();
-        reason.push_str(if self.attempts >= 2 {
-            " (attempt 2 of 2, after a token renewal)"
-        } else {
-            " (attempt 1 of 1)"
-        });
-        CallFailure::Transport {
-            method,
-            url,
-            reason,
-        }
+/// The failure of a call that got no answer, for `reason`, with the
+/// attempt it ended on.
+fn transport_failure(tap: Tap, mut reason: String) -> CallFailure {
+    let (method, url) = tap.request.unwrap_or_default();
+    reason.push_str(if tap.attempts >= 2 {
+        " (attempt 2 of 2, after a token renewal)"
+    } else {
+        " (attempt 1 of 1)"
+    });
+    CallFailure::Transport {
+        method,
+        url,
+        reason,
     }
 }
 
@@ -499,7 +483,7 @@ pub(crate) enum Sent {
     /// No answer could be read.
     Unanswered(reqwest::Error),
     /// m2m stopped the call: a limit of the handle's
-    /// [`ApiSettings`](crate::auth::ApiSettings) was hit, or the API keeps
+    /// [`ApiSettings`](m2m::auth::ApiSettings) was hit, or the API keeps
     /// rejecting fresh tokens.
     Stopped(Box<ApiCallError>),
 }
@@ -548,11 +532,30 @@ fn transport_reason(error: &reqwest::Error, timeout: Duration) -> String {
     if error.is_timeout() {
         return format!("timed out after {} s", timeout.as_secs_f64());
     }
-    let detail = super::hooks::error_chain(error);
+    let detail = error_chain(error);
     if error.is_connect() {
         format!("cannot connect: {detail}")
     } else {
         detail
+    }
+}
+
+/// The causes of `error`, without reqwest's own line (which carries the
+/// URL): `connection refused`, `operation timed out`.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut chain: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(current) = source {
+        let text = current.to_string();
+        if !chain.contains(&text) {
+            chain.push(text);
+        }
+        source = current.source();
+    }
+    if chain.is_empty() {
+        "no answer".to_owned()
+    } else {
+        chain.join(": ")
     }
 }
 

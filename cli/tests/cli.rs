@@ -131,7 +131,7 @@ fn the_committed_schema_is_what_the_code_prints() {
     let output = m2m(&["schema"]);
     assert!(output.status.success());
     let committed =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("m2m.schema.json"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../m2m.schema.json"))
             .expect("m2m.schema.json is committed");
     assert_eq!(
         stdout(&output),
@@ -468,7 +468,7 @@ async fn call_times_out_after_api_timeout_secs_and_says_so() {
 
 #[test]
 fn no_snapshot_holds_a_secret_or_a_token() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/snapshots");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -134,7 +134,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         );
     }
 
-    let cache = config.token_cache().await?;
+    let cache = config.new_token_cache().await?;
     let mut report = Report::default();
     let mut auths = Vec::new();
     for name in ["nxtport", "cenda", "nxtsoft", "sequel", "apiture", "custom"] {
@@ -275,7 +275,9 @@ async fn fetch_token(
     name: &str,
     cache: &TokenCache,
 ) -> Result<(Auth, String), String> {
-    let auth = config.auth(name, cache).map_err(|e| e.to_string())?;
+    let auth = config
+        .auth_with_cache(name, cache)
+        .map_err(|e| e.to_string())?;
     let token = auth.token().await.map_err(|e| e.to_string())?;
     let expires_in = token
         .expires_at()

@@ -39,7 +39,8 @@ struct Setter {
     ty: Type,
 }
 
-/// The dispatch code for the generated client in `file`.
+/// The dispatch code for the generated client in `file` (the client's
+/// module is glob-imported where it goes).
 pub fn generate(file: &syn::File) -> Result<TokenStream, String> {
     let mut operations = client_methods(file);
     let builders = builder_setters(file)?;
@@ -92,8 +93,7 @@ pub fn generate(file: &syn::File) -> Result<TokenStream, String> {
         }
     });
     Ok(quote! {
-        use super::*;
-        use crate::apis::call::{CallFailure, Input, Sent, finish};
+        use crate::invoke::{CallFailure, Input, Sent, finish};
 
         /// progenitor's method name of every operation.
         pub(crate) const METHODS: &[&str] = &[#(#methods),*];
@@ -106,7 +106,7 @@ pub fn generate(file: &syn::File) -> Result<TokenStream, String> {
         /// the hooks' exchange tap.
         pub(crate) async fn send(
             client: &Client,
-            auth: &crate::auth::Auth,
+            auth: &::m2m::auth::Auth,
             method: &str,
             input: &Input,
         ) -> Result<Sent, CallFailure> {

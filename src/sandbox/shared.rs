@@ -1,36 +1,19 @@
-//! The state every handler shares and the router that ties the endpoints
-//! together.
+//! The state every handler shares: the base URL, the clock, the token
+//! issuer, the fault knobs, the counters and the APIs' in-memory stores.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
 use axum::response::Response;
-use axum::routing::{get, post};
 
 use super::demo::{self, ProviderStyle};
+use super::endpoints::issuer_url;
+use super::error::SandboxError;
 use super::faults::{FaultControl, Injected, Site};
 use super::stats::StatsCounters;
 use super::tokens::TokenIssuer;
-use super::{SandboxError, api, cenda, identity, nxtsoft};
+use super::{cenda, nxtsoft};
 use crate::auth::clock::Clock;
-
-/// Path of the Entra v2 token endpoint (tenant in the path).
-pub(crate) const ENTRA_TOKEN_PATH: &str = "/{tenant}/oauth2/v2.0/token";
-/// Path of the Cognito token endpoint.
-pub(crate) const COGNITO_TOKEN_PATH: &str = "/oauth2/token";
-/// Path of the IdentityServer token endpoint below its virtual path.
-pub(crate) const IDENTITYSERVER_TOKEN_SUFFIX: &str = "/connect/token";
-/// Where the OIDC provider lives (its issuer is `{base}{OIDC_PREFIX}`).
-pub(crate) const OIDC_PREFIX: &str = "/oidc";
-/// Path of the OIDC discovery document.
-pub(crate) const OIDC_DISCOVERY_PATH: &str = "/oidc/.well-known/openid-configuration";
-/// Path of the OIDC token endpoint.
-pub(crate) const OIDC_TOKEN_PATH: &str = "/oidc/token";
-/// Path of the JWKS (one key for every issuer).
-pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
-/// Issuer path of the Cognito-style tokens.
-pub(crate) const COGNITO_ISSUER_PATH: &str = "/cognito";
 
 /// Everything the handlers share.
 pub(crate) struct Shared {
@@ -107,38 +90,4 @@ impl Shared {
         }
         injected.map(render)
     }
-}
-
-/// The issuer (`iss`) of tokens from the endpoint of `style`.
-pub(crate) fn issuer_url(base_url: &str, style: ProviderStyle, tenant: &str) -> String {
-    match style {
-        ProviderStyle::Entra => format!("{base_url}/{tenant}/v2.0"),
-        ProviderStyle::Cognito => format!("{base_url}{COGNITO_ISSUER_PATH}"),
-        ProviderStyle::IdentityServer => {
-            format!("{base_url}{}", demo::IDENTITYSERVER_VIRTUAL_PATH)
-        }
-        ProviderStyle::Oidc => format!("{base_url}{OIDC_PREFIX}"),
-    }
-}
-
-/// Every route of the sandbox.
-pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, SandboxError> {
-    let identityserver_token_path = format!(
-        "{}{IDENTITYSERVER_TOKEN_SUFFIX}",
-        demo::IDENTITYSERVER_VIRTUAL_PATH
-    );
-    let router = Router::new()
-        .route(ENTRA_TOKEN_PATH, post(identity::entra_token))
-        .route(COGNITO_TOKEN_PATH, post(identity::cognito_token))
-        .route(
-            &identityserver_token_path,
-            post(identity::identityserver_token),
-        )
-        .route(OIDC_DISCOVERY_PATH, get(identity::oidc_discovery))
-        .route(OIDC_TOKEN_PATH, post(identity::oidc_token))
-        .route(JWKS_PATH, get(identity::jwks))
-        .merge(api::routes(api::Api::Cenda)?)
-        .merge(api::routes(api::Api::Nxtsoft)?)
-        .with_state(shared);
-    Ok(router)
 }

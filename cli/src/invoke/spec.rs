@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::apis::Api;
+use crate::dispatch::Api;
 
 /// Where a parameter goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +52,6 @@ pub struct Parameter {
 pub struct RequestBody {
     /// Whether the operation needs one.
     pub required: bool,
-    /// The document's description.
-    pub description: String,
     /// The schema's name when it is a `$ref` (`TransactionRequest`).
     pub type_name: Option<String>,
     /// Its schema, `$ref`s left as they are.
@@ -225,7 +223,6 @@ fn body(root: &Value, raw: Option<&Value>) -> Option<RequestBody> {
         .map(str::to_owned);
     Some(RequestBody {
         required: raw.get("required").and_then(Value::as_bool) == Some(true),
-        description: text(raw, "description"),
         type_name,
         schema,
     })

@@ -77,13 +77,11 @@ pub async fn resolve(
             .map(Into::into),
         ..CacheConfig::default()
     };
-    let mut effective = Config {
-        cache: config
-            .cache
-            .overlaid_with(&from_env)
-            .overlaid_with(&args.cache),
-        clients: Default::default(),
-    };
+    let mut effective = Config::default();
+    effective.cache = config
+        .cache
+        .overlaid_with(&from_env)
+        .overlaid_with(&args.cache);
     effective.clients.insert(name.clone(), settings.clone());
     let endpoint = effective
         .token_endpoint(&name)?
@@ -92,7 +90,7 @@ pub async fn resolve(
     let api = settings
         .api_settings()
         .map_err(|e| Failure::usage(format!("client {name:?}: {e}")))?;
-    let cache: TokenCache = effective.token_cache_for(&name).await?;
+    let cache: TokenCache = effective.new_token_cache_for(&name).await?;
     let key = m2m::auth::CacheKey::for_endpoint(endpoint.identity());
     let source = cache.source(key, std::sync::Arc::new(endpoint));
     let auth = Auth::from_source(source.clone()).with_api_settings(api);

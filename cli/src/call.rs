@@ -4,12 +4,13 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
-use m2m::apis::Api;
-use m2m::apis::call::{BodyText, CallFailure, Exchange, lookup};
+use m2m::apis::exchange::Exchange;
 use m2m::config::{ClientConfig, Config, ProviderKind};
 
 use crate::client::{self, ClientArgs, token_failure};
+use crate::dispatch::Api;
 use crate::failure::Failure;
+use crate::invoke::{BodyText, CallFailure, lookup};
 
 /// Arguments of `m2m call`.
 #[derive(Debug, Args)]
@@ -207,7 +208,7 @@ fn print_operations() {
     println!("Operations (* required; body:TYPE takes --body FILE, or --param per field):");
     for api in Api::ALL {
         let operations = api.operations();
-        let width = |f: &dyn Fn(&m2m::apis::call::Operation) -> usize| {
+        let width = |f: &dyn Fn(&crate::invoke::Operation) -> usize| {
             operations.iter().map(f).max().unwrap_or(0)
         };
         let name = width(&|op| op.operation_id.len());

@@ -1,12 +1,12 @@
-//! What `m2m call` learns of the request it sent and the answer it got.
+//! The request a generated client sent and the answer it got, as the
+//! server sent it: what `m2m call` shows, and what a caller can record
+//! around any calls with [`tapped`].
 //!
-//! The request goes out through the generated builder and its hooks, like
-//! any typed call; the hooks hand the final response to [`keep`], which,
-//! inside [`tapped`], reads the body as the server sent it (within the
-//! handle's `max_response_bytes`, any token the request carried scrubbed
-//! from it),
+//! The hooks hand the final response to `keep`, which, inside [`tapped`],
+//! reads the body as the server sent it (within the handle's
+//! `max_response_bytes`, any token the request carried scrubbed from it),
 //! records it and gives the generated code a copy to parse as usual.
-//! Outside [`tapped`] (every library call) it does nothing.
+//! Outside [`tapped`] it does nothing.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,7 @@ tokio::task_local! {
 
 /// What the hooks recorded while a call ran.
 #[derive(Debug, Default)]
-pub(crate) struct Tap {
+pub struct Tap {
     /// Method and URL (query secrets redacted) of the last request sent.
     pub request: Option<(String, String)>,
     /// Requests sent (2 when a rejected token was renewed and sent again).
@@ -32,9 +32,9 @@ pub(crate) struct Tap {
     pub exchange: Option<Exchange>,
 }
 
-/// Runs `future`, recording the API request and response the hooks send
-/// and receive meanwhile.
-pub(crate) async fn tapped<F: Future>(future: F) -> (F::Output, Tap) {
+/// Runs `future` (calls of generated clients), recording the last API
+/// request and response their hooks send and receive meanwhile.
+pub async fn tapped<F: Future>(future: F) -> (F::Output, Tap) {
     let tap = Arc::new(Mutex::new(Tap::default()));
     let output = TAP.scope(Arc::clone(&tap), future).await;
     let tap = std::mem::take(&mut *tap.lock().unwrap_or_else(|e| e.into_inner()));

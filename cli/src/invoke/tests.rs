@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::spec::Location;
 use super::*;
 
 fn nxtsoft(name: &str) -> &'static Operation {

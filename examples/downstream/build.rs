@@ -1,0 +1,5 @@
+fn main() {
+    m2m_build::Generator::new()
+        .document("openapi/inventory.yaml")
+        .generate()
+}

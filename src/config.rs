@@ -267,13 +267,13 @@ pub struct ClientConfig {
     /// `invalid_client` is sent once more with the other secret, and the
     /// one accepted is used from then on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "VAR"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "VAR"))]
     pub secondary_client_secret_env: Option<String>,
     /// A file holding a client assertion made elsewhere (a Kubernetes
     /// projected service-account token, a CI job's OIDC token), read at
     /// every token request: `auth = "client-assertion"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub client_assertion_file: Option<PathBuf>,
     /// A PEM private key for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

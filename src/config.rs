@@ -13,8 +13,11 @@
 //! `m2m call` (the same struct derives both), so a client can be described
 //! on the command line alone. Secrets never have to be in the file:
 //! `client_secret_env` names an environment variable, `client_secret_file`
-//! a file holding the secret, `private_key_file` a PEM file, and
-//! `M2M_<CLIENT>_CLIENT_SECRET` overrides them all.
+//! a file holding the secret (read again when it changes),
+//! `secondary_client_secret_env` the next secret of a rotation,
+//! `private_key_file` a PEM file, `client_assertion_file` a federated token
+//! read at every request (`auth = "client-assertion"`), and
+//! `M2M_<CLIENT>_CLIENT_SECRET` overrides the secrets.
 
 use std::collections::BTreeMap;
 use std::fmt;

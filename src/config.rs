@@ -13,8 +13,11 @@
 //! `m2m call` (the same struct derives both), so a client can be described
 //! on the command line alone. Secrets never have to be in the file:
 //! `client_secret_env` names an environment variable, `client_secret_file`
-//! a file holding the secret, `private_key_file` a PEM file, and
-//! `M2M_<CLIENT>_CLIENT_SECRET` overrides them all.
+//! a file holding the secret (read again when it changes),
+//! `secondary_client_secret_env` the next secret of a rotation,
+//! `private_key_file` a PEM file, `client_assertion_file` a federated token
+//! read at every request (`auth = "client-assertion"`), and
+//! `M2M_<CLIENT>_CLIENT_SECRET` overrides the secrets.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,9 +32,10 @@ use url::Url;
 use secrecy::ExposeSecret;
 
 use crate::auth::{
-    ApiSettings, Auth, CacheEncryptionKey, CacheSettings, ClientAuthMethod, ClientCredential,
-    FileStore, KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TokenCache,
-    TokenEndpoint, TokenEndpointBuilder,
+    AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, ApiSettings, Auth, CacheEncryptionKey,
+    CacheSettings, ClientAuthMethod, ClientCredential, ClientSecrets, FileStore, KeyName,
+    MemoryStore, PrivateKeyFiles, SigningAlgorithm, TokenCache, TokenEndpoint,
+    TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
@@ -191,6 +195,11 @@ pub enum AuthMethodName {
     BasicAndPost,
     /// `private_key_jwt` (RFC 7523).
     PrivateKeyJwt,
+    /// A client assertion made elsewhere (workload identity federation),
+    /// read from `client_assertion_file` at every token request. For the
+    /// Entra providers (nxtport, cenda), `AZURE_FEDERATED_TOKEN_FILE` and
+    /// `AZURE_CLIENT_ID` are the defaults of the file and the client id.
+    ClientAssertion,
 }
 
 /// One client: `[clients.<name>]`, or the flags of `m2m token`/`m2m call`.
@@ -256,6 +265,19 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub client_secret_file: Option<PathBuf>,
+    /// The environment variable that holds a second client secret, for a
+    /// rotation without downtime: a token request refused with
+    /// `invalid_client` is sent once more with the other secret, and the
+    /// one accepted is used from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "VAR"))]
+    pub secondary_client_secret_env: Option<String>,
+    /// A file holding a client assertion made elsewhere (a Kubernetes
+    /// projected service-account token, a CI job's OIDC token), read at
+    /// every token request: `auth = "client-assertion"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub client_assertion_file: Option<PathBuf>,
     /// A PEM private key for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
@@ -539,10 +561,7 @@ impl Config {
             message,
         };
         let provider = client.provider().map_err(fail)?;
-        let client_id = client
-            .client_id
-            .clone()
-            .ok_or_else(|| fail("client_id is required".to_owned()))?;
+        let client_id = client.client_id().map_err(fail)?;
         let credential = client.credential(name).map_err(fail)?;
         let mut builder = TokenEndpoint::builder(provider, client_id, credential)
             .allow_http(client.allow_http.unwrap_or(false))
@@ -792,85 +811,183 @@ impl ClientConfig {
         Ok(provider)
     }
 
-    /// The client secret, if this client has one: `M2M_<CLIENT>_CLIENT_SECRET`,
-    /// else the variable named by `client_secret_env`, else the content of
-    /// `client_secret_file`. `Ok(None)` when the client uses a private key.
-    fn secret(&self, client_name: &str) -> Result<Option<String>, String> {
+    /// Whether this client sends a client assertion made elsewhere:
+    /// `auth = "client-assertion"`, or `client_assertion_file` without
+    /// another `auth`.
+    fn uses_client_assertion(&self) -> bool {
+        match self.auth {
+            Some(AuthMethodName::ClientAssertion) => true,
+            None => self.client_assertion_file.is_some(),
+            Some(_) => false,
+        }
+    }
+
+    /// Whether the provider is one of the Entra providers, whose federated
+    /// clients take their defaults from the workload identity webhook's
+    /// variables.
+    fn is_entra(&self) -> bool {
+        matches!(
+            self.provider,
+            Some(ProviderKind::Nxtport | ProviderKind::Cenda)
+        )
+    }
+
+    /// The client id: `client_id`, else, for a federated client of an
+    /// Entra provider, `AZURE_CLIENT_ID`.
+    fn client_id(&self) -> Result<String, String> {
+        if let Some(id) = &self.client_id {
+            return Ok(id.clone());
+        }
+        if self.uses_client_assertion() && self.is_entra() {
+            return non_empty_env(AZURE_CLIENT_ID)?.ok_or_else(|| {
+                format!("client_id is required (or {AZURE_CLIENT_ID}, as the workload identity webhook sets it)")
+            });
+        }
+        Err("client_id is required".to_owned())
+    }
+
+    /// The client assertion file: `client_assertion_file`, else, for an
+    /// Entra provider, `AZURE_FEDERATED_TOKEN_FILE`.
+    fn assertion_file(&self) -> Result<PathBuf, String> {
+        if let Some(file) = &self.client_assertion_file {
+            return Ok(file.clone());
+        }
+        if self.is_entra()
+            && let Some(file) = non_empty_env(AZURE_FEDERATED_TOKEN_FILE)?
+        {
+            return Ok(PathBuf::from(file));
+        }
+        Err(if self.is_entra() {
+            format!(
+                "auth client-assertion needs client_assertion_file (or {AZURE_FEDERATED_TOKEN_FILE}, as the workload identity webhook sets it)"
+            )
+        } else {
+            "auth client-assertion needs client_assertion_file".to_owned()
+        })
+    }
+
+    /// Where the first client secret is: `M2M_<CLIENT>_CLIENT_SECRET`, else
+    /// the variable named by `client_secret_env`, else `client_secret_file`.
+    /// `Ok(None)` when the client uses a private key or an assertion.
+    fn first_secret(&self, client_name: &str) -> Result<Option<FirstSecret>, String> {
         let override_var = Self::secret_override_env(client_name);
         if let Some(secret) = non_empty_env(&override_var)? {
-            return Ok(Some(secret));
+            return Ok(Some(FirstSecret::Value(secret)));
         }
         if let Some(var) = &self.client_secret_env {
             return non_empty_env(var)?
-                .map(Some)
+                .map(|secret| Some(FirstSecret::Value(secret)))
                 .ok_or_else(|| format!("client_secret_env names {var}, which is not set"));
         }
         if let Some(file) = &self.client_secret_file {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("client_secret_file {}: {e}", file.display()))?;
-            let secret = text
-                .strip_suffix('\n')
-                .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                .unwrap_or(&text);
-            if secret.is_empty() {
-                return Err(format!("client_secret_file {} is empty", file.display()));
-            }
-            return Ok(Some(secret.to_owned()));
+            return Ok(Some(FirstSecret::File(file.clone())));
         }
-        if self.private_key_file.is_none() {
+        if self.private_key_file.is_none() && !self.uses_client_assertion() {
             return Err(format!(
-                "no credential: set client_secret_env (or {override_var}), client_secret_file or private_key_file"
+                "no credential: set client_secret_env (or {override_var}), client_secret_file, private_key_file or client_assertion_file"
             ));
         }
         Ok(None)
     }
 
-    /// The secret the client authenticates with, as bytes: its client
-    /// secret, or its private key file. What a file cache's key is derived
-    /// from when no `M2M_CACHE_KEY` is given.
+    /// The secret the client authenticates with, as bytes: its first
+    /// client secret, or its private key file. What a file cache's key is
+    /// derived from when no `M2M_CACHE_KEY` is given.
     fn secret_material(&self, client_name: &str) -> Result<secrecy::SecretSlice<u8>, String> {
-        if let Some(secret) = self.secret(client_name)? {
-            return Ok(secret.into_bytes().into());
+        if self.uses_client_assertion() {
+            return Err(format!(
+                "a client-assertion client has no lasting secret to derive the token cache's key from: set {}",
+                CacheEncryptionKey::ENV_VAR
+            ));
         }
-        let key_file = self.private_key_file.as_ref().ok_or("no credential")?;
-        std::fs::read(key_file)
-            .map(Into::into)
-            .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))
+        match self.first_secret(client_name)? {
+            Some(FirstSecret::Value(secret)) => Ok(secret.into_bytes().into()),
+            Some(FirstSecret::File(path)) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("client_secret_file {}: {e}", path.display()))?;
+                Ok(text.trim().as_bytes().to_vec().into())
+            }
+            None => {
+                let key_file = self.private_key_file.as_ref().ok_or("no credential")?;
+                std::fs::read(key_file)
+                    .map(Into::into)
+                    .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))
+            }
+        }
     }
 
-    /// The credential: `M2M_<CLIENT>_CLIENT_SECRET`, else the variable named
-    /// by `client_secret_env`, else `client_secret_file`, else the key in
-    /// `private_key_file`.
+    /// The credential: a client assertion file (`auth = "client-assertion"`),
+    /// else the first secret (`M2M_<CLIENT>_CLIENT_SECRET`, the variable
+    /// named by `client_secret_env`, or `client_secret_file`, read again
+    /// when it changes) with `secondary_client_secret_env` as the second,
+    /// else the key in `private_key_file` (read again when it or
+    /// `certificate_file` changes).
     pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
-        if let Some(secret) = self.secret(client_name)? {
-            return Ok(ClientCredential::secret(secret));
+        if self.uses_client_assertion() {
+            if self.client_secret_env.is_some()
+                || self.client_secret_file.is_some()
+                || self.private_key_file.is_some()
+            {
+                return Err(
+                    "a client-assertion client takes no client_secret_env, client_secret_file or private_key_file: remove them, or set auth to the method of the secret or key"
+                        .to_owned(),
+                );
+            }
+            return Ok(ClientCredential::assertion_file(self.assertion_file()?));
+        }
+        let second = match &self.secondary_client_secret_env {
+            Some(var) => Some(non_empty_env(var)?.ok_or_else(|| {
+                format!("secondary_client_secret_env names {var}, which is not set")
+            })?),
+            None => None,
+        };
+        match (self.first_secret(client_name)?, second) {
+            (Some(FirstSecret::Value(secret)), None) => {
+                return Ok(ClientCredential::secret(secret));
+            }
+            (Some(first), second) => {
+                let secrets = match first {
+                    FirstSecret::Value(secret) => ClientSecrets::new(secret.into()),
+                    FirstSecret::File(path) => {
+                        ClientSecrets::from_file(path).map_err(|e| e.to_string())?
+                    }
+                };
+                return Ok(match second {
+                    Some(second) => secrets.second(second.into()),
+                    None => secrets,
+                }
+                .into());
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "secondary_client_secret_env needs a first secret (client_secret_env or client_secret_file)"
+                        .to_owned(),
+                );
+            }
+            (None, None) => {}
         }
         let Some(key_file) = &self.private_key_file else {
             return Err("no credential".to_owned());
         };
-        let pem = std::fs::read_to_string(key_file)
-            .map(secrecy::SecretString::from)
-            .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
-        let algorithm = match self.key_algorithm {
-            Some(algorithm) => algorithm,
-            None => SigningAlgorithm::for_private_key_pem(&pem)
-                .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?,
-        };
-        let key_id = match (&self.key_id, &self.certificate_file) {
-            (Some(kid), _) => KeyIdentifier::Kid(kid.clone()),
-            (None, Some(certificate)) => {
-                let text = std::fs::read_to_string(certificate)
-                    .map_err(|e| format!("certificate_file {}: {e}", certificate.display()))?;
-                KeyIdentifier::x5t_of_certificate_pem(&text).map_err(|e| e.to_string())?
-            }
+        let name = match (&self.key_id, &self.certificate_file) {
+            (Some(kid), _) => KeyName::Kid(kid.clone()),
+            (None, Some(certificate)) => KeyName::CertificateFile(certificate.clone()),
             (None, None) => {
                 return Err("private_key_file needs key_id or certificate_file".to_owned());
             }
         };
-        PrivateKeyJwt::from_pem(&pem, algorithm, key_id)
+        PrivateKeyFiles::load(key_file, self.key_algorithm, name)
             .map(ClientCredential::from)
             .map_err(|e| e.to_string())
     }
+}
+
+/// Where a client's first secret is.
+enum FirstSecret {
+    /// Its value (from an environment variable).
+    Value(String),
+    /// A file, read again when it changes.
+    File(PathBuf),
 }
 
 #[cfg(feature = "redis")]
@@ -947,6 +1064,7 @@ impl From<AuthMethodName> for ClientAuthMethod {
             AuthMethodName::BasicUnencoded => ClientAuthMethod::ClientSecretBasicUnencoded,
             AuthMethodName::BasicAndPost => ClientAuthMethod::ClientSecretBasicAndPost,
             AuthMethodName::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+            AuthMethodName::ClientAssertion => ClientAuthMethod::ClientAssertion,
         }
     }
 }

@@ -53,7 +53,7 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
     let out = stdout(&output);
     let err = stderr(&output);
     assert!(output.status.success(), "demo failed:\n{out}\n{err}");
-    assert!(out.contains("14/14 steps passed"), "{out}");
+    assert!(out.contains("15/15 steps passed"), "{out}");
     // Cenda's onboarding in the vendor's order, in the steps and the summary.
     let steps = [
         "token, cenda style",
@@ -80,8 +80,13 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
     for provider in ["nxtport", "cenda", "nxtsoft", "sequel", "apiture", "custom"] {
         assert!(out.contains(&format!("token, {provider} style")), "{out}");
     }
-    // Six clients, six token requests: API calls reuse the cached tokens.
-    assert!(out.contains("the sandbox saw 6 token requests"), "{out}");
+    // A federated client too: a workload token, no secret.
+    assert!(
+        out.contains("token, cenda style, federated (a workload token, no secret)"),
+        "{out}"
+    );
+    // Seven clients, seven token requests: API calls reuse the cached tokens.
+    assert!(out.contains("the sandbox saw 7 token requests"), "{out}");
     assert!(
         err.contains("TRACE") || err.contains("DEBUG"),
         "-vv shows tracing:\n{err}"

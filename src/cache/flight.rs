@@ -83,6 +83,10 @@ pub(crate) async fn run(
     let result = match result {
         Ok(Obtained::Fetched(token)) => {
             inner.retry.succeeded();
+            state.credential_epoch.store(
+                fetcher.credential_epoch(),
+                std::sync::atomic::Ordering::Release,
+            );
             let lifetime = token.expires_at().duration_since(now).unwrap_or_default();
             let plan = Plan::new(
                 &shared.settings,

@@ -436,13 +436,24 @@ impl TokenEndpoint {
     }
 
     async fn request_at(&self, token_url: &Url, now: SystemTime) -> Result<AccessToken, AuthError> {
-        let auth = RequestAuth::prepare(
-            &self.client_id,
-            &self.credential,
-            self.method,
-            token_url.as_str(),
-            now,
-        )?;
+        self.credential
+            .send_with(
+                &self.client_id,
+                self.method,
+                token_url.as_str(),
+                now,
+                |auth| self.send(token_url, now, auth),
+            )
+            .await
+    }
+
+    /// One request with the credentials `auth`.
+    async fn send(
+        &self,
+        token_url: &Url,
+        now: SystemTime,
+        auth: RequestAuth,
+    ) -> Result<AccessToken, AuthError> {
         let (result, recorded) = exchange(
             &self.http,
             &self.client_id,
@@ -508,6 +519,10 @@ impl TokenEndpoint {
 impl FetchToken for TokenEndpoint {
     fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
         Box::pin(self.request_token())
+    }
+
+    fn credential_epoch(&self) -> u64 {
+        self.credential.epoch()
     }
 }
 

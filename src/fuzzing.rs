@@ -40,7 +40,8 @@ use crate::oauth::credentials::RequestAuth;
 use crate::oauth::exchange::oauth_client;
 use crate::oauth::http_client::RecordedResponse;
 use crate::oauth::response::{FailureContext, LifetimeSource, read_token_answer};
-use crate::time::{Clock, FixedJitter, ManualClock, later};
+use crate::time::clock::later;
+use crate::time::{Clock, FixedJitter, ManualClock};
 
 /// The token URL the fuzzed answers come from.
 const TOKEN_URL: &str = "https://login.example.test/tenant/oauth2/v2.0/token";

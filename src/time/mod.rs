@@ -5,7 +5,6 @@ pub(crate) mod clock;
 #[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 pub(crate) mod test_doubles;
 
-pub(crate) use clock::later;
 pub use clock::{Clock, Jitter, RandomJitter, SystemClock};
 #[cfg(any(test, feature = "test-util", feature = "fuzzing"))]
 pub use test_doubles::{FixedJitter, ManualClock};

@@ -32,8 +32,10 @@ use crate::auth::{AccessToken, Auth, AuthError, BoxFuture, TokenSource};
 /// A [`TokenSource`] over a fixed list of raw token values.
 ///
 /// `token()` hands out the current value; `renew(rejected)` records the
-/// rejected `Authorization` value and moves on to the next one. Clones
-/// share their state, so a test keeps one clone to read the counts after
+/// rejected `Authorization` value and moves on to the next one. A value
+/// that cannot go into a header (say, one with a newline) fails the way a
+/// bad token from a token endpoint does: the call returns that
+/// [`AuthError`]. Clones share their state, so a test keeps one clone to read the counts after
 /// handing another to [`Auth`].
 #[derive(Clone)]
 pub struct TestTokens(Arc<TestTokensState>);
@@ -162,14 +164,34 @@ impl RecordingServer {
     /// The requests received, in arrival order, in a form stable across
     /// runs (see [`RequestShape`]).
     pub async fn requests(&self) -> Vec<RequestShape> {
-        self.server
-            .received_requests()
+        self.received().await.iter().map(RequestShape::of).collect()
+    }
+
+    /// The requests received, in arrival order, as they came (token,
+    /// `host` and body bytes included).
+    pub async fn received(&self) -> Vec<wiremock::Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    /// The `Authorization` value of each request received, in arrival
+    /// order: which token went where.
+    pub async fn authorizations(&self) -> Vec<String> {
+        self.received()
             .await
-            .unwrap_or_default()
             .iter()
-            .map(RequestShape::of)
+            .map(|request| authorization(request).to_owned())
             .collect()
     }
+}
+
+/// The `Authorization` value of `request`, or `""` without one (or with one
+/// that is not ASCII).
+pub fn authorization(request: &wiremock::Request) -> &str {
+    request
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// What a server received, in a form that is stable across runs: what a

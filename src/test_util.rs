@@ -1,6 +1,7 @@
 //! Test doubles and a request recorder, for tests of code that uses m2m
 //! (feature `test-util`): pin the requests your generated clients send the
-//! way m2m pins its own.
+//! way m2m pins its own; with the `sandbox` feature, check that an output
+//! holds no secret (`assert_no_secret`).
 //!
 //! ```no_run
 //! # async fn example() {
@@ -256,4 +257,34 @@ impl RequestShape {
             body,
         }
     }
+}
+
+/// Fails (panics, as an assertion does) when `text` holds a secret: a
+/// client secret of the sandbox's demo clients, a PEM private key, or
+/// anything shaped like a JWT (an access token or a client assertion).
+/// `what` names the text in the message: a log, an output, a file.
+#[cfg(feature = "sandbox")]
+pub fn assert_no_secret(what: &str, text: &str) {
+    let secrets = [
+        crate::sandbox::demo::ENTRA_CLIENT_SECRET,
+        crate::sandbox::demo::COGNITO_CLIENT_SECRET,
+        crate::sandbox::demo::COGNITO_MOCK_ONLY_CLIENT_SECRET,
+        crate::sandbox::demo::IDENTITYSERVER_CLIENT_SECRET,
+        crate::sandbox::demo::OIDC_CLIENT_SECRET,
+        "PRIVATE KEY",
+    ];
+    for secret in secrets {
+        assert!(
+            !text.contains(secret),
+            "{what} contains a secret ({secret:?}):\n{text}"
+        );
+    }
+    // JWTs (access tokens, client assertions) start with a base64url `{"`.
+    let jwt = text.match_indices("eyJ").find(|(at, _)| {
+        text[*at..]
+            .split_whitespace()
+            .next()
+            .is_some_and(|word| word.matches('.').count() >= 2)
+    });
+    assert!(jwt.is_none(), "{what} contains a JWT:\n{text}");
 }

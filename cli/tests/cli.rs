@@ -5,10 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-mod support;
-
 use m2m::sandbox::{Sandbox, demo};
-use support::assert_no_secret;
+use m2m::test_util::assert_no_secret;
 
 const M2M: &str = env!("CARGO_BIN_EXE_m2m");
 
@@ -291,6 +289,7 @@ async fn token_and_call_by_flags_alone_against_the_sandbox() {
     );
     assert!(last.contains("invalid_client"), "{last}");
     assert_no_secret("failed token stderr (TRACE)", &err);
+    assert!(!err.contains("wrong-secret-0f9e8d"), "{err}");
 
     let mut args = vec![
         "call".to_owned(),

@@ -12,10 +12,9 @@ use wiremock::MockServer;
 
 #[path = "support/cli.rs"]
 mod cli;
-mod support;
 
 use cli::{SECRET, SECRET_VAR, TOKEN, args, m2m, requests_to, run, token_server};
-use support::assert_no_secret;
+use m2m::test_util::assert_no_secret;
 
 /// `m2m token` flags for a custom client of `server`, caching in `dir`.
 fn token_args(server: &MockServer, dir: &Path) -> Vec<String> {

@@ -631,6 +631,64 @@ async fn a_node_killed_while_eight_processes_share_one_fetch() {
     );
 }
 
+/// The primary that holds the token's slot changes while the lock holder
+/// fetches and seven processes wait on its lock: its replica is promoted
+/// with `CLUSTER FAILOVER`, which first lets the replica catch up, so the
+/// lock is on the new primary. The holder keeps renewing it there and
+/// stores its token there; the waiters, redirected (MOVED), find it.
+/// Exactly one token request for the fleet, as without a failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failover_while_eight_processes_share_one_fetch() {
+    let cluster = RedisCluster::start_with_replicas();
+    let latency = Duration::from_millis(800);
+    let tokens = token_server(latency).await;
+    let env = fleet_env(
+        &cluster,
+        &tokens,
+        "failover",
+        Duration::from_millis(1000),
+        Duration::from_millis(20),
+    );
+    let fleet = Fleet::start(PROCESSES, &env);
+    let go = Instant::now();
+    fleet.go();
+    while token_requests(&tokens).await == 0 {
+        assert!(go.elapsed() < Duration::from_secs(10), "no token request");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let probe = RedisStore::connect_lazy(config(&cluster, "failover"))
+        .await
+        .unwrap();
+    let lock_key = probe.lock_key(&key("fleet"));
+    let primary = cluster.node_of(&lock_key);
+    let replica = cluster.replica_of(primary);
+    let failover_started = go.elapsed();
+    cluster.failover(replica);
+    let promoted_at = go.elapsed();
+    assert_eq!(cluster.node_of(&lock_key), replica);
+    let results = tokio::task::spawn_blocking(move || fleet.results(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let served_in = go.elapsed();
+
+    let requests = token_requests(&tokens).await;
+    let ok: usize = results.iter().map(|r| r.ok).sum();
+    eprintln!(
+        "cluster failover from {failover_started:?} to {promoted_at:?} mid-fetch: \
+         {requests} token request(s) for {PROCESSES} processes, {ok} ok, all done in \
+         {served_in:?}; store errors {}",
+        results.iter().map(|r| r.store_errors).sum::<u64>()
+    );
+    assert_eq!(ok, PROCESSES * CALLS, "{results:?}");
+    assert_eq!(requests, 1, "token requests across the failover");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.tokens == [format!("{TOKEN_PREFIX}1")]),
+        "{results:?}"
+    );
+}
+
 /// One process of a fleet test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a worker process of the cluster fleet tests"]

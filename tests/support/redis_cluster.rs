@@ -1,6 +1,8 @@
 //! A real Redis Cluster on loopback for tests: three `redis-server`
-//! masters (no replicas) joined with `redis-cli --cluster create`, ready
-//! once every node says `cluster_state:ok`; a node can be killed mid-test.
+//! masters (and a replica of each, if asked) joined with `redis-cli
+//! --cluster create`, ready once every node says `cluster_state:ok` and
+//! every replica is in sync; a node can be killed, or a replica promoted
+//! (`CLUSTER FAILOVER`), mid-test.
 //! Nodes declare a master failed after 1 s (`--cluster-node-timeout 1000`).
 //!
 //! Include it next to the single server's harness:
@@ -19,7 +21,7 @@ use crate::redis_server::RedisServer;
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
-/// Three masters sharing the 16384 slots.
+/// Three masters sharing the 16384 slots, with or without replicas.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
 }
@@ -27,13 +29,26 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// A cluster of three masters, every slot served.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
+        Self::start_with(0)
+    }
+
+    /// Three masters and a replica of each (six nodes).
+    pub fn start_with_replicas() -> Self {
+        Self::start_with(1)
+    }
+
+    fn start_with(replicas: usize) -> Self {
+        let count = 3 * (1 + replicas);
+        let nodes: Vec<RedisServer> = (0..count)
+            .map(|_| RedisServer::start_cluster_node())
+            .collect();
         let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
         create.extend(
             nodes
                 .iter()
                 .map(|node| format!("127.0.0.1:{}", node.port())),
         );
+        create.extend(["--cluster-replicas".to_owned(), replicas.to_string()]);
         create.push("--cluster-yes".to_owned());
         let output = redis_cli(&create);
         assert!(
@@ -47,7 +62,10 @@ impl RedisCluster {
         for node in 0..cluster.nodes.len() {
             loop {
                 let info = cluster.cli(node, &["CLUSTER", "INFO"]);
-                if info.contains("cluster_state:ok") {
+                let replication = cluster.cli(node, &["INFO", "replication"]);
+                let synced = replication.contains("role:master")
+                    || replication.contains("master_link_status:up");
+                if info.contains("cluster_state:ok") && synced {
                     break;
                 }
                 assert!(
@@ -91,6 +109,34 @@ impl RedisCluster {
         (0..self.nodes.len())
             .find(|&n| self.nodes[n].is_running() && self.own_slots(n).contains(&slot))
             .unwrap_or_else(|| panic!("no running node serves slot {slot}"))
+    }
+
+    /// The index of the replica of master `n`.
+    pub fn replica_of(&self, n: usize) -> usize {
+        let id = self.cli(n, &["CLUSTER", "MYID"]);
+        let replicas = self.cli(n, &["CLUSTER", "REPLICAS", id.trim()]);
+        let port: u16 = replicas
+            .split_whitespace()
+            .nth(1)
+            .and_then(|addr| addr.split(['@', ':']).nth(1))
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("master {n} has no replica: {replicas}"));
+        self.nodes
+            .iter()
+            .position(|node| node.port() == port)
+            .expect("the replica is a node of this cluster")
+    }
+
+    /// Promotes replica `n` with `CLUSTER FAILOVER` (it first catches up
+    /// with its master, so it has every write the master acknowledged) and
+    /// waits until it is a master.
+    pub fn failover(&self, n: usize) {
+        assert_eq!(self.cli(n, &["CLUSTER", "FAILOVER"]).trim(), "OK");
+        let deadline = Instant::now() + READY_WITHIN;
+        while !self.cli(n, &["ROLE"]).starts_with("master") {
+            assert!(Instant::now() < deadline, "replica {n} not promoted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// The slots node `n` serves, from its own `CLUSTER NODES` line.

@@ -504,6 +504,7 @@ fn fleet_env(
     test: &str,
     lock_ttl: Duration,
     lock_poll: Duration,
+    load_timeout: Duration,
 ) -> Vec<(&'static str, String)> {
     let seeds: Vec<String> = cluster.urls().iter().map(url::Url::to_string).collect();
     vec![
@@ -518,6 +519,10 @@ fn fleet_env(
         (
             "M2M_CLUSTER_LOCK_POLL_MS",
             lock_poll.as_millis().to_string(),
+        ),
+        (
+            "M2M_CLUSTER_LOAD_TIMEOUT_MS",
+            load_timeout.as_millis().to_string(),
         ),
     ]
 }
@@ -538,6 +543,7 @@ async fn eight_processes_on_a_cluster_share_one_token_fetch() {
         "share",
         Duration::from_secs(10),
         Duration::from_millis(10),
+        Duration::from_secs(20),
     );
     let fleet = Fleet::start(PROCESSES, &env);
     let go = Instant::now();
@@ -576,18 +582,24 @@ async fn eight_processes_on_a_cluster_share_one_token_fetch() {
 /// once (its in-process single flight holds), after watching for the
 /// holder's token for a lock TTL. Exactly one token request per process,
 /// 8 in all, and every call gets a token: none hangs, none fails.
+///
+/// Issue 15: the watch was counted in polls (`lock_ttl / lock_poll`), and
+/// each poll of the dead node costs two operation timeouts: 40 polls of
+/// 50 ms + 2 × 250 ms outlasted the 15 s budget, and every waiting
+/// process failed with a load timeout. The watch now ends after
+/// `lock_ttl` on the clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_while_eight_processes_share_one_fetch() {
     let mut cluster = RedisCluster::start();
     let latency = Duration::from_millis(800);
     let tokens = token_server(latency).await;
-    let lock_ttl = Duration::from_millis(1000);
     let env = fleet_env(
         &cluster,
         &tokens,
         "kill",
-        lock_ttl,
-        Duration::from_millis(200),
+        Duration::from_secs(2),
+        Duration::from_millis(50),
+        Duration::from_secs(15),
     );
     let fleet = Fleet::start(PROCESSES, &env);
     let go = Instant::now();
@@ -648,6 +660,7 @@ async fn a_primary_failover_while_eight_processes_share_one_fetch() {
         "failover",
         Duration::from_millis(1000),
         Duration::from_millis(20),
+        Duration::from_secs(20),
     );
     let fleet = Fleet::start(PROCESSES, &env);
     let go = Instant::now();
@@ -709,6 +722,7 @@ async fn cluster_worker() {
     let mut settings = CacheSettings::default();
     settings.lock_ttl = ms("M2M_CLUSTER_LOCK_TTL_MS");
     settings.lock_poll = ms("M2M_CLUSTER_LOCK_POLL_MS");
+    settings.load_timeout = ms("M2M_CLUSTER_LOAD_TIMEOUT_MS");
     let cache = TokenCache::new(
         Arc::new(store),
         Arc::new(SystemClock),

@@ -129,11 +129,24 @@ impl RedisCluster {
 
     /// Promotes replica `n` with `CLUSTER FAILOVER` (it first catches up
     /// with its master, so it has every write the master acknowledged) and
-    /// waits until it is a master.
+    /// waits until it is a master and its old master a replica.
     pub fn failover(&self, n: usize) {
+        let role = self.cli(n, &["ROLE"]);
+        let master_port: u16 = role
+            .lines()
+            .nth(2)
+            .and_then(|port| port.trim().parse().ok())
+            .unwrap_or_else(|| panic!("node {n} is not a replica: {role}"));
+        let master = self
+            .nodes
+            .iter()
+            .position(|node| node.port() == master_port)
+            .expect("the master is a node of this cluster");
         assert_eq!(self.cli(n, &["CLUSTER", "FAILOVER"]).trim(), "OK");
         let deadline = Instant::now() + READY_WITHIN;
-        while !self.cli(n, &["ROLE"]).starts_with("master") {
+        while !(self.cli(n, &["ROLE"]).starts_with("master")
+            && self.cli(master, &["ROLE"]).starts_with("slave"))
+        {
             assert!(Instant::now() < deadline, "replica {n} not promoted");
             std::thread::sleep(Duration::from_millis(5));
         }

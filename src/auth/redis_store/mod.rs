@@ -111,6 +111,11 @@ const ORPHAN_RETRY: Duration = Duration::from_millis(500);
 ///   shares ([`TokenStore::put_failure`]: its error, for the backoff, so
 ///   the whole fleet fails at once instead of each process asking the token
 ///   endpoint again); a holder that dies is replaced when its lock expires.
+/// - **Redis Cluster** ([`RedisStoreConfig::cluster`]): each key goes to
+///   the node of its slot; every script names its keys, all of one token,
+///   so none spans two slots; `MOVED`/`ASK` are followed. A failover that
+///   loses the lock (the replica had not received it) allows one more
+///   fetch; while a slot has no primary, the store is unavailable (below).
 /// - **Redis down or slow**: every operation is cut at the operation timeout
 ///   (250 ms) and fails with a [`StoreError`]; the cache then fetches by
 ///   itself (one fetch per key per process) and serves from the in-process

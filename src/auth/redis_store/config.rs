@@ -299,7 +299,9 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("pw-"), "{debug}");
         assert!(
-            debug.contains("cluster:rediss://u:redacted@node-a.test:6380/,rediss://u:redacted@node-b.test:6380/"),
+            debug.contains(
+                "cluster:rediss://u:redacted@node-a.test:6380,rediss://u:redacted@node-b.test:6380"
+            ),
             "{debug}"
         );
         assert!(!config.cluster(false).is_cluster());

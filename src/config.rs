@@ -109,6 +109,15 @@ pub struct CacheConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "clap", arg(long = "cache-url", value_name = "URL"))]
     pub redis_url: Option<Url>,
+    /// `redis_url` is a node of a Redis Cluster (or a managed cluster's
+    /// configuration endpoint): the other nodes are discovered, and each
+    /// key goes to the node of its slot. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "cache-cluster", num_args = 0, default_missing_value = "true")
+    )]
+    pub redis_cluster: Option<bool>,
     /// The most seconds one token fetch may take, its retries and their
     /// waits included; every caller waiting for it then fails with a
     /// timeout error. At least 1. Default 60.
@@ -139,6 +148,7 @@ impl std::fmt::Debug for CacheConfig {
                     .as_ref()
                     .map(crate::redaction::redact_password),
             )
+            .field("redis_cluster", &self.redis_cluster)
             .field("load_timeout_secs", &self.load_timeout_secs)
             .field("dir", &self.dir)
             .finish()
@@ -630,10 +640,16 @@ impl Config {
             .cache
             .max_entries
             .unwrap_or(MemoryStore::DEFAULT_CAPACITY);
+        let cluster = self.cache.redis_cluster.unwrap_or(false);
+        if cluster && self.cache.redis_url.is_none() {
+            return Err(ConfigFileError::Cache {
+                message: "redis_cluster is set without redis_url".to_owned(),
+            });
+        }
         let store: Arc<dyn crate::auth::TokenStore> = match (&self.cache.redis_url, &self.cache.dir)
         {
             (None, None) => Arc::new(MemoryStore::with_capacity(capacity)),
-            (Some(url), None) => redis_store(url, capacity).await?,
+            (Some(url), None) => redis_store(url, cluster, capacity).await?,
             (None, Some(dir)) => Arc::new(self.file_store(dir, client)?),
             (Some(_), Some(_)) => {
                 return Err(ConfigFileError::Cache {
@@ -993,23 +1009,38 @@ enum FirstSecret {
 #[cfg(feature = "redis")]
 async fn redis_store(
     url: &Url,
+    cluster: bool,
     local_capacity: usize,
 ) -> Result<Arc<dyn crate::auth::TokenStore>, ConfigFileError> {
-    use crate::auth::{RedisStore, RedisStoreConfig};
+    use crate::auth::RedisStore;
     let invalid = |message: String| ConfigFileError::Cache { message };
-    let config = RedisStoreConfig::new(url.clone())
-        .local_capacity(local_capacity)
-        .encryption_key_from_env()
-        .map_err(|e| invalid(e.to_string()))?;
+    let config = redis_config(url, cluster, local_capacity)?;
     let store = RedisStore::connect_lazy(config)
         .await
         .map_err(|e| invalid(e.to_string()))?;
     Ok(Arc::new(store))
 }
 
+/// The Redis store's settings from `[cache]` (the key from `M2M_CACHE_KEY`).
+#[cfg(feature = "redis")]
+fn redis_config(
+    url: &Url,
+    cluster: bool,
+    local_capacity: usize,
+) -> Result<crate::auth::RedisStoreConfig, ConfigFileError> {
+    crate::auth::RedisStoreConfig::new(url.clone())
+        .cluster(cluster)
+        .local_capacity(local_capacity)
+        .encryption_key_from_env()
+        .map_err(|e| ConfigFileError::Cache {
+            message: e.to_string(),
+        })
+}
+
 #[cfg(not(feature = "redis"))]
 async fn redis_store(
     _url: &Url,
+    _cluster: bool,
     _local_capacity: usize,
 ) -> Result<Arc<dyn crate::auth::TokenStore>, ConfigFileError> {
     Err(ConfigFileError::Cache {
@@ -1150,6 +1181,23 @@ auth = "basic"
         let zero = Config::parse("[cache]\nload_timeout_secs = 0\n", "m2m.toml").unwrap();
         let error = zero.new_token_cache().await.unwrap_err().to_string();
         assert_eq!(error, "[cache]: load_timeout_secs must be at least 1");
+    }
+
+    #[tokio::test]
+    async fn redis_cluster_takes_the_url_as_a_seed_node() {
+        let alone = Config::parse("[cache]\nredis_cluster = true\n", "m2m.toml").unwrap();
+        let error = alone.new_token_cache().await.unwrap_err().to_string();
+        assert_eq!(error, "[cache]: redis_cluster is set without redis_url");
+        #[cfg(feature = "redis")]
+        {
+            let text = "[cache]\nredis_url = \"redis://127.0.0.1:1/\"\nredis_cluster = true\n";
+            let config = Config::parse(text, "m2m.toml").unwrap();
+            config.new_token_cache().await.unwrap();
+            let url = config.cache.redis_url.as_ref().unwrap();
+            let redis = redis_config(url, true, 8).unwrap();
+            assert!(redis.is_cluster());
+            assert_eq!(redis.redacted_url(), "cluster:redis://127.0.0.1:1/");
+        }
     }
 
     #[test]

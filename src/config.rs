@@ -13,8 +13,11 @@
 //! `m2m call` (the same struct derives both), so a client can be described
 //! on the command line alone. Secrets never have to be in the file:
 //! `client_secret_env` names an environment variable, `client_secret_file`
-//! a file holding the secret, `private_key_file` a PEM file, and
-//! `M2M_<CLIENT>_CLIENT_SECRET` overrides them all.
+//! a file holding the secret (read again when it changes),
+//! `secondary_client_secret_env` the next secret of a rotation,
+//! `private_key_file` a PEM file, `client_assertion_file` a federated token
+//! read at every request (`auth = "client-assertion"`), and
+//! `M2M_<CLIENT>_CLIENT_SECRET` overrides the secrets.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,9 +32,10 @@ use url::Url;
 use secrecy::ExposeSecret;
 
 use crate::auth::{
-    ApiSettings, Auth, CacheEncryptionKey, CacheSettings, ClientAuthMethod, ClientCredential, Dpop,
-    DpopKey, FileStore, KeyIdentifier, MemoryStore, PrivateKeyJwt, SigningAlgorithm, TlsIdentity,
-    TokenCache, TokenEndpoint, TokenEndpointBuilder,
+    AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, ApiSettings, Auth, CacheEncryptionKey,
+    CacheSettings, ClientAuthMethod, ClientCredential, ClientSecrets, Dpop, DpopKey, FileStore,
+    KeyName, MemoryStore, PrivateKeyFiles, SigningAlgorithm, TlsIdentity, TokenCache,
+    TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
@@ -105,6 +109,15 @@ pub struct CacheConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "clap", arg(long = "cache-url", value_name = "URL"))]
     pub redis_url: Option<Url>,
+    /// `redis_url` is a node of a Redis Cluster (or a managed cluster's
+    /// configuration endpoint): the other nodes are discovered, and each
+    /// key goes to the node of its slot. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "cache-cluster", num_args = 0, default_missing_value = "true")
+    )]
+    pub redis_cluster: Option<bool>,
     /// The most seconds one token fetch may take, its retries and their
     /// waits included; every caller waiting for it then fails with a
     /// timeout error. At least 1. Default 60.
@@ -135,6 +148,7 @@ impl std::fmt::Debug for CacheConfig {
                     .as_ref()
                     .map(crate::redaction::redact_password),
             )
+            .field("redis_cluster", &self.redis_cluster)
             .field("load_timeout_secs", &self.load_timeout_secs)
             .field("dir", &self.dir)
             .finish()
@@ -198,6 +212,11 @@ pub enum AuthMethodName {
     /// `self_signed_tls_client_auth` (RFC 8705 §2.2): a self-signed
     /// certificate the server has registered for the client.
     SelfSignedTlsClientAuth,
+    /// A client assertion made elsewhere (workload identity federation),
+    /// read from `client_assertion_file` at every token request. For the
+    /// Entra providers (nxtport, cenda), `AZURE_FEDERATED_TOKEN_FILE` and
+    /// `AZURE_CLIENT_ID` are the defaults of the file and the client id.
+    ClientAssertion,
 }
 
 /// One client: `[clients.<name>]`, or the flags of `m2m token`/`m2m call`.
@@ -263,6 +282,19 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub client_secret_file: Option<PathBuf>,
+    /// The environment variable that holds a second client secret, for a
+    /// rotation without downtime: a token request refused with
+    /// `invalid_client` is sent once more with the other secret, and the
+    /// one accepted is used from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "VAR"))]
+    pub secondary_client_secret_env: Option<String>,
+    /// A file holding a client assertion made elsewhere (a Kubernetes
+    /// projected service-account token, a CI job's OIDC token), read at
+    /// every token request: `auth = "client-assertion"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub client_assertion_file: Option<PathBuf>,
     /// A PEM private key for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
@@ -621,10 +653,7 @@ impl Config {
             message,
         };
         let provider = client.provider().map_err(fail)?;
-        let client_id = client
-            .client_id
-            .clone()
-            .ok_or_else(|| fail("client_id is required".to_owned()))?;
+        let client_id = client.client_id().map_err(fail)?;
         let credential = client.credential(name).map_err(fail)?;
         let mut builder = TokenEndpoint::builder(provider, client_id, credential)
             .allow_http(client.allow_http.unwrap_or(false))
@@ -696,10 +725,16 @@ impl Config {
             .cache
             .max_entries
             .unwrap_or(MemoryStore::DEFAULT_CAPACITY);
+        let cluster = self.cache.redis_cluster.unwrap_or(false);
+        if cluster && self.cache.redis_url.is_none() {
+            return Err(ConfigFileError::Cache {
+                message: "redis_cluster is set without redis_url".to_owned(),
+            });
+        }
         let store: Arc<dyn crate::auth::TokenStore> = match (&self.cache.redis_url, &self.cache.dir)
         {
             (None, None) => Arc::new(MemoryStore::with_capacity(capacity)),
-            (Some(url), None) => redis_store(url, capacity).await?,
+            (Some(url), None) => redis_store(url, cluster, capacity).await?,
             (None, Some(dir)) => Arc::new(self.file_store(dir, client)?),
             (Some(_), Some(_)) => {
                 return Err(ConfigFileError::Cache {
@@ -877,115 +912,229 @@ impl ClientConfig {
         Ok(provider)
     }
 
-    /// The client secret, if this client has one: `M2M_<CLIENT>_CLIENT_SECRET`,
-    /// else the variable named by `client_secret_env`, else the content of
-    /// `client_secret_file`. `Ok(None)` when the client uses a private key.
-    fn secret(&self, client_name: &str) -> Result<Option<String>, String> {
+    /// Whether this client sends a client assertion made elsewhere:
+    /// `auth = "client-assertion"`, or `client_assertion_file` without
+    /// another `auth`.
+    fn uses_client_assertion(&self) -> bool {
+        match self.auth {
+            Some(AuthMethodName::ClientAssertion) => true,
+            None => self.client_assertion_file.is_some(),
+            Some(_) => false,
+        }
+    }
+
+    /// Whether the provider is one of the Entra providers, whose federated
+    /// clients take their defaults from the workload identity webhook's
+    /// variables.
+    fn is_entra(&self) -> bool {
+        matches!(
+            self.provider,
+            Some(ProviderKind::Nxtport | ProviderKind::Cenda)
+        )
+    }
+
+    /// The client id: `client_id`, else, for a federated client of an
+    /// Entra provider, `AZURE_CLIENT_ID`.
+    fn client_id(&self) -> Result<String, String> {
+        if let Some(id) = &self.client_id {
+            return Ok(id.clone());
+        }
+        if self.uses_client_assertion() && self.is_entra() {
+            return non_empty_env(AZURE_CLIENT_ID)?.ok_or_else(|| {
+                format!("client_id is required (or {AZURE_CLIENT_ID}, as the workload identity webhook sets it)")
+            });
+        }
+        Err("client_id is required".to_owned())
+    }
+
+    /// The client assertion file: `client_assertion_file`, else, for an
+    /// Entra provider, `AZURE_FEDERATED_TOKEN_FILE`.
+    fn assertion_file(&self) -> Result<PathBuf, String> {
+        if let Some(file) = &self.client_assertion_file {
+            return Ok(file.clone());
+        }
+        if self.is_entra()
+            && let Some(file) = non_empty_env(AZURE_FEDERATED_TOKEN_FILE)?
+        {
+            return Ok(PathBuf::from(file));
+        }
+        Err(if self.is_entra() {
+            format!(
+                "auth client-assertion needs client_assertion_file (or {AZURE_FEDERATED_TOKEN_FILE}, as the workload identity webhook sets it)"
+            )
+        } else {
+            "auth client-assertion needs client_assertion_file".to_owned()
+        })
+    }
+
+    /// Where the first client secret is: `M2M_<CLIENT>_CLIENT_SECRET`, else
+    /// the variable named by `client_secret_env`, else `client_secret_file`.
+    /// `Ok(None)` when the client uses a private key or an assertion.
+    fn first_secret(&self, client_name: &str) -> Result<Option<FirstSecret>, String> {
         let override_var = Self::secret_override_env(client_name);
         if let Some(secret) = non_empty_env(&override_var)? {
-            return Ok(Some(secret));
+            return Ok(Some(FirstSecret::Value(secret)));
         }
         if let Some(var) = &self.client_secret_env {
             return non_empty_env(var)?
-                .map(Some)
+                .map(|secret| Some(FirstSecret::Value(secret)))
                 .ok_or_else(|| format!("client_secret_env names {var}, which is not set"));
         }
         if let Some(file) = &self.client_secret_file {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("client_secret_file {}: {e}", file.display()))?;
-            let secret = text
-                .strip_suffix('\n')
-                .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                .unwrap_or(&text);
-            if secret.is_empty() {
-                return Err(format!("client_secret_file {} is empty", file.display()));
-            }
-            return Ok(Some(secret.to_owned()));
+            return Ok(Some(FirstSecret::File(file.clone())));
         }
-        if self.private_key_file.is_none() {
+        if self.private_key_file.is_none() && !self.uses_client_assertion() {
             return Err(format!(
-                "no credential: set client_secret_env (or {override_var}), client_secret_file or private_key_file"
+                "no credential: set client_secret_env (or {override_var}), client_secret_file, private_key_file or client_assertion_file"
             ));
         }
         Ok(None)
     }
 
-    /// The secret the client authenticates with, as bytes: its client
-    /// secret, or its private key file. What a file cache's key is derived
-    /// from when no `M2M_CACHE_KEY` is given.
+    /// The secret the client authenticates with, as bytes: its TLS key
+    /// file, its first client secret, or its private key file. What a file
+    /// cache's key is derived from when no `M2M_CACHE_KEY` is given.
     fn secret_material(&self, client_name: &str) -> Result<secrecy::SecretSlice<u8>, String> {
         if let (Some(_), Some(key_file)) = (self.tls_identity()?, &self.tls_key_file) {
             return std::fs::read(key_file)
                 .map(Into::into)
                 .map_err(|e| format!("tls_key_file {}: {e}", key_file.display()));
         }
-        if let Some(secret) = self.secret(client_name)? {
-            return Ok(secret.into_bytes().into());
+        if self.uses_client_assertion() {
+            return Err(format!(
+                "a client-assertion client has no lasting secret to derive the token cache's key from: set {}",
+                CacheEncryptionKey::ENV_VAR
+            ));
         }
-        let key_file = self.private_key_file.as_ref().ok_or("no credential")?;
-        std::fs::read(key_file)
-            .map(Into::into)
-            .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))
+        match self.first_secret(client_name)? {
+            Some(FirstSecret::Value(secret)) => Ok(secret.into_bytes().into()),
+            Some(FirstSecret::File(path)) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("client_secret_file {}: {e}", path.display()))?;
+                Ok(text.trim().as_bytes().to_vec().into())
+            }
+            None => {
+                let key_file = self.private_key_file.as_ref().ok_or("no credential")?;
+                std::fs::read(key_file)
+                    .map(Into::into)
+                    .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))
+            }
+        }
     }
 
-    /// The credential: `M2M_<CLIENT>_CLIENT_SECRET`, else the variable named
-    /// by `client_secret_env`, else `client_secret_file`, else the key in
-    /// `private_key_file`.
+    /// The credential: the TLS certificate and key (`tls_certificate_file`,
+    /// `tls_key_file`) for mutual TLS, else a client assertion file
+    /// (`auth = "client-assertion"`), else the first secret (`M2M_<CLIENT>_CLIENT_SECRET`, the variable
+    /// named by `client_secret_env`, or `client_secret_file`, read again
+    /// when it changes) with `secondary_client_secret_env` as the second,
+    /// else the key in `private_key_file` (read again when it or
+    /// `certificate_file` changes).
     pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
         if let Some(identity) = self.tls_identity()? {
             return Ok(ClientCredential::TlsCertificate(identity));
         }
-        if let Some(secret) = self.secret(client_name)? {
-            return Ok(ClientCredential::secret(secret));
+        if self.uses_client_assertion() {
+            if self.client_secret_env.is_some()
+                || self.client_secret_file.is_some()
+                || self.private_key_file.is_some()
+            {
+                return Err(
+                    "a client-assertion client takes no client_secret_env, client_secret_file or private_key_file: remove them, or set auth to the method of the secret or key"
+                        .to_owned(),
+                );
+            }
+            return Ok(ClientCredential::assertion_file(self.assertion_file()?));
+        }
+        let second = match &self.secondary_client_secret_env {
+            Some(var) => Some(non_empty_env(var)?.ok_or_else(|| {
+                format!("secondary_client_secret_env names {var}, which is not set")
+            })?),
+            None => None,
+        };
+        match (self.first_secret(client_name)?, second) {
+            (Some(FirstSecret::Value(secret)), None) => {
+                return Ok(ClientCredential::secret(secret));
+            }
+            (Some(first), second) => {
+                let secrets = match first {
+                    FirstSecret::Value(secret) => ClientSecrets::new(secret.into()),
+                    FirstSecret::File(path) => {
+                        ClientSecrets::from_file(path).map_err(|e| e.to_string())?
+                    }
+                };
+                return Ok(match second {
+                    Some(second) => secrets.second(second.into()),
+                    None => secrets,
+                }
+                .into());
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "secondary_client_secret_env needs a first secret (client_secret_env or client_secret_file)"
+                        .to_owned(),
+                );
+            }
+            (None, None) => {}
         }
         let Some(key_file) = &self.private_key_file else {
             return Err("no credential".to_owned());
         };
-        let pem = std::fs::read_to_string(key_file)
-            .map(secrecy::SecretString::from)
-            .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?;
-        let algorithm = match self.key_algorithm {
-            Some(algorithm) => algorithm,
-            None => SigningAlgorithm::for_private_key_pem(&pem)
-                .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))?,
-        };
-        let key_id = match (&self.key_id, &self.certificate_file) {
-            (Some(kid), _) => KeyIdentifier::Kid(kid.clone()),
-            (None, Some(certificate)) => {
-                let text = std::fs::read_to_string(certificate)
-                    .map_err(|e| format!("certificate_file {}: {e}", certificate.display()))?;
-                KeyIdentifier::x5t_of_certificate_pem(&text).map_err(|e| e.to_string())?
-            }
+        let name = match (&self.key_id, &self.certificate_file) {
+            (Some(kid), _) => KeyName::Kid(kid.clone()),
+            (None, Some(certificate)) => KeyName::CertificateFile(certificate.clone()),
             (None, None) => {
                 return Err("private_key_file needs key_id or certificate_file".to_owned());
             }
         };
-        PrivateKeyJwt::from_pem(&pem, algorithm, key_id)
+        PrivateKeyFiles::load(key_file, self.key_algorithm, name)
             .map(ClientCredential::from)
             .map_err(|e| e.to_string())
     }
 }
 
+/// Where a client's first secret is.
+enum FirstSecret {
+    /// Its value (from an environment variable).
+    Value(String),
+    /// A file, read again when it changes.
+    File(PathBuf),
+}
+
 #[cfg(feature = "redis")]
 async fn redis_store(
     url: &Url,
+    cluster: bool,
     local_capacity: usize,
 ) -> Result<Arc<dyn crate::auth::TokenStore>, ConfigFileError> {
-    use crate::auth::{RedisStore, RedisStoreConfig};
+    use crate::auth::RedisStore;
     let invalid = |message: String| ConfigFileError::Cache { message };
-    let config = RedisStoreConfig::new(url.clone())
-        .local_capacity(local_capacity)
-        .encryption_key_from_env()
-        .map_err(|e| invalid(e.to_string()))?;
+    let config = redis_config(url, cluster, local_capacity)?;
     let store = RedisStore::connect_lazy(config)
         .await
         .map_err(|e| invalid(e.to_string()))?;
     Ok(Arc::new(store))
 }
 
+/// The Redis store's settings from `[cache]` (the key from `M2M_CACHE_KEY`).
+#[cfg(feature = "redis")]
+fn redis_config(
+    url: &Url,
+    cluster: bool,
+    local_capacity: usize,
+) -> Result<crate::auth::RedisStoreConfig, ConfigFileError> {
+    crate::auth::RedisStoreConfig::new(url.clone())
+        .cluster(cluster)
+        .local_capacity(local_capacity)
+        .encryption_key_from_env()
+        .map_err(|e| ConfigFileError::Cache {
+            message: e.to_string(),
+        })
+}
+
 #[cfg(not(feature = "redis"))]
 async fn redis_store(
     _url: &Url,
+    _cluster: bool,
     _local_capacity: usize,
 ) -> Result<Arc<dyn crate::auth::TokenStore>, ConfigFileError> {
     Err(ConfigFileError::Cache {
@@ -1042,6 +1191,7 @@ impl From<AuthMethodName> for ClientAuthMethod {
             AuthMethodName::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
             AuthMethodName::TlsClientAuth => ClientAuthMethod::TlsClientAuth,
             AuthMethodName::SelfSignedTlsClientAuth => ClientAuthMethod::SelfSignedTlsClientAuth,
+            AuthMethodName::ClientAssertion => ClientAuthMethod::ClientAssertion,
         }
     }
 }
@@ -1127,6 +1277,23 @@ auth = "basic"
         let zero = Config::parse("[cache]\nload_timeout_secs = 0\n", "m2m.toml").unwrap();
         let error = zero.new_token_cache().await.unwrap_err().to_string();
         assert_eq!(error, "[cache]: load_timeout_secs must be at least 1");
+    }
+
+    #[tokio::test]
+    async fn redis_cluster_takes_the_url_as_a_seed_node() {
+        let alone = Config::parse("[cache]\nredis_cluster = true\n", "m2m.toml").unwrap();
+        let error = alone.new_token_cache().await.unwrap_err().to_string();
+        assert_eq!(error, "[cache]: redis_cluster is set without redis_url");
+        #[cfg(feature = "redis")]
+        {
+            let text = "[cache]\nredis_url = \"redis://127.0.0.1:1/\"\nredis_cluster = true\n";
+            let config = Config::parse(text, "m2m.toml").unwrap();
+            config.new_token_cache().await.unwrap();
+            let url = config.cache.redis_url.as_ref().unwrap();
+            let redis = redis_config(url, true, 8).unwrap();
+            assert!(redis.is_cluster());
+            assert_eq!(redis.redacted_url(), "cluster:redis://127.0.0.1:1/");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Test doubles and a request recorder, for tests of code that uses m2m
 //! (feature `test-util`): pin the requests your generated clients send the
-//! way m2m pins its own.
+//! way m2m pins its own; with the `sandbox` feature, check that an output
+//! holds no secret (`assert_no_secret`).
 //!
 //! ```no_run
 //! # async fn example() {
@@ -32,8 +33,10 @@ use crate::auth::{AccessToken, Auth, AuthError, BoxFuture, TokenSource};
 /// A [`TokenSource`] over a fixed list of raw token values.
 ///
 /// `token()` hands out the current value; `renew(rejected)` records the
-/// rejected `Authorization` value and moves on to the next one. Clones
-/// share their state, so a test keeps one clone to read the counts after
+/// rejected `Authorization` value and moves on to the next one. A value
+/// that cannot go into a header (say, one with a newline) fails the way a
+/// bad token from a token endpoint does: the call returns that
+/// [`AuthError`]. Clones share their state, so a test keeps one clone to read the counts after
 /// handing another to [`Auth`].
 #[derive(Clone)]
 pub struct TestTokens(Arc<TestTokensState>);
@@ -162,14 +165,34 @@ impl RecordingServer {
     /// The requests received, in arrival order, in a form stable across
     /// runs (see [`RequestShape`]).
     pub async fn requests(&self) -> Vec<RequestShape> {
-        self.server
-            .received_requests()
+        self.received().await.iter().map(RequestShape::of).collect()
+    }
+
+    /// The requests received, in arrival order, as they came (token,
+    /// `host` and body bytes included).
+    pub async fn received(&self) -> Vec<wiremock::Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    /// The `Authorization` value of each request received, in arrival
+    /// order: which token went where.
+    pub async fn authorizations(&self) -> Vec<String> {
+        self.received()
             .await
-            .unwrap_or_default()
             .iter()
-            .map(RequestShape::of)
+            .map(|request| authorization(request).to_owned())
             .collect()
     }
+}
+
+/// The `Authorization` value of `request`, or `""` without one (or with one
+/// that is not ASCII).
+pub fn authorization(request: &wiremock::Request) -> &str {
+    request
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// What a server received, in a form that is stable across runs: what a
@@ -234,4 +257,37 @@ impl RequestShape {
             body,
         }
     }
+}
+
+/// Fails (panics, as an assertion does) when `text` holds a secret: a
+/// client secret of the sandbox's demo clients, a PEM private key, or
+/// anything shaped like a JWT (an access token, a client assertion or a
+/// DPoP proof). `what` names the text in the message: a log, an output, a
+/// file.
+#[cfg(feature = "sandbox")]
+pub fn assert_no_secret(what: &str, text: &str) {
+    let secrets = [
+        crate::sandbox::demo::ENTRA_CLIENT_SECRET,
+        crate::sandbox::demo::COGNITO_CLIENT_SECRET,
+        crate::sandbox::demo::COGNITO_MOCK_ONLY_CLIENT_SECRET,
+        crate::sandbox::demo::IDENTITYSERVER_CLIENT_SECRET,
+        crate::sandbox::demo::OIDC_CLIENT_SECRET,
+        crate::sandbox::demo::DPOP_CLIENT_SECRET,
+        "PRIVATE KEY",
+    ];
+    for secret in secrets {
+        assert!(
+            !text.contains(secret),
+            "{what} contains a secret ({secret:?}):\n{text}"
+        );
+    }
+    // JWTs (access tokens, client assertions, DPoP proofs) start with a
+    // base64url `{"`.
+    let jwt = text.match_indices("eyJ").find(|(at, _)| {
+        text[*at..]
+            .split_whitespace()
+            .next()
+            .is_some_and(|word| word.matches('.').count() >= 2)
+    });
+    assert!(jwt.is_none(), "{what} contains a JWT:\n{text}");
 }

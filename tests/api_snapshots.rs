@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use m2m::apis::cenda_configuration::types as cenda;
 use m2m::apis::nxtsoft_transactions::types as nxtsoft;
-use serde::Serialize;
+use m2m::test_util::{RecordingServer, TestTokens};
 use serde_json::{Value, json};
-use support::{TestTokens, authorization, cenda_client, nxtsoft_client, received};
+use support::{cenda_client, nxtsoft_client};
 use uuid::Uuid;
 use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 /// The token every case sends; the snapshots show `Bearer [token]` instead.
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.snapshot-access-token.c2lnbmF0dXJl";
@@ -76,16 +76,16 @@ snapshot_cases! {
 
 // ---------------------------------------------------------------- harness
 
-/// A wiremock server and the token source of the clients pointed at it.
+/// A recording server and the token source of the clients pointed at it.
 struct Api {
-    server: MockServer,
+    server: RecordingServer,
     tokens: TestTokens,
 }
 
 impl Api {
     async fn start() -> Self {
         Self {
-            server: MockServer::start().await,
+            server: RecordingServer::start().await,
             tokens: TestTokens::new(&[TOKEN]),
         }
     }
@@ -95,7 +95,7 @@ impl Api {
         Mock::given(any())
             .respond_with(response)
             .expect(1)
-            .mount(&self.server)
+            .mount(self.server.server())
             .await;
     }
 
@@ -108,32 +108,18 @@ impl Api {
     }
 }
 
-/// What the server received, in a form that is stable across runs.
-#[derive(Debug, Serialize)]
-struct RequestShape {
-    method: String,
-    path: String,
-    /// Decoded `name=value` pairs, sorted.
-    query: Vec<(String, String)>,
-    /// Every header but those the transport derives (see `TRANSPORT_HEADERS`);
-    /// repeated headers are joined with `, `.
-    headers: BTreeMap<String, String>,
-    /// The JSON body, parsed (object keys sorted), or `null` without a body.
-    body: Value,
-}
-
-/// Headers set by the HTTP stack, not by the client: `host` carries the
-/// random port of the server, `content-length` follows from the body.
-const TRANSPORT_HEADERS: [&str; 2] = ["host", "content-length"];
-
-/// Checks the one request the case sent and snapshots its shape under the
-/// operationId.
+/// Checks the one request the case sent and snapshots its shape (see
+/// [`m2m::test_util::RequestShape`]) under the operationId.
 async fn snapshot_request(api: &Api, operation_id: &str) {
-    let requests = received(&api.server).await;
-    assert_eq!(requests.len(), 1, "{operation_id}: one call, one request");
-    let request = &requests[0];
+    let shapes = api.server.requests().await;
+    assert_eq!(shapes.len(), 1, "{operation_id}: one call, one request");
+    let shape = &shapes[0];
 
-    assert_eq!(authorization(request), format!("Bearer {TOKEN}"));
+    // The snapshot shows `Bearer [token]`; the real value is checked here.
+    assert_eq!(
+        api.server.authorizations().await,
+        [format!("Bearer {TOKEN}")]
+    );
     assert_eq!(
         api.tokens.token_calls(),
         1,
@@ -150,49 +136,20 @@ async fn snapshot_request(api: &Api, operation_id: &str) {
         .get(operation_id)
         .unwrap_or_else(|| panic!("no spec in openapi/ has the operation {operation_id}"));
     assert!(
-        operation.matches(request.method.as_str(), request.url.path()),
+        operation.matches(&shape.method, &shape.path),
         "{operation_id} is `{} {}` in {}, but the case sent `{} {}`",
         operation.method,
         operation.path,
         operation.file,
-        request.method,
-        request.url.path(),
+        shape.method,
+        shape.path,
     );
-
-    let mut query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
-    query.sort();
-    let mut headers = BTreeMap::<String, String>::new();
-    for (name, value) in &request.headers {
-        if TRANSPORT_HEADERS.contains(&name.as_str()) {
-            continue;
-        }
-        let value = if *name == http::header::AUTHORIZATION {
-            // The real value was checked above; the snapshot shows its form.
-            "Bearer [token]".to_owned()
-        } else {
-            value.to_str().expect("header values are ASCII").to_owned()
-        };
-        headers
-            .entry(name.as_str().to_owned())
-            .and_modify(|joined| {
-                joined.push_str(", ");
-                joined.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    let body = if request.body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&request.body)
-            .unwrap_or_else(|e| panic!("{operation_id}: the request body is not JSON: {e}"))
-    };
-    let shape = RequestShape {
-        method: request.method.to_string(),
-        path: request.url.path().to_owned(),
-        query,
-        headers,
-        body,
-    };
+    // A body that is not JSON would show as a string.
+    assert!(
+        !shape.body.is_string(),
+        "{operation_id}: the request body is not JSON: {}",
+        shape.body
+    );
     insta::assert_json_snapshot!(operation_id, shape);
 }
 

@@ -5,12 +5,10 @@
 //! the built binaries from `target/<profile>/examples/`. (`cargo test --test
 //! examples` alone does not rebuild them: `cargo build --examples` first.)
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::assert_no_secret;
+use m2m::test_util::assert_no_secret;
 
 /// The environment variables that would point an example at a real provider.
 const REAL_SETTINGS: [&str; 5] = [

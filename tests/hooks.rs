@@ -11,10 +11,11 @@ mod support;
 
 use m2m::apis::AUTH_ERROR_PREFIX;
 use m2m::apis::cenda_configuration::{Client, Error, types};
+use m2m::test_util::{RecordingServer, TestTokens, authorization};
 use serde_json::{Value, json};
-use support::{TestTokens, authorization, authorizations, cenda_client, nxtsoft_client, received};
+use support::{cenda_client, nxtsoft_client};
 use wiremock::matchers::{any, header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 const ORGANISATION_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 const INVALID_TOKEN: &str =
@@ -64,13 +65,13 @@ fn api_error(error: Error<types::ProblemDetails>) -> (u16, Option<String>) {
 
 #[tokio::test]
 async fn every_call_carries_the_token_as_a_bearer_header() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(method("GET"))
         .and(path(format!("/api/Organisation/{ORGANISATION_ID}")))
         .and(header("authorization", "Bearer token-one"))
         .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
         .expect(1)
-        .mount(&server)
+        .mount(server.server())
         .await;
     let tokens = TestTokens::new(&["token-one"]);
 
@@ -79,23 +80,23 @@ async fn every_call_carries_the_token_as_a_bearer_header() {
         .unwrap();
 
     assert_eq!(organisation.name, "Acme Corporation");
-    assert_eq!(authorizations(&server).await, ["Bearer token-one"]);
+    assert_eq!(server.authorizations().await, ["Bearer token-one"]);
     assert_eq!(tokens.token_calls(), 1);
     assert_eq!(tokens.renew_calls(), 0);
 }
 
 #[tokio::test]
 async fn invalid_token_is_renewed_and_the_call_sent_once_more_with_the_new_token() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(header("authorization", "Bearer old-token"))
         .respond_with(unauthorized(Some(INVALID_TOKEN)))
         .expect(1)
-        .mount(&server)
+        .mount(server.server())
         .await;
     Mock::given(header("authorization", "Bearer new-token"))
         .respond_with(ResponseTemplate::new(201).set_body_json(organisation_json()))
         .expect(1)
-        .mount(&server)
+        .mount(server.server())
         .await;
     let tokens = TestTokens::new(&["old-token", "new-token"]);
 
@@ -112,7 +113,7 @@ async fn invalid_token_is_renewed_and_the_call_sent_once_more_with_the_new_token
         .into_inner();
 
     assert_eq!(created.organisation_id.to_string(), ORGANISATION_ID);
-    let requests = received(&server).await;
+    let requests = server.received().await;
     assert_eq!(requests.len(), 2);
     assert_eq!(authorization(&requests[0]), "Bearer old-token");
     assert_eq!(authorization(&requests[1]), "Bearer new-token");
@@ -130,11 +131,11 @@ async fn invalid_token_is_renewed_and_the_call_sent_once_more_with_the_new_token
 
 #[tokio::test]
 async fn a_second_invalid_token_answer_is_returned_to_the_caller() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(unauthorized(Some(INVALID_TOKEN)))
         .expect(2)
-        .mount(&server)
+        .mount(server.server())
         .await;
     let tokens = TestTokens::new(&["old-token", "new-token"]);
 
@@ -150,7 +151,7 @@ async fn a_second_invalid_token_answer_is_returned_to_the_caller() {
         )
     );
     assert_eq!(
-        authorizations(&server).await,
+        server.authorizations().await,
         ["Bearer old-token", "Bearer new-token"]
     );
     assert_eq!(tokens.rejected(), ["Bearer old-token"]);
@@ -159,11 +160,11 @@ async fn a_second_invalid_token_answer_is_returned_to_the_caller() {
 /// Sends one call answered by `response`; checks it went out once, came back
 /// as the API's error with `status`, and renewed nothing.
 async fn assert_not_retried(response: ResponseTemplate, status: u16) {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(response)
         .expect(1)
-        .mount(&server)
+        .mount(server.server())
         .await;
     let tokens = TestTokens::new(&["only-token", "unused-token"]);
 
@@ -174,7 +175,7 @@ async fn assert_not_retried(response: ResponseTemplate, status: u16) {
     // A status the document does not declare (Cenda's 403) comes back as
     // an unexpected response, with its status all the same.
     assert_eq!(error.status().map(|s| s.as_u16()), Some(status));
-    assert_eq!(authorizations(&server).await, ["Bearer only-token"]);
+    assert_eq!(server.authorizations().await, ["Bearer only-token"]);
     assert_eq!(tokens.token_calls(), 1);
     assert_eq!(tokens.renew_calls(), 0);
 }
@@ -210,7 +211,7 @@ async fn a_403_is_not_retried_even_with_an_invalid_token_challenge() {
 
 #[tokio::test]
 async fn a_403_insufficient_scope_from_nxtsoft_is_not_retried() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(method("POST"))
         .and(path("/transactions"))
         .respond_with(
@@ -225,7 +226,7 @@ async fn a_403_insufficient_scope_from_nxtsoft_is_not_retried() {
                 })),
         )
         .expect(1)
-        .mount(&server)
+        .mount(server.server())
         .await;
     let tokens = TestTokens::new(&["mock-scope-token", "unused-token"]);
 
@@ -249,17 +250,17 @@ async fn a_403_insufficient_scope_from_nxtsoft_is_not_retried() {
     };
     assert_eq!(response.status(), 403);
     assert_eq!(response.into_inner().code, "insufficient_scope");
-    assert_eq!(authorizations(&server).await, ["Bearer mock-scope-token"]);
+    assert_eq!(server.authorizations().await, ["Bearer mock-scope-token"]);
     assert_eq!(tokens.renew_calls(), 0);
 }
 
 #[tokio::test]
 async fn a_failed_renewal_returns_the_original_401() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(unauthorized(Some(INVALID_TOKEN)))
         .expect(1)
-        .mount(&server)
+        .mount(server.server())
         .await;
     // The renewed token cannot go into a header: renewal fails.
     let tokens = TestTokens::new(&["old-token", "new-token\nunsendable"]);
@@ -275,17 +276,17 @@ async fn a_failed_renewal_returns_the_original_401() {
             Some("The access token is missing or invalid.".to_owned())
         )
     );
-    assert_eq!(authorizations(&server).await, ["Bearer old-token"]);
+    assert_eq!(server.authorizations().await, ["Bearer old-token"]);
     assert_eq!(tokens.rejected(), ["Bearer old-token"]);
 }
 
 #[tokio::test]
 async fn no_token_fails_the_call_before_sending_with_a_secret_free_message() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
         .expect(0)
-        .mount(&server)
+        .mount(server.server())
         .await;
     // A token the source holds but cannot send (a newline in it).
     let tokens = TestTokens::new(&["s3cr3t-token-value\n"]);
@@ -307,7 +308,7 @@ async fn no_token_fails_the_call_before_sending_with_a_secret_free_message() {
     );
     assert!(!message.contains("s3cr3t"), "{message:?} shows no token");
     assert!(!format!("{error:?}").contains("s3cr3t"));
-    assert!(received(&server).await.is_empty());
+    assert!(server.received().await.is_empty());
     assert_eq!(tokens.token_calls(), 1);
     assert_eq!(tokens.renew_calls(), 0);
 }
@@ -318,10 +319,10 @@ async fn no_token_fails_the_call_before_sending_with_a_secret_free_message() {
 /// (where the request would go) receives nothing.
 #[tokio::test]
 async fn no_token_goes_over_plain_http_to_a_remote_host_even_through_a_proxy() {
-    let proxy = MockServer::start().await;
+    let proxy = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
-        .mount(&proxy)
+        .mount(proxy.server())
         .await;
     let tokens = TestTokens::new(&["token-one"]);
     let through_proxy = reqwest::Client::builder()
@@ -336,7 +337,7 @@ async fn no_token_goes_over_plain_http_to_a_remote_host_even_through_a_proxy() {
 
     let error = get_organisation(&client).await.unwrap_err();
 
-    assert_eq!(authorizations(&proxy).await, Vec::<String>::new());
+    assert_eq!(proxy.authorizations().await, Vec::<String>::new());
     let typed = progenitor_client::ClientInfo::inner(&client)
         .error_of(&error)
         .expect("the typed error");
@@ -367,17 +368,20 @@ fn redirect_to(location: &str) -> ResponseTemplate {
 /// the token).
 #[tokio::test]
 async fn a_redirect_to_another_origin_is_not_followed() {
-    let (api, elsewhere) = (MockServer::start().await, MockServer::start().await);
+    let (api, elsewhere) = (
+        RecordingServer::start().await,
+        RecordingServer::start().await,
+    );
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
-        .mount(&elsewhere)
+        .mount(elsewhere.server())
         .await;
     Mock::given(any())
         .respond_with(redirect_to(&format!(
             "{}/api/Organisation/{ORGANISATION_ID}",
             elsewhere.uri()
         )))
-        .mount(&api)
+        .mount(api.server())
         .await;
     let tokens = TestTokens::new(&["token-one"]);
     let client = Client::new_with_client(
@@ -389,7 +393,7 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     let error = get_organisation(&client).await.unwrap_err();
 
     assert_eq!(
-        received(&elsewhere).await.len(),
+        elsewhere.received().await.len(),
         0,
         "the other origin received nothing"
     );
@@ -397,17 +401,17 @@ async fn a_redirect_to_another_origin_is_not_followed() {
         error.status(),
         Some(reqwest::StatusCode::TEMPORARY_REDIRECT)
     );
-    assert_eq!(authorizations(&api).await, ["Bearer token-one"]);
+    assert_eq!(api.authorizations().await, ["Bearer token-one"]);
 }
 
 /// A redirect from https to plain http (here to another port of the same
 /// host) is not followed either.
 #[tokio::test]
 async fn a_redirect_from_https_to_http_is_not_followed() {
-    let plain = MockServer::start().await;
+    let plain = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
-        .mount(&plain)
+        .mount(plain.server())
         .await;
     let location = format!("{}/api/Organisation/{ORGANISATION_ID}", plain.uri());
     let api = https_server::HttpsServer::answering(format!(
@@ -426,7 +430,7 @@ async fn a_redirect_from_https_to_http_is_not_followed() {
     let error = get_organisation(&client).await.unwrap_err();
 
     assert_eq!(
-        received(&plain).await.len(),
+        plain.received().await.len(),
         0,
         "the http origin received nothing"
     );
@@ -440,17 +444,17 @@ async fn a_redirect_from_https_to_http_is_not_followed() {
 /// Within the origin, a redirect is followed, with the token.
 #[tokio::test]
 async fn a_redirect_within_the_origin_is_followed_with_the_token() {
-    let api = MockServer::start().await;
+    let api = RecordingServer::start().await;
     Mock::given(path(format!("/moved/{ORGANISATION_ID}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
-        .mount(&api)
+        .mount(api.server())
         .await;
     Mock::given(path(format!("/api/Organisation/{ORGANISATION_ID}")))
         .respond_with(redirect_to(&format!(
             "{}/moved/{ORGANISATION_ID}",
             api.uri()
         )))
-        .mount(&api)
+        .mount(api.server())
         .await;
     let tokens = TestTokens::new(&["token-one"]);
     let client = Client::new_with_client(
@@ -463,7 +467,7 @@ async fn a_redirect_within_the_origin_is_followed_with_the_token() {
 
     assert_eq!(organisation.name, "Acme Corporation");
     assert_eq!(
-        authorizations(&api).await,
+        api.authorizations().await,
         ["Bearer token-one", "Bearer token-one"]
     );
 }
@@ -472,10 +476,10 @@ async fn a_redirect_within_the_origin_is_followed_with_the_token() {
 /// the user's choice.
 #[tokio::test]
 async fn allow_http_lets_the_token_go_to_a_remote_http_host() {
-    let proxy = MockServer::start().await;
+    let proxy = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
-        .mount(&proxy)
+        .mount(proxy.server())
         .await;
     let tokens = TestTokens::new(&["token-one"]);
     let through_proxy = reqwest::Client::builder()
@@ -489,7 +493,7 @@ async fn allow_http_lets_the_token_go_to_a_remote_http_host() {
 
     get_organisation(&client).await.unwrap();
 
-    assert_eq!(authorizations(&proxy).await, ["Bearer token-one"]);
+    assert_eq!(proxy.authorizations().await, ["Bearer token-one"]);
 }
 
 /// Default limit of an API answer: 16 MiB.
@@ -509,13 +513,13 @@ fn json_of_len(len: usize) -> Vec<u8> {
 /// an error naming the limit.
 #[tokio::test]
 async fn an_answer_declared_larger_than_the_limit_is_refused_unread() {
-    let api = MockServer::start().await;
+    let api = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_raw(
             json_of_len(DEFAULT_MAX_RESPONSE_BYTES + 1),
             "application/json",
         ))
-        .mount(&api)
+        .mount(api.server())
         .await;
     let tokens = TestTokens::new(&["token-one"]);
     let client = cenda_client(&api, &tokens);
@@ -592,14 +596,14 @@ async fn a_streamed_answer_is_read_up_to_the_limit_only() {
 /// timeout runs out, with the typed error naming the limit.
 #[tokio::test]
 async fn a_call_longer_than_the_timeout_fails_saying_it_timed_out() {
-    let api = MockServer::start().await;
+    let api = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_json(organisation_json())
                 .set_delay(std::time::Duration::from_secs(10)),
         )
-        .mount(&api)
+        .mount(api.server())
         .await;
     let tokens = TestTokens::new(&["token-one"]);
     let limit = std::time::Duration::from_millis(300);
@@ -636,10 +640,10 @@ async fn a_call_longer_than_the_timeout_fails_saying_it_timed_out() {
 /// an answer within it is read and decoded as before.
 #[tokio::test]
 async fn max_response_bytes_is_the_handles_setting() {
-    let api = MockServer::start().await;
+    let api = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_json(organisation_json()))
-        .mount(&api)
+        .mount(api.server())
         .await;
     let length = serde_json::to_vec(&organisation_json()).unwrap().len() as u64;
     let tokens = TestTokens::new(&["token-one"]);
@@ -672,7 +676,7 @@ async fn max_response_bytes_is_the_handles_setting() {
 
 /// A token endpoint on `server` at `/token` that issues a new token
 /// (`issued-1`, `issued-2`, …) on every request.
-async fn token_endpoint_issuing_new_tokens(server: &MockServer) -> m2m::auth::TokenEndpoint {
+async fn token_endpoint_issuing_new_tokens(server: &RecordingServer) -> m2m::auth::TokenEndpoint {
     let issued = std::sync::atomic::AtomicUsize::new(0);
     Mock::given(method("POST"))
         .and(path("/token"))
@@ -682,7 +686,7 @@ async fn token_endpoint_issuing_new_tokens(server: &MockServer) -> m2m::auth::To
                 "access_token": format!("issued-{n}"), "token_type": "Bearer", "expires_in": 3600
             }))
         })
-        .mount(server)
+        .mount(server.server())
         .await;
     let url = url::Url::parse(&format!("{}/token", server.uri())).unwrap();
     m2m::auth::TokenEndpoint::builder(
@@ -700,7 +704,10 @@ async fn token_endpoint_issuing_new_tokens(server: &MockServer) -> m2m::auth::To
 /// calls fail saying the API keeps rejecting fresh tokens.
 #[tokio::test]
 async fn an_api_that_rejects_every_token_gets_three_token_requests_for_a_thousand_calls() {
-    let (identity, api) = (MockServer::start().await, MockServer::start().await);
+    let (identity, api) = (
+        RecordingServer::start().await,
+        RecordingServer::start().await,
+    );
     // Time stands still: the thousand calls take no time at all.
     let clock = std::sync::Arc::new(m2m::auth::clock::ManualClock::at_fixed_date());
     let auth = m2m::auth::Auth::new(
@@ -710,7 +717,7 @@ async fn an_api_that_rejects_every_token_gets_three_token_requests_for_a_thousan
     .with_clock(clock);
     Mock::given(any())
         .respond_with(unauthorized(Some(INVALID_TOKEN)))
-        .mount(&api)
+        .mount(api.server())
         .await;
     let client = Client::new_with_client(&api.uri(), reqwest::Client::new(), auth);
 
@@ -719,7 +726,7 @@ async fn an_api_that_rejects_every_token_gets_three_token_requests_for_a_thousan
         errors.push(get_organisation(&client).await.unwrap_err());
     }
 
-    let token_requests = received(&identity).await.len();
+    let token_requests = identity.received().await.len();
     assert_eq!(token_requests, 3, "token requests for 1,000 calls");
     // The first two calls each renewed once and got the API's answer to
     // the fresh token; every later call is stopped with the explanation.
@@ -754,7 +761,7 @@ async fn an_api_that_rejects_every_token_gets_three_token_requests_for_a_thousan
         call.url,
         format!("{}/api/Organisation/{ORGANISATION_ID}", api.uri())
     );
-    assert_eq!(received(&api).await.len(), 2 * 2 + 998);
+    assert_eq!(api.received().await.len(), 2 * 2 + 998);
 }
 
 /// The same with the calls concurrent (a rejection of a token that was
@@ -763,17 +770,20 @@ async fn an_api_that_rejects_every_token_gets_three_token_requests_for_a_thousan
 #[tokio::test]
 async fn concurrent_calls_and_a_reissued_token_stay_within_three_token_requests() {
     use futures::StreamExt;
-    let (identity, api) = (MockServer::start().await, MockServer::start().await);
+    let (identity, api) = (
+        RecordingServer::start().await,
+        RecordingServer::start().await,
+    );
     Mock::given(method("POST"))
         .and(path("/token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "access_token": "always-the-same", "token_type": "Bearer", "expires_in": 3600
         })))
-        .mount(&identity)
+        .mount(identity.server())
         .await;
     Mock::given(any())
         .respond_with(unauthorized(Some(INVALID_TOKEN)))
-        .mount(&api)
+        .mount(api.server())
         .await;
     let url = url::Url::parse(&format!("{}/token", identity.uri())).unwrap();
     let endpoint = m2m::auth::TokenEndpoint::builder(
@@ -800,9 +810,9 @@ async fn concurrent_calls_and_a_reissued_token_stay_within_three_token_requests(
     }
 
     assert!(
-        received(&identity).await.len() <= 3,
+        identity.received().await.len() <= 3,
         "{}",
-        received(&identity).await.len()
+        identity.received().await.len()
     );
 }
 
@@ -814,7 +824,10 @@ async fn a_minute_after_the_last_renewal_one_more_is_tried() {
     use m2m::auth::clock::ManualClock;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let (identity, api) = (MockServer::start().await, MockServer::start().await);
+    let (identity, api) = (
+        RecordingServer::start().await,
+        RecordingServer::start().await,
+    );
     let clock = Arc::new(ManualClock::new(std::time::SystemTime::now()));
     let auth = m2m::auth::Auth::new(
         token_endpoint_issuing_new_tokens(&identity).await,
@@ -833,38 +846,38 @@ async fn a_minute_after_the_last_renewal_one_more_is_tried() {
                 ResponseTemplate::new(200).set_body_json(organisation_json())
             }
         })
-        .mount(&api)
+        .mount(api.server())
         .await;
     let client = Client::new_with_client(&api.uri(), reqwest::Client::new(), auth);
     for _ in 0..5 {
         get_organisation(&client).await.unwrap_err();
     }
-    assert_eq!(received(&identity).await.len(), 3);
+    assert_eq!(identity.received().await.len(), 3);
 
     // The tokens issued from now on are good, but issued-3, the current
     // one, is still rejected: within the minute, the stop holds.
     rejecting.store(false, Ordering::SeqCst);
     clock.advance(std::time::Duration::from_secs(59));
     get_organisation(&client).await.unwrap_err();
-    assert_eq!(received(&identity).await.len(), 3);
+    assert_eq!(identity.received().await.len(), 3);
 
     // A minute after the last renewal, one more is tried: issued-4 is
     // rejected too (stopped again), then a minute later issued-5 works.
     clock.advance(std::time::Duration::from_secs(1));
     get_organisation(&client).await.unwrap_err();
-    assert_eq!(received(&identity).await.len(), 4);
+    assert_eq!(identity.received().await.len(), 4);
     get_organisation(&client).await.unwrap_err();
-    assert_eq!(received(&identity).await.len(), 4);
+    assert_eq!(identity.received().await.len(), 4);
     clock.advance(std::time::Duration::from_secs(60));
     let organisation = get_organisation(&client).await.unwrap();
 
     assert_eq!(organisation.name, "Acme Corporation");
-    assert_eq!(received(&identity).await.len(), 5);
+    assert_eq!(identity.received().await.len(), 5);
     assert_eq!(
-        authorizations(&api).await.last().map(String::as_str),
+        api.authorizations().await.last().map(String::as_str),
         Some("Bearer issued-5")
     );
     // Accepted: the count starts again, and the token works from now on.
     get_organisation(&client).await.unwrap();
-    assert_eq!(received(&identity).await.len(), 5);
+    assert_eq!(identity.received().await.len(), 5);
 }

@@ -2,14 +2,12 @@
 //! the same token handling as the generated clients, against a real
 //! wiremock server.
 
-mod support;
-
 use futures::stream;
 use m2m::auth::{AuthError, AuthMiddleware};
+use m2m::test_util::{RecordingServer, TestTokens};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use support::{TestTokens, authorizations, received};
 use wiremock::matchers::{any, header};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 const INVALID_TOKEN: &str = r#"Bearer error="invalid_token", error_description="expired""#;
 
@@ -21,8 +19,8 @@ fn client(tokens: &TestTokens) -> ClientWithMiddleware {
 
 /// A server that answers `status` (with `challenge` when given) to
 /// `Bearer one`, and 200 to anything else.
-async fn server_rejecting_token_one(status: u16, challenge: Option<&str>) -> MockServer {
-    let server = MockServer::start().await;
+async fn server_rejecting_token_one(status: u16, challenge: Option<&str>) -> RecordingServer {
+    let server = RecordingServer::start().await;
     let rejection = match challenge {
         Some(challenge) => {
             ResponseTemplate::new(status).insert_header("www-authenticate", challenge)
@@ -31,11 +29,11 @@ async fn server_rejecting_token_one(status: u16, challenge: Option<&str>) -> Moc
     };
     Mock::given(header("authorization", "Bearer one"))
         .respond_with(rejection)
-        .mount(&server)
+        .mount(server.server())
         .await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
-        .mount(&server)
+        .mount(server.server())
         .await;
     server
 }
@@ -55,7 +53,7 @@ async fn every_request_carries_the_token() {
         assert_eq!(response.status(), 200);
     }
 
-    assert_eq!(authorizations(&server).await, ["Bearer zero"; 3]);
+    assert_eq!(server.authorizations().await, ["Bearer zero"; 3]);
     assert_eq!(tokens.token_calls(), 3);
     assert_eq!(tokens.renew_calls(), 0);
 }
@@ -73,8 +71,8 @@ async fn an_invalid_token_is_renewed_and_the_request_sent_once_more() {
         .unwrap();
 
     assert_eq!(response.status(), 200);
-    assert_eq!(authorizations(&server).await, ["Bearer one", "Bearer two"]);
-    assert_eq!(received(&server).await[1].body, b"payload");
+    assert_eq!(server.authorizations().await, ["Bearer one", "Bearer two"]);
+    assert_eq!(server.received().await[1].body, b"payload");
     assert_eq!(tokens.rejected(), ["Bearer one"]);
 }
 
@@ -96,7 +94,7 @@ async fn a_plain_401_and_a_403_are_returned_as_they_are() {
 
         assert_eq!(response.status(), status, "{challenge:?}");
         assert_eq!(
-            authorizations(&server).await,
+            server.authorizations().await,
             ["Bearer one"],
             "{challenge:?}"
         );
@@ -118,7 +116,7 @@ async fn a_streamed_body_is_not_sent_again_but_the_token_is_renewed() {
         .unwrap();
 
     assert_eq!(response.status(), 401);
-    assert_eq!(authorizations(&server).await, ["Bearer one"]);
+    assert_eq!(server.authorizations().await, ["Bearer one"]);
     assert_eq!(tokens.renew_calls(), 1);
 }
 
@@ -140,7 +138,7 @@ async fn no_token_fails_the_request_with_the_typed_error_and_sends_nothing() {
         matches!(auth_error, AuthError::InvalidToken(_)),
         "{auth_error:?}"
     );
-    assert!(received(&server).await.is_empty());
+    assert!(server.received().await.is_empty());
 }
 
 /// RFC 6750 §5.3: plain http to a host that is not loopback is refused
@@ -148,10 +146,10 @@ async fn no_token_fails_the_request_with_the_typed_error_and_sends_nothing() {
 /// receives nothing.
 #[tokio::test]
 async fn no_token_goes_over_plain_http_to_a_remote_host_even_through_a_proxy() {
-    let proxy = MockServer::start().await;
+    let proxy = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200))
-        .mount(&proxy)
+        .mount(proxy.server())
         .await;
     let tokens = TestTokens::new(&["one"]);
     let through_proxy = reqwest::Client::builder()
@@ -167,7 +165,7 @@ async fn no_token_goes_over_plain_http_to_a_remote_host_even_through_a_proxy() {
         .send()
         .await;
 
-    assert_eq!(authorizations(&proxy).await, Vec::<String>::new());
+    assert_eq!(proxy.authorizations().await, Vec::<String>::new());
     let error = result.unwrap_err();
     let typed = AuthMiddleware::auth_error(&error).expect("the typed AuthError");
     assert!(
@@ -187,10 +185,10 @@ fn client_with(tokens: &TestTokens, settings: m2m::auth::ApiSettings) -> ClientW
 
 #[tokio::test]
 async fn an_answer_over_max_response_bytes_fails_with_the_typed_error() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(1000)))
-        .mount(&server)
+        .mount(server.server())
         .await;
     let tokens = TestTokens::new(&["one"]);
     let settings = m2m::auth::ApiSettings::default().with_max_response_bytes(999);
@@ -217,14 +215,14 @@ async fn an_answer_over_max_response_bytes_fails_with_the_typed_error() {
 
 #[tokio::test]
 async fn a_call_longer_than_the_timeout_fails_with_the_typed_error_and_an_answer_in_time_is_read() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(wiremock::matchers::path("/slow"))
         .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(10)))
-        .mount(&server)
+        .mount(server.server())
         .await;
     Mock::given(wiremock::matchers::path("/quick"))
         .respond_with(ResponseTemplate::new(200).set_body_string("quick answer"))
-        .mount(&server)
+        .mount(server.server())
         .await;
     let tokens = TestTokens::new(&["one"]);
     let limit = std::time::Duration::from_millis(300);
@@ -256,10 +254,10 @@ async fn a_call_longer_than_the_timeout_fails_with_the_typed_error_and_an_answer
 /// with the typed error instead of asking for more tokens.
 #[tokio::test]
 async fn a_server_that_rejects_every_token_stops_the_renewals() {
-    let server = MockServer::start().await;
+    let server = RecordingServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(401).insert_header("www-authenticate", INVALID_TOKEN))
-        .mount(&server)
+        .mount(server.server())
         .await;
     let tokens = TestTokens::new(&["one", "two", "three", "four"]);
     let http = client(&tokens);

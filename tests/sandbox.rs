@@ -1668,3 +1668,94 @@ async fn latency_delays_token_responses_but_not_api_routes_by_default() {
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(sandbox.faults().get().latency, Duration::from_secs(30));
 }
+
+/// Workload identity federation: the sandbox's federated client takes the
+/// workload token the sandbox signed (signature, issuer and subject of the
+/// federated credential, audience, expiry), through m2m's client assertion
+/// read from a file; and refuses what Entra refuses, with its codes.
+#[tokio::test]
+async fn the_federated_client_takes_a_workload_token_as_its_client_assertion() {
+    let clock = Arc::new(ManualClock::new(std::time::SystemTime::now()));
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let token_url = sandbox.entra_token_url(demo::ENTRA_TENANT_ID);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sandbox-federated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("azure-identity-token");
+    std::fs::write(
+        &file,
+        sandbox.federated_token(Duration::from_secs(600)).unwrap(),
+    )
+    .unwrap();
+    let endpoint = m2m::auth::TokenEndpoint::builder(
+        m2m::provider::Provider::cenda(demo::ENTRA_TENANT_ID, demo::CENDA_GATEWAY_CLIENT_ID)
+            .with_authority_host(url::Url::parse(sandbox.base_url()).unwrap()),
+        demo::FEDERATED_CLIENT_ID,
+        m2m::auth::ClientCredential::assertion_file(&file),
+    )
+    .clock(clock.clone())
+    .build()
+    .unwrap();
+    let auth = Auth::new(endpoint, &m2m::auth::TokenCache::in_memory());
+    let cenda = cenda::Client::new(&sandbox.cenda_api_url(), auth);
+    cenda.list_organisations().send().await.unwrap();
+
+    let assertion_form = |assertion: &str| {
+        vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", demo::FEDERATED_CLIENT_ID.to_owned()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ),
+            ("client_assertion", assertion.to_owned()),
+            ("scope", demo::CENDA_ENTRA_SCOPE.to_owned()),
+        ]
+    };
+    let refused = |form: Vec<(&'static str, String)>| {
+        let token_url = token_url.clone();
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            json_of(post_form(&token_url, &form).await).await
+        }
+    };
+    // Expired on the sandbox's clock: AADSTS700024.
+    let short = sandbox.federated_token(Duration::from_secs(60)).unwrap();
+    clock.advance(Duration::from_secs(61));
+    let (status, body) = refused(assertion_form(&short)).await;
+    assert_eq!(
+        (status, body["error_codes"].clone()),
+        (401, json!([700024])),
+        "{body}"
+    );
+    // Not signed by the sandbox's key: AADSTS700027.
+    let fresh = sandbox.federated_token(Duration::from_secs(600)).unwrap();
+    let (head, _) = fresh.rsplit_once('.').unwrap();
+    let (status, body) = refused(assertion_form(&format!("{head}.c2lnbmF0dXJl"))).await;
+    assert_eq!(
+        (status, body["error_codes"].clone()),
+        (401, json!([700027])),
+        "{body}"
+    );
+    // An assertion and a secret together: refused.
+    let mut form = assertion_form(&fresh);
+    form.push(("client_secret", "extra".to_owned()));
+    let (status, _) = refused(form).await;
+    assert_eq!(status, 400, "an assertion and a secret together");
+    // The federated client has no secret to send.
+    let (status, body) = refused(vec![
+        ("grant_type", "client_credentials".to_owned()),
+        ("client_id", demo::FEDERATED_CLIENT_ID.to_owned()),
+        ("client_secret", "guess".to_owned()),
+        ("scope", demo::CENDA_ENTRA_SCOPE.to_owned()),
+    ])
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = refused(assertion_form(&fresh)).await;
+    assert_eq!(status, 200, "{body}");
+    sandbox.shutdown().await.unwrap();
+}

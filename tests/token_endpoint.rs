@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use m2m::auth::clock::{Clock, FixedJitter, ManualClock};
 use m2m::auth::{
-    AuthError, ClientAuthMethod, ClientCredential, ConfigError, FetchToken, HttpSettings,
-    KeyIdentifier, PrivateKeyJwt, RetryPolicy, SigningAlgorithm, TokenEndpoint,
+    AuthError, ClientAuthMethod, ClientCredential, ClientSecrets, ConfigError, FetchToken,
+    HttpSettings, KeyIdentifier, PrivateKeyJwt, RetryPolicy, SigningAlgorithm, TokenEndpoint,
     TokenEndpointBuilder, TokenLifetimes, TransportErrorKind,
 };
 use m2m::provider::{NxtPortEnvironment, Provider};
@@ -27,6 +27,10 @@ const CLIENT_ID: &str = "m2m-client";
 const SECRET: &str = "p@ss:w+rd/%&=";
 const SECRET_FORM_ENCODED: &str = "p%40ss%3Aw%2Brd%2F%25%26%3D";
 const TOKEN: &str = "tok-SECRET-issued-0001";
+/// A second client secret (the first of a pair, refused in the scan).
+const OTHER_SECRET: &str = "other-secret-d41c9e";
+/// A federated client assertion (header `{"alg":"RS256"}`, `exp` in 2100).
+const FEDERATED_ASSERTION: &str = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJrOHMiLCJzdWIiOiJ3b3JrbG9hZCIsImV4cCI6NDEwMjQ0NDgwMH0.ZmVkZXJhdGVk";
 const RSA_PRIVATE: &str = include_str!("fixtures/rsa-private.pem");
 const RSA_PUBLIC: &str = include_str!("fixtures/rsa-public.pem");
 const RSA_CERT: &str = include_str!("fixtures/rsa-cert.pem");
@@ -1308,6 +1312,9 @@ async fn no_secret_reaches_logs_or_errors() {
     let clock = clock();
     let mut texts: Vec<String> = Vec::new();
     let mut assertions: Vec<String> = Vec::new();
+    let assertion_file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("no-secret-assertion-{}", std::process::id()));
+    std::fs::write(&assertion_file, FEDERATED_ASSERTION).unwrap();
     let key = PrivateKeyJwt::from_pem(
         &SecretString::from(RSA_PRIVATE),
         SigningAlgorithm::PS256,
@@ -1332,6 +1339,18 @@ async fn no_secret_reaches_logs_or_errors() {
             ClientAuthMethod::ClientSecretBasicAndPost,
         ),
         (ClientCredential::from(key), ClientAuthMethod::PrivateKeyJwt),
+        // A federated assertion read from a file, and a second secret the
+        // refused first one fails over to (both sent, both echoed back).
+        (
+            ClientCredential::assertion_file(&assertion_file),
+            ClientAuthMethod::ClientAssertion,
+        ),
+        (
+            ClientSecrets::new(SecretString::from(OTHER_SECRET))
+                .second(SecretString::from(SECRET))
+                .into(),
+            ClientAuthMethod::ClientSecretPost,
+        ),
     ];
     for (credential, method_used) in credentials {
         // Success.
@@ -1422,9 +1441,10 @@ async fn no_secret_reaches_logs_or_errors() {
     assert!(logs.contains(CLIENT_ID), "non-secret context is logged");
     assert_eq!(
         assertions.len(),
-        5,
-        "success, invalid_client, 503 twice, HTML 200"
+        10,
+        "for each assertion: success, invalid_client, 503 twice, HTML 200"
     );
+    assert!(assertions.iter().any(|a| a == FEDERATED_ASSERTION));
     let raw_basic = STANDARD.encode(format!("{CLIENT_ID}:{SECRET}"));
     let rfc_basic = STANDARD.encode(format!("{CLIENT_ID}:{SECRET_FORM_ENCODED}"));
     let mut forbidden = vec![
@@ -1433,6 +1453,8 @@ async fn no_secret_reaches_logs_or_errors() {
         TOKEN.to_owned(),
         raw_basic,
         rfc_basic,
+        OTHER_SECRET.to_owned(),
+        STANDARD.encode(format!("{CLIENT_ID}:{OTHER_SECRET}")),
     ];
     forbidden.extend(assertions);
     let errors = texts.join("\n");

@@ -131,7 +131,7 @@ pub fn token_failure(client: &str, settings: &ClientConfig, error: &AuthError) -
     }
     let message = format!("client {client:?}: no token: {error}");
     match error {
-        AuthError::Config(_) => Failure::usage(message),
+        AuthError::Config(_) | AuthError::Credential(_) => Failure::usage(message),
         _ => Failure::remote(message),
     }
 }

@@ -88,7 +88,14 @@ fn check_client(config: &Config, name: &str, client: &ClientConfig) -> Result<St
         })?;
     let identity = endpoint.identity();
     let override_var = ClientConfig::secret_override_env(name);
-    let credential = if std::env::var_os(&override_var).is_some() {
+    let credential = if client.auth == Some(m2m::config::AuthMethodName::ClientAssertion)
+        || (client.auth.is_none() && client.client_assertion_file.is_some())
+    {
+        match &client.client_assertion_file {
+            Some(file) => format!("client assertion from {}", file.display()),
+            None => "client assertion from $AZURE_FEDERATED_TOKEN_FILE".to_owned(),
+        }
+    } else if std::env::var_os(&override_var).is_some() {
         format!("secret from ${override_var}")
     } else if let Some(var) = &client.client_secret_env {
         format!("secret from ${var}")
@@ -98,6 +105,10 @@ fn check_client(config: &Config, name: &str, client: &ClientConfig) -> Result<St
         format!("private key {}", file.display())
     } else {
         "credential".to_owned()
+    };
+    let credential = match &client.secondary_client_secret_env {
+        Some(var) => format!("{credential}, second secret from ${var}"),
+        None => credential,
     };
     let api = client
         .provider()

@@ -139,10 +139,22 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let mut report = Report::default();
     let mut auths = Vec::new();
     for name in [
-        "nxtport", "cenda", "nxtsoft", "sequel", "apiture", "custom", "dpop",
+        "nxtport",
+        "cenda",
+        "nxtsoft",
+        "sequel",
+        "apiture",
+        "custom",
+        "federated",
+        "dpop",
     ] {
         let client = &config.clients[name];
         let shape = token_request_shape(&config, name, client);
+        let federated = if client.auth == Some(AuthMethodName::ClientAssertion) {
+            ", federated (a workload token, no secret)"
+        } else {
+            ""
+        };
         let dpop = if client.dpop == Some(true) {
             " (DPoP)"
         } else {
@@ -151,7 +163,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         let auth = report
             .run(
                 &format!(
-                    "token, {} style{dpop}",
+                    "token, {} style{federated}{dpop}",
                     client.provider.map_or("?", ProviderKind::name)
                 ),
                 name,
@@ -279,6 +291,22 @@ fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
             ..ClientConfig::default()
         },
     );
+    // Workload identity federation: the sandbox signs the workload's token
+    // as the Kubernetes API server would, and m2m reads it from the file at
+    // every token request, as from AZURE_FEDERATED_TOKEN_FILE.
+    config.clients.insert(
+        "federated".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Cenda),
+            gateway_client_id: Some(demo::CENDA_GATEWAY_CLIENT_ID.to_owned()),
+            api_base_url: Some(url(sandbox.cenda_api_url())?),
+            client_id: Some(demo::FEDERATED_CLIENT_ID.to_owned()),
+            client_secret_env: None,
+            auth: Some(AuthMethodName::ClientAssertion),
+            client_assertion_file: Some(federated_token_file(sandbox)?),
+            ..entra(SECRET_VARIABLES[0].0)
+        },
+    );
     // The sandbox's DPoP client: Sequel style, tokens bound to a key made
     // for the process; the token request and every API call carry a proof.
     config.clients.insert(
@@ -294,6 +322,26 @@ fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
         },
     );
     Ok(config)
+}
+
+/// Writes a workload token of the sandbox's federated client to a private
+/// file of this run, and returns its path.
+fn federated_token_file(sandbox: &Sandbox) -> Result<std::path::PathBuf, String> {
+    let token = sandbox
+        .federated_token(std::time::Duration::from_secs(3600))
+        .map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join(format!("m2m-demo-{}", std::process::id()));
+    let file = dir.join("azure-identity-token");
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(&file)?, token.as_bytes())
+    };
+    write().map_err(|e| format!("cannot write the workload token to {}: {e}", file.display()))?;
+    Ok(file)
 }
 
 /// Fetches a token for `name`, returning its auth handle.
@@ -352,7 +400,7 @@ fn token_request_shape(config: &Config, name: &str, client: &ClientConfig) -> St
                 identity.client_id
             ),
         ),
-        ClientAuthMethod::PrivateKeyJwt => (
+        ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::ClientAssertion => (
             None,
             format!(
                 "grant_type=client_credentials&client_id={}&client_assertion_type=…jwt-bearer&client_assertion=[redacted]{scope}",

@@ -5,10 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-mod support;
-
 use m2m::sandbox::{Sandbox, demo};
-use support::assert_no_secret;
+use m2m::test_util::assert_no_secret;
 
 const M2M: &str = env!("CARGO_BIN_EXE_m2m");
 
@@ -53,7 +51,7 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
     let out = stdout(&output);
     let err = stderr(&output);
     assert!(output.status.success(), "demo failed:\n{out}\n{err}");
-    assert!(out.contains("16/16 steps passed"), "{out}");
+    assert!(out.contains("17/17 steps passed"), "{out}");
     // Cenda's onboarding in the vendor's order, in the steps and the summary.
     let steps = [
         "token, cenda style",
@@ -81,14 +79,19 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
     for provider in ["nxtport", "cenda", "nxtsoft", "sequel", "apiture", "custom"] {
         assert!(out.contains(&format!("token, {provider} style")), "{out}");
     }
+    // A federated client too: a workload token, no secret.
+    assert!(
+        out.contains("token, cenda style, federated (a workload token, no secret)"),
+        "{out}"
+    );
     // The DPoP client: its token request and API call show the scheme and
     // that a proof goes along, never the proof.
     assert!(out.contains("token, sequel style (DPoP)"), "{out}");
     assert!(out.contains("DPoP: [proof redacted]"), "{out}");
     assert!(out.contains("Authorization: DPoP [redacted]"), "{out}");
-    // Seven clients, eight token requests (the DPoP client's first one is
+    // Eight clients, nine token requests (the DPoP client's first one is
     // answered use_dpop_nonce): API calls reuse the cached tokens.
-    assert!(out.contains("the sandbox saw 8 token requests"), "{out}");
+    assert!(out.contains("the sandbox saw 9 token requests"), "{out}");
     assert!(
         err.contains("TRACE") || err.contains("DEBUG"),
         "-vv shows tracing:\n{err}"
@@ -311,6 +314,7 @@ async fn token_and_call_by_flags_alone_against_the_sandbox() {
     );
     assert!(last.contains("invalid_client"), "{last}");
     assert_no_secret("failed token stderr (TRACE)", &err);
+    assert!(!err.contains("wrong-secret-0f9e8d"), "{err}");
 
     let mut args = vec![
         "call".to_owned(),

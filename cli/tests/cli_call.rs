@@ -10,10 +10,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[path = "support/cli.rs"]
 mod cli;
-mod support;
 
 use cli::{SECRET, TOKEN, args, client_flags, m2m, requests_to, run, token_server};
-use support::assert_no_secret;
+use m2m::test_util::assert_no_secret;
 
 const ORGANISATION: &str = "6f1c3e5a-0000-4000-8000-000000000001";
 

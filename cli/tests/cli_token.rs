@@ -12,10 +12,9 @@ use wiremock::MockServer;
 
 #[path = "support/cli.rs"]
 mod cli;
-mod support;
 
 use cli::{SECRET, SECRET_VAR, TOKEN, args, m2m, requests_to, run, token_server};
-use support::assert_no_secret;
+use m2m::test_util::assert_no_secret;
 
 /// `m2m token` flags for a custom client of `server`, caching in `dir`.
 fn token_args(server: &MockServer, dir: &Path) -> Vec<String> {
@@ -494,4 +493,127 @@ async fn sandbox_write_config_gives_working_clients() {
             .error_line()
             .contains("was not written by m2m sandbox")
     );
+}
+
+/// `--client-assertion-file`: the file's assertion is sent as a jwt-bearer
+/// client assertion, a rotated file is read at the next run, and an expired
+/// one is an error naming the file (exit 2), with no request sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_assertion_file_is_sent_and_an_expired_one_named() {
+    use base64::Engine as _;
+    let server = token_server(Duration::ZERO).await;
+    let dir = cli::tempdir("assertion");
+    let file = dir.join("token");
+    let jwt = |exp: u64, sub: &str| {
+        let part = |json: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        format!(
+            "{}.{}.c2ln",
+            part(r#"{"alg":"RS256"}"#.to_owned()),
+            part(format!(r#"{{"sub":"{sub}","exp":{exp}}}"#))
+        )
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let flags = args(&[
+        "token",
+        "--provider",
+        "custom",
+        "--token-url",
+        &format!("{}/token", server.uri()),
+        "--client-id",
+        "federated-client",
+        "--client-assertion-file",
+        file.to_str().unwrap(),
+    ]);
+    let mut sent = Vec::new();
+    for sub in ["first", "second"] {
+        let assertion = jwt(now + 600, sub);
+        std::fs::write(&file, format!("{assertion}\n")).unwrap();
+        let run = run(flags.clone()).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(!run.output().contains(&assertion), "{}", run.output());
+        sent.push(assertion);
+    }
+    let received: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| {
+            url::form_urlencoded::parse(&request.body)
+                .find(|(k, _)| k == "client_assertion")
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(received, sent);
+
+    let expired = jwt(now - 60, "late");
+    std::fs::write(&file, &expired).unwrap();
+    let run = run(flags).await;
+    assert_eq!(run.code, Some(2), "{}", run.output());
+    let line = run.error_line();
+    assert!(
+        line.contains(file.to_str().unwrap()) && line.contains("expired"),
+        "{line}"
+    );
+    assert!(!run.output().contains(&expired));
+    assert_no_secret("an expired assertion's error", &run.output());
+    assert_eq!(requests_to(&server, "/token").await, 2);
+}
+
+/// `--secondary-client-secret-env`: the first secret refused, the second
+/// takes over in the same run; neither value is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_first_secret_fails_over_to_the_secondary() {
+    use wiremock::matchers::body_string_contains;
+    use wiremock::{Mock, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(body_string_contains("client_secret=wrong-secret-0f9e8d"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"error": "invalid_client"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(body_string_contains(format!("client_secret={SECRET}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600
+        })))
+        .mount(&server)
+        .await;
+    let token_url = format!("{}/token", server.uri());
+    let run = m2m(
+        &[
+            "-v",
+            "token",
+            "--provider",
+            "custom",
+            "--token-url",
+            &token_url,
+            "--client-id",
+            "rotating-client",
+            "--auth",
+            "post",
+            "--client-secret-env",
+            "M2M_TEST_OLD_SECRET",
+            "--secondary-client-secret-env",
+            SECRET_VAR,
+        ],
+        &[
+            ("M2M_TEST_OLD_SECRET", "wrong-secret-0f9e8d"),
+            (SECRET_VAR, SECRET),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert!(
+        run.stderr.contains("second"),
+        "the switch is logged by which: {}",
+        run.stderr
+    );
+    assert!(!run.output().contains(SECRET), "{}", run.output());
+    assert_no_secret("a fail-over", &run.output());
+    assert_eq!(requests_to(&server, "/token").await, 2);
 }

@@ -36,19 +36,25 @@ pub use crate::endpoint::retry::RetryPolicy;
 pub use crate::endpoint::token_endpoint::{EndpointIdentity, TokenEndpoint, TokenEndpointBuilder};
 pub use crate::future::BoxFuture;
 pub use crate::oauth::assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm};
+pub use crate::oauth::assertion_source::{
+    AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AssertionSource, ClientAssertion,
+};
 pub use crate::oauth::credentials::{
     ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE,
 };
 pub use crate::oauth::dpop::{DPOP_HEADER, DPOP_NONCE_HEADER, Dpop, DpopKey};
 pub use crate::oauth::error::{
-    ApiCallError, ApiCallErrorKind, AuthError, ConfigError, DiscoveryError, EndpointError,
-    InvalidResponse, InvalidTokenValue, OAuthError, SharedFailure, TransportError,
-    TransportErrorKind, UnfinishedFetch,
+    ApiCallError, ApiCallErrorKind, AuthError, ConfigError, CredentialError, CredentialKind,
+    CredentialOrigin, CredentialProblem, DiscoveryError, EndpointError, InvalidResponse,
+    InvalidTokenValue, OAuthError, SharedFailure, TransportError, TransportErrorKind,
+    UnfinishedFetch,
 };
 pub use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
+pub use crate::oauth::key_file::{KeyName, PrivateKeyFiles};
 pub use crate::oauth::mtls::TlsIdentity;
 pub use crate::oauth::response::TokenLifetimes;
 pub use crate::oauth::retry_after::{MAX_RETRY_AFTER, retry_after};
+pub use crate::oauth::secret_rotation::{ClientSecrets, SecretSlot};
 pub use crate::oauth::token::{AccessToken, TokenType};
 pub use crate::oauth::url_policy::check_credentials_url;
 pub use crate::store::encryption::{CacheEncryptionKey, EncryptionKeyError};

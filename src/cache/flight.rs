@@ -83,6 +83,10 @@ pub(crate) async fn run(
     let result = match result {
         Ok(Obtained::Fetched(token)) => {
             inner.retry.succeeded();
+            state.credential_epoch.store(
+                fetcher.credential_epoch(),
+                std::sync::atomic::Ordering::Release,
+            );
             let lifetime = token.expires_at().duration_since(now).unwrap_or_default();
             let plan = Plan::new(
                 &shared.settings,
@@ -400,7 +404,10 @@ async fn take_lock(
 /// Polls the store while another process fetches, for about `lock_ttl`
 /// (and not past `deadline`): `Err` with what ended the watch early. Each
 /// poll waits `lock_poll` plus up to half of it again at random, so the
-/// waiters of a fleet do not ask the store in step.
+/// waiters of a fleet do not ask the store in step. The watch ends after
+/// `lock_ttl` on the clock even when the polls are slow (a store that
+/// fails each one at its operation timeout, its node down), so a waiter
+/// then fetches by itself instead of waiting out `load_timeout`.
 async fn watch_lock_holder(
     shared: &Shared,
     state: &KeyState,
@@ -409,11 +416,16 @@ async fn watch_lock_holder(
 ) -> Result<(), Found> {
     let poll = shared.settings.lock_poll.max(Duration::from_millis(1));
     let rounds = (shared.settings.lock_ttl.as_nanos() / poll.as_nanos()).max(1);
+    let watch_until = shared.clock.now().checked_add(shared.settings.lock_ttl);
     for _ in 0..rounds {
         // A clock whose sleep does not wait (a test's) never lets the
         // deadline's timer run: look at the deadline here too.
-        if deadline.is_some_and(|deadline| shared.clock.now() >= deadline) {
+        let now = shared.clock.now();
+        if deadline.is_some_and(|deadline| now >= deadline) {
             return Err(Found::Deadline);
+        }
+        if watch_until.is_some_and(|until| now >= until) {
+            return Ok(());
         }
         let extra = 0.5 * shared.jitter.fraction();
         shared

@@ -18,6 +18,9 @@ use crate::time::clock::{Jitter, later};
 pub(crate) struct KeyState {
     pub key: CacheKey,
     inner: Mutex<KeyInner>,
+    /// The fetcher's [`credential_epoch`](crate::auth::FetchToken::credential_epoch)
+    /// the key's token was obtained under.
+    pub credential_epoch: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -131,6 +134,7 @@ impl KeyState {
         Self {
             key,
             inner: Mutex::new(KeyInner::default()),
+            credential_epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

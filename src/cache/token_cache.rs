@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -96,6 +97,9 @@ impl TokenCache {
             None => {
                 keys.retain(|_, state| state.strong_count() > 0);
                 let state = Arc::new(KeyState::new(key.clone()));
+                state
+                    .credential_epoch
+                    .store(fetcher.credential_epoch(), Ordering::Release);
                 keys.insert(key, Arc::downgrade(&state));
                 state
             }
@@ -161,6 +165,7 @@ impl CachedTokenSource {
     /// cannot run ([`AuthError::Unfinished`]: the Tokio runtime is shutting
     /// down).
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        self.evict_if_the_credential_changed().await;
         if let Some(token) = self.shared.store.peek(&self.state.key)
             && let Some(token) = self.serve(token)
         {
@@ -249,6 +254,33 @@ impl CachedTokenSource {
     /// The counters of the whole cache.
     pub fn stats(&self) -> CacheStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Evicts the key's token when the fetcher's credential changed since
+    /// it was obtained (a client secret the server refuses now was
+    /// replaced by the other, perhaps by the fetch of another key sharing
+    /// the credential): it is not served again. One atomic load otherwise.
+    async fn evict_if_the_credential_changed(&self) {
+        let epoch = self.fetcher.credential_epoch();
+        let seen = self.state.credential_epoch.load(Ordering::Acquire);
+        if epoch == seen
+            || self
+                .state
+                .credential_epoch
+                .compare_exchange(seen, epoch, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        let key = &self.state.key;
+        match self.shared.store.remove(key).await {
+            Ok(()) => tracing::info!(
+                provider = key.provider(),
+                key = key.short(),
+                "the client credential changed (a refused secret was replaced): the token obtained with the old one is evicted"
+            ),
+            Err(error) => store_failed(&self.shared, key, "remove", &error),
+        }
     }
 
     /// Hands out `token` if it is usable now, starting a background refresh

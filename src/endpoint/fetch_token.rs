@@ -9,4 +9,13 @@ use crate::oauth::token::AccessToken;
 pub trait FetchToken: Send + Sync + 'static {
     /// Requests a new token.
     fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>>;
+
+    /// Bumped whenever the credential changed so that tokens obtained
+    /// before are not to be served any more (a client secret the server
+    /// now refuses, replaced by the other: see
+    /// [`ClientSecrets`](crate::auth::ClientSecrets)). The cache evicts the
+    /// key's token when it sees a new value. Constant (0) by default.
+    fn credential_epoch(&self) -> u64 {
+        0
+    }
 }

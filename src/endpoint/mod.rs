@@ -6,3 +6,4 @@ pub(crate) mod discovery;
 pub(crate) mod fetch_token;
 pub(crate) mod retry;
 pub(crate) mod token_endpoint;
+pub(crate) mod workload_identity;

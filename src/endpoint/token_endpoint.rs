@@ -498,18 +498,29 @@ impl TokenEndpoint {
     async fn request_at(&self, token_url: &Url, now: SystemTime) -> Result<AccessToken, AuthError> {
         let mut nonce_retry_left = self.dpop.is_some();
         loop {
-            let result = self.request_once(token_url, now).await;
+            let fresh_nonce = AtomicBool::new(false);
+            let result = self
+                .credential
+                .send_with(
+                    &self.client_id,
+                    self.method,
+                    token_url.as_str(),
+                    now,
+                    |auth| self.send(token_url, now, auth, &fresh_nonce),
+                )
+                .await;
             let Some(dpop) = &self.dpop else {
-                return self.check_token_type(result.map_err(|(error, _)| error)?);
+                return self.check_token_type(result?);
             };
             match result {
                 Ok(token) => return self.check_token_type(token),
                 // RFC 9449 §8: the server wants its nonce in the proof; a
                 // new one is kept for the origin, and the request is made
-                // once more with a fresh proof carrying it.
-                Err((error, fresh_nonce))
+                // once more with a fresh proof carrying it (and fresh
+                // credentials: a new client assertion, the files read again).
+                Err(error)
                     if nonce_retry_left
-                        && fresh_nonce
+                        && fresh_nonce.load(Ordering::Relaxed)
                         && error
                             .oauth_error()
                             .is_some_and(|oauth| oauth.error == USE_DPOP_NONCE) =>
@@ -520,7 +531,7 @@ impl TokenEndpoint {
                         "the token endpoint asked for a DPoP nonce: sending once more with it"
                     );
                 }
-                Err((error, _)) => return Err(error),
+                Err(error) => return Err(error),
             }
         }
     }
@@ -547,27 +558,19 @@ impl TokenEndpoint {
         }
     }
 
-    /// One request; with DPoP, whether its answer brought a new nonce
-    /// (errors only; a nonce on a success is kept all the same).
-    async fn request_once(
+    /// One request with the credentials `auth` (and a DPoP proof with a
+    /// DPoP key); `fresh_nonce` tells whether its answer brought a new DPoP
+    /// nonce (errors only; a nonce on a success is kept all the same).
+    async fn send(
         &self,
         token_url: &Url,
         now: SystemTime,
-    ) -> Result<AccessToken, (AuthError, bool)> {
-        let no_nonce = |error: AuthError| (error, false);
-        let mut auth = RequestAuth::prepare(
-            &self.client_id,
-            &self.credential,
-            self.method,
-            token_url.as_str(),
-            now,
-        )
-        .map_err(|e| no_nonce(e.into()))?;
+        mut auth: RequestAuth,
+        fresh_nonce: &AtomicBool,
+    ) -> Result<AccessToken, AuthError> {
         let proof = match &self.dpop {
             Some(dpop) => {
-                let proof = dpop
-                    .proof("POST", token_url, None, now)
-                    .map_err(|e| no_nonce(e.into()))?;
+                let proof = dpop.proof("POST", token_url, None, now)?;
                 auth.scrubber.add(proof.to_str().unwrap_or_default());
                 Some(proof)
             }
@@ -583,10 +586,11 @@ impl TokenEndpoint {
             proof,
         )
         .await;
-        let fresh_nonce = match (&self.dpop, &recorded) {
+        let fresh = match (&self.dpop, &recorded) {
             (Some(dpop), Some(recorded)) => dpop.note_nonce(token_url, &recorded.headers),
             _ => false,
         };
+        fresh_nonce.store(fresh, Ordering::Relaxed);
         let url = token_url.as_str();
         let context = FailureContext {
             url,
@@ -596,8 +600,7 @@ impl TokenEndpoint {
             scrubber: &auth.scrubber,
         };
         let (token, lifetime, source) =
-            read_token_answer(result, recorded.as_ref(), &context, &self.lifetimes)
-                .map_err(|error| (error, fresh_nonce))?;
+            read_token_answer(result, recorded.as_ref(), &context, &self.lifetimes)?;
         tracing::debug!(
             token_type = token.token_type(),
             lifetime_s = lifetime.as_secs(),
@@ -644,6 +647,10 @@ impl TokenEndpoint {
 impl FetchToken for TokenEndpoint {
     fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
         Box::pin(self.request_token())
+    }
+
+    fn credential_epoch(&self) -> u64 {
+        self.credential.epoch()
     }
 }
 

@@ -4,6 +4,8 @@
 //! Apiture's guide says so.
 
 use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use base64::Engine;
@@ -12,8 +14,11 @@ use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::assertion::PrivateKeyJwt;
-use super::error::ConfigError;
+use super::assertion_source::ClientAssertion;
+use super::error::{AuthError, ConfigError, CredentialError};
+use super::key_file::PrivateKeyFiles;
 use super::mtls::TlsIdentity;
+use super::secret_rotation::ClientSecrets;
 use crate::redaction::Scrubber;
 
 /// `client_assertion_type` for JWT client assertions (RFC 7523 §2.2).
@@ -49,6 +54,11 @@ pub enum ClientAuthMethod {
     /// §2.2): the client certificate on the connection, `client_id` in the
     /// body.
     SelfSignedTlsClientAuth,
+    /// A JWT made elsewhere (workload identity federation: a Kubernetes
+    /// service-account token, a CI job's OIDC token), in the body as
+    /// `client_assertion`, with `client_id`. The same request as
+    /// `private_key_jwt`; the assertion is read at every request.
+    ClientAssertion,
 }
 
 impl ClientAuthMethod {
@@ -59,14 +69,14 @@ impl ClientAuthMethod {
             Self::ClientSecretBasic
             | Self::ClientSecretBasicUnencoded
             | Self::ClientSecretBasicAndPost => "client_secret_basic",
-            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::PrivateKeyJwt | Self::ClientAssertion => "private_key_jwt",
             Self::TlsClientAuth => "tls_client_auth",
             Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
     fn needs_secret(self) -> bool {
-        !matches!(self, Self::PrivateKeyJwt) && !self.is_mutual_tls()
+        !matches!(self, Self::PrivateKeyJwt | Self::ClientAssertion) && !self.is_mutual_tls()
     }
 
     /// Whether the client authenticates with its TLS certificate.
@@ -85,6 +95,7 @@ impl fmt::Display for ClientAuthMethod {
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::TlsClientAuth => "tls_client_auth",
             Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            Self::ClientAssertion => "client_assertion",
         })
     }
 }
@@ -98,6 +109,24 @@ pub enum ClientCredential {
     PrivateKey(PrivateKeyJwt),
     /// A client certificate and key for mutual TLS (RFC 8705).
     TlsCertificate(TlsIdentity),
+    /// A client assertion made elsewhere, asked for at every token request
+    /// (workload identity federation).
+    Assertion(ClientAssertion),
+    /// Client secrets that may change under the process: a secret file
+    /// read again when it changes, a second secret to fail over to.
+    Secrets(ClientSecrets),
+    /// A private key from files read again when they change.
+    PrivateKeyFiles(PrivateKeyFiles),
+}
+
+/// What a credential is, for the methods it fits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CredentialShape {
+    Secret,
+    Key,
+    Assertion,
+    /// A TLS client certificate: no secret, the connection authenticates.
+    Certificate,
 }
 
 impl ClientCredential {
@@ -106,45 +135,136 @@ impl ClientCredential {
         Self::Secret(SecretString::from(secret.into()))
     }
 
+    /// The client assertion in `path`, read at every token request
+    /// ([`ClientAssertion::from_file`]).
+    pub fn assertion_file(path: impl Into<PathBuf>) -> Self {
+        Self::Assertion(ClientAssertion::from_file(path))
+    }
+
+    /// The client assertion `callback` returns, called at every token
+    /// request ([`ClientAssertion::from_fn`]).
+    pub fn assertion_from<F>(callback: F) -> Self
+    where
+        F: Fn() -> crate::future::BoxFuture<'static, Result<SecretString, CredentialError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Self::Assertion(ClientAssertion::from_fn(callback))
+    }
+
+    fn shape(&self) -> CredentialShape {
+        match self {
+            Self::Secret(_) | Self::Secrets(_) => CredentialShape::Secret,
+            Self::PrivateKey(_) | Self::PrivateKeyFiles(_) => CredentialShape::Key,
+            Self::Assertion(_) => CredentialShape::Assertion,
+            Self::TlsCertificate(_) => CredentialShape::Certificate,
+        }
+    }
+
     /// The method this credential uses unless told otherwise: a key means
-    /// `private_key_jwt`, a secret means the provider's default.
+    /// `private_key_jwt`, an assertion `client_assertion` (`private_key_jwt`
+    /// configured is taken as that), a TLS certificate `tls_client_auth`, a
+    /// secret the provider's default.
     pub(crate) fn method(
         &self,
         configured: Option<ClientAuthMethod>,
         provider_default: ClientAuthMethod,
     ) -> Result<ClientAuthMethod, ConfigError> {
-        let method = match (self, configured) {
-            (Self::TlsCertificate(_), Some(method)) if method.is_mutual_tls() => method,
-            (Self::TlsCertificate(_), None) => ClientAuthMethod::TlsClientAuth,
-            (Self::TlsCertificate(_), Some(method)) => {
-                return Err(ConfigError::Invalid(format!(
-                    "{method} does not fit a TLS client certificate (tls_client_auth or self_signed_tls_client_auth does)"
-                )));
-            }
-            (_, Some(method)) if method.is_mutual_tls() => {
-                return Err(ConfigError::Invalid(format!(
-                    "{method} needs a TLS client certificate and key (tls_certificate_file, tls_key_file)"
-                )));
-            }
+        let shape = self.shape();
+        let method = match (shape, configured) {
             (_, Some(method)) => method,
-            (Self::PrivateKey(_), None) => ClientAuthMethod::PrivateKeyJwt,
-            (Self::Secret(_), None) if provider_default == ClientAuthMethod::PrivateKeyJwt => {
-                return Err(ConfigError::Invalid(
-                    "the provider is set to private_key_jwt, but the credential is a client secret"
-                        .into(),
-                ));
+            (CredentialShape::Key, None) => ClientAuthMethod::PrivateKeyJwt,
+            (CredentialShape::Assertion, None) => ClientAuthMethod::ClientAssertion,
+            (CredentialShape::Certificate, None) => ClientAuthMethod::TlsClientAuth,
+            (CredentialShape::Secret, None) if !provider_default.needs_secret() => {
+                return Err(ConfigError::Invalid(format!(
+                    "the provider is set to {provider_default}, but the credential is a client secret"
+                )));
             }
-            (Self::Secret(_), None) => provider_default,
+            (CredentialShape::Secret, None) => provider_default,
         };
-        match (self, method.needs_secret()) {
-            (Self::TlsCertificate(_), _) => Ok(method),
-            (Self::Secret(_), true) | (Self::PrivateKey(_), false) => Ok(method),
-            (Self::Secret(_), false) => Err(ConfigError::Invalid(
-                "private_key_jwt needs a private key, not a client secret".into(),
+        match (shape, method) {
+            (CredentialShape::Certificate, method) if method.is_mutual_tls() => Ok(method),
+            (CredentialShape::Certificate, _) => Err(ConfigError::Invalid(format!(
+                "{method} does not fit a TLS client certificate (tls_client_auth or self_signed_tls_client_auth does)"
+            ))),
+            (_, method) if method.is_mutual_tls() => Err(ConfigError::Invalid(format!(
+                "{method} needs a TLS client certificate and key (tls_certificate_file, tls_key_file)"
+            ))),
+            (CredentialShape::Secret, method) if method.needs_secret() => Ok(method),
+            (CredentialShape::Key, ClientAuthMethod::PrivateKeyJwt) => Ok(method),
+            (
+                CredentialShape::Assertion,
+                ClientAuthMethod::ClientAssertion | ClientAuthMethod::PrivateKeyJwt,
+            ) => Ok(ClientAuthMethod::ClientAssertion),
+            (CredentialShape::Secret, ClientAuthMethod::PrivateKeyJwt) => Err(
+                ConfigError::Invalid("private_key_jwt needs a private key, not a client secret".into()),
+            ),
+            (CredentialShape::Secret, _) => Err(ConfigError::Invalid(format!(
+                "{method} needs a client assertion (a file or a callback), not a client secret"
+            ))),
+            (CredentialShape::Key, ClientAuthMethod::ClientAssertion) => Err(ConfigError::Invalid(
+                "client_assertion sends an assertion made elsewhere; a private key signs its own: use private_key_jwt".into(),
             )),
-            (Self::PrivateKey(_), true) => Err(ConfigError::Invalid(format!(
+            (CredentialShape::Key, _) => Err(ConfigError::Invalid(format!(
                 "{method} needs a client secret, not a private key"
             ))),
+            (CredentialShape::Assertion, _) => Err(ConfigError::Invalid(format!(
+                "{method} needs a client secret, not a client assertion"
+            ))),
+        }
+    }
+
+    /// How many times the credential changed in a way that makes the
+    /// tokens obtained before unwelcome (a refused secret replaced by the
+    /// other): see [`ClientSecrets::epoch`]. 0 for the others.
+    pub(crate) fn epoch(&self) -> u64 {
+        match self {
+            Self::Secrets(secrets) => secrets.epoch(),
+            _ => 0,
+        }
+    }
+
+    /// Sends one token request with this credential as it is now: the
+    /// assertion read, the files read again if they changed, a refused
+    /// secret failed over to the other.
+    pub(crate) async fn send_with<T, F, Fut>(
+        &self,
+        client_id: &str,
+        method: ClientAuthMethod,
+        token_url: &str,
+        now: SystemTime,
+        send: F,
+    ) -> Result<T, AuthError>
+    where
+        F: Fn(RequestAuth) -> Fut,
+        Fut: Future<Output = Result<T, AuthError>>,
+    {
+        let prepare = |credential: &ClientCredential| {
+            RequestAuth::prepare(client_id, credential, method, token_url, now)
+        };
+        match self {
+            Self::Assertion(assertion) => {
+                let assertion = assertion.current(now).await?;
+                send(RequestAuth::client_assertion(&assertion)).await
+            }
+            Self::Secrets(secrets) => {
+                secrets
+                    .send_with_fail_over(|secret| {
+                        let auth = prepare(&Self::Secret(secret));
+                        let send = &send;
+                        async move { send(auth?).await }
+                    })
+                    .await
+            }
+            Self::PrivateKeyFiles(files) => {
+                let key = files.current().await?;
+                send(prepare(&Self::PrivateKey((*key).clone()))?).await
+            }
+            Self::Secret(_) | Self::PrivateKey(_) | Self::TlsCertificate(_) => {
+                send(prepare(self)?).await
+            }
         }
     }
 }
@@ -161,6 +281,18 @@ impl fmt::Debug for ClientCredential {
                 .debug_tuple("ClientCredential::TlsCertificate")
                 .field(identity)
                 .finish(),
+            Self::Assertion(assertion) => f
+                .debug_tuple("ClientCredential::Assertion")
+                .field(assertion)
+                .finish(),
+            Self::Secrets(secrets) => f
+                .debug_tuple("ClientCredential::Secrets")
+                .field(secrets)
+                .finish(),
+            Self::PrivateKeyFiles(files) => f
+                .debug_tuple("ClientCredential::PrivateKeyFiles")
+                .field(files)
+                .finish(),
         }
     }
 }
@@ -168,6 +300,24 @@ impl fmt::Debug for ClientCredential {
 impl From<PrivateKeyJwt> for ClientCredential {
     fn from(key: PrivateKeyJwt) -> Self {
         Self::PrivateKey(key)
+    }
+}
+
+impl From<ClientAssertion> for ClientCredential {
+    fn from(assertion: ClientAssertion) -> Self {
+        Self::Assertion(assertion)
+    }
+}
+
+impl From<ClientSecrets> for ClientCredential {
+    fn from(secrets: ClientSecrets) -> Self {
+        Self::Secrets(secrets)
+    }
+}
+
+impl From<PrivateKeyFiles> for ClientCredential {
+    fn from(files: PrivateKeyFiles) -> Self {
+        Self::PrivateKeyFiles(files)
     }
 }
 
@@ -245,6 +395,7 @@ impl RequestAuth {
                         auth.extra_params.push(("client_secret", secret.to_owned()));
                     }
                     ClientAuthMethod::PrivateKeyJwt
+                    | ClientAuthMethod::ClientAssertion
                     | ClientAuthMethod::TlsClientAuth
                     | ClientAuthMethod::SelfSignedTlsClientAuth => {
                         unreachable!("needs_secret() is false")
@@ -259,6 +410,25 @@ impl RequestAuth {
         }
         auth.scrubber = scrubber;
         Ok(auth)
+    }
+}
+
+impl RequestAuth {
+    /// A client assertion made elsewhere, in the body (oauth2 adds
+    /// `client_id`).
+    pub(crate) fn client_assertion(assertion: &SecretString) -> Self {
+        let mut scrubber = Scrubber::default();
+        scrubber.add(assertion.expose_secret());
+        Self {
+            auth_type: oauth2::AuthType::RequestBody,
+            client_secret: None,
+            extra_params: vec![
+                ("client_assertion_type", JWT_BEARER_ASSERTION_TYPE.into()),
+                ("client_assertion", assertion.expose_secret().to_owned()),
+            ],
+            authorization: None,
+            scrubber,
+        }
     }
 }
 
@@ -313,6 +483,49 @@ mod tests {
                 .method(None, ClientAuthMethod::PrivateKeyJwt)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_tls_certificate_needs_no_secret_and_fits_only_mutual_tls() {
+        let certificate = ClientCredential::TlsCertificate(
+            TlsIdentity::from_pem(
+                include_str!("../../tests/fixtures/loopback-server-cert.pem"),
+                &SecretString::from(include_str!("../../tests/fixtures/loopback-server-key.pem")),
+            )
+            .unwrap(),
+        );
+        let post = ClientAuthMethod::ClientSecretPost;
+        assert_eq!(
+            certificate.method(None, post).unwrap(),
+            ClientAuthMethod::TlsClientAuth
+        );
+        let self_signed = Some(ClientAuthMethod::SelfSignedTlsClientAuth);
+        assert_eq!(
+            certificate.method(self_signed, post).unwrap(),
+            ClientAuthMethod::SelfSignedTlsClientAuth
+        );
+        assert!(!ClientAuthMethod::TlsClientAuth.needs_secret());
+        for other in [
+            ClientAuthMethod::ClientSecretBasic,
+            ClientAuthMethod::PrivateKeyJwt,
+            ClientAuthMethod::ClientAssertion,
+        ] {
+            let error = certificate.method(Some(other), post).unwrap_err();
+            assert!(
+                error.to_string().contains("TLS client certificate"),
+                "{error}"
+            );
+        }
+        let assertion = ClientCredential::assertion_file("/nonexistent/token");
+        for credential in [ClientCredential::secret("s"), assertion] {
+            let error = credential
+                .method(Some(ClientAuthMethod::TlsClientAuth), post)
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("tls_certificate_file"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub enum AuthError {
     /// The configuration cannot work; nothing was sent.
     #[error("{0}")]
     Config(ConfigError),
+    /// A credential read at the token request could not be used: a client
+    /// assertion file that is missing, empty or expired, a secret or key
+    /// file that became unreadable. Names the file, never its content;
+    /// nothing was sent.
+    #[error("{0}")]
+    Credential(Box<CredentialError>),
     /// The OpenID Connect discovery document could not be used.
     #[error("{0}")]
     Discovery(Box<DiscoveryError>),
@@ -643,6 +649,156 @@ impl fmt::Display for DiscoveryError {
             write!(f, "; body starts with {excerpt:?}")?;
         }
         Ok(())
+    }
+}
+
+/// Which credential a [`CredentialError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialKind {
+    /// A client assertion made elsewhere (workload identity federation).
+    ClientAssertion,
+    /// A client secret.
+    ClientSecret,
+    /// A private key (PEM).
+    PrivateKey,
+    /// An X.509 certificate (PEM).
+    Certificate,
+}
+
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ClientAssertion => "client assertion",
+            Self::ClientSecret => "client secret",
+            Self::PrivateKey => "private key",
+            Self::Certificate => "certificate",
+        })
+    }
+}
+
+/// Where a credential was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialOrigin {
+    /// A file (the path as configured; a symbolic link is followed at
+    /// every read).
+    File(std::path::PathBuf),
+    /// The callback given to
+    /// [`ClientCredential::assertion_from`](crate::auth::ClientCredential::assertion_from).
+    Callback,
+}
+
+impl fmt::Display for CredentialOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "file {}", path.display()),
+            Self::Callback => f.write_str("callback"),
+        }
+    }
+}
+
+/// What is wrong with a credential (never its content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialProblem {
+    /// The file could not be read (missing, no permission, …).
+    Unreadable {
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is larger than m2m reads for this credential.
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Nothing but whitespace.
+    Empty,
+    /// A client assertion that is not a signed JWT (three base64url parts
+    /// whose middle one is a JSON object).
+    NotAJwt,
+    /// A client assertion without the `exp` claim RFC 7523 §3 requires.
+    NoExpiry,
+    /// A client assertion whose `exp` has passed (read without checking
+    /// the signature: only the issuer can).
+    Expired {
+        /// The `exp` claim, seconds since the Unix epoch.
+        exp: u64,
+        /// How long ago that was.
+        ago: Duration,
+    },
+    /// The content cannot be used (a key that does not parse, …).
+    Invalid {
+        /// Why (never the content).
+        reason: String,
+    },
+    /// The assertion callback failed.
+    Callback {
+        /// What the callback said.
+        reason: String,
+    },
+}
+
+/// A credential read at a token request could not be used (see
+/// [`AuthError::Credential`]). Its Display names the file and the problem,
+/// never the content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CredentialError {
+    /// Which credential.
+    pub credential: CredentialKind,
+    /// Where it was read from.
+    pub origin: CredentialOrigin,
+    /// What is wrong.
+    pub problem: CredentialProblem,
+}
+
+impl CredentialError {
+    /// The error an assertion callback returns when it has no assertion
+    /// to give; `reason` is shown (put no secret in it).
+    pub fn assertion_callback(reason: impl fmt::Display) -> Self {
+        Self {
+            credential: CredentialKind::ClientAssertion,
+            origin: CredentialOrigin::Callback,
+            problem: CredentialProblem::Callback {
+                reason: reason.to_string(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for CredentialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the {} {}", self.credential, self.origin)?;
+        match &self.problem {
+            CredentialProblem::Unreadable { reason } => write!(f, " cannot be read: {reason}"),
+            CredentialProblem::TooLarge { limit } => write!(
+                f,
+                " is larger than {limit} bytes: it was not read (is it the right file?)"
+            ),
+            CredentialProblem::Empty => f.write_str(" is empty"),
+            CredentialProblem::NotAJwt => f.write_str(
+                " is not a signed JWT (three base64url parts, the middle one a JSON object)",
+            ),
+            CredentialProblem::NoExpiry => f.write_str(
+                " has no exp claim (RFC 7523 §3 requires one; the token endpoint would refuse it)",
+            ),
+            CredentialProblem::Expired { exp, ago } => write!(
+                f,
+                " expired {} s ago (exp {exp}): whatever writes it (the Kubernetes token projection, a CI job) has not renewed it",
+                ago.as_secs()
+            ),
+            CredentialProblem::Invalid { reason } => write!(f, " cannot be used: {reason}"),
+            CredentialProblem::Callback { reason } => write!(f, " failed: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for CredentialError {}
+
+impl From<CredentialError> for AuthError {
+    fn from(error: CredentialError) -> Self {
+        Self::Credential(Box::new(error))
     }
 }
 

@@ -5,13 +5,17 @@
 //! of it.
 
 pub(crate) mod assertion;
+pub(crate) mod assertion_source;
+pub(crate) mod credential_file;
 pub(crate) mod credentials;
 pub(crate) mod dpop;
 pub(crate) mod error;
 pub(crate) mod exchange;
 pub(crate) mod http_client;
+pub(crate) mod key_file;
 pub(crate) mod mtls;
 pub(crate) mod response;
 pub(crate) mod retry_after;
+pub(crate) mod secret_rotation;
 pub(crate) mod token;
 pub(crate) mod url_policy;

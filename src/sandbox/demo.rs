@@ -200,6 +200,32 @@ pub(crate) const CLIENTS: [RegisteredClient; 6] = [
     },
 ];
 
+/// The client id of the sandbox's federated client: an Entra application
+/// with a federated credential and no secret (workload identity).
+pub const FEDERATED_CLIENT_ID: &str = "7f3e2d1c-0b9a-4876-a5b4-c3d2e1f0fed1";
+/// The subject of its federated credential: the workload's service account.
+pub const FEDERATED_SUBJECT: &str = "system:serviceaccount:m2m-demo:workload";
+/// The audience Entra expects in a federated token.
+pub const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The path of the workload tokens' issuer (`{base}/workload`).
+pub const WORKLOAD_ISSUER_PATH: &str = "/workload";
+
+/// The federated client: its federated credential is the workload issuer
+/// of the sandbox and [`FEDERATED_SUBJECT`]; it has no secret.
+pub(crate) const FEDERATED_CLIENT: RegisteredClient = RegisteredClient {
+    style: ProviderStyle::Entra,
+    id: FEDERATED_CLIENT_ID,
+    secret: "",
+    scopes: &[CENDA_ENTRA_SCOPE],
+    description: "Cenda via Entra ID with workload identity federation: a client assertion, no secret",
+    requires_dpop: false,
+};
+
+/// The federated client registered under `id`.
+pub(crate) fn find_federated_client(id: &str) -> Option<&'static RegisteredClient> {
+    (id == FEDERATED_CLIENT.id).then_some(&FEDERATED_CLIENT)
+}
+
 /// The client registered under `id` for `style`.
 pub(crate) fn find_client(style: ProviderStyle, id: &str) -> Option<&'static RegisteredClient> {
     CLIENTS

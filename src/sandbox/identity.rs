@@ -21,6 +21,7 @@ use super::demo::{self, ProviderStyle, RegisteredClient};
 use super::dpop_proof::{ProofChecker, ProofTarget};
 use super::endpoints::{self, issuer_url};
 use super::faults::{self, Injected, Site};
+use super::federated::federated_client;
 use super::json_response::json_response;
 use super::refusal::{Refusal, RefusalContext, refusal_response};
 use super::scope_grant::grant_scopes;
@@ -195,20 +196,16 @@ fn exchange(
         }
         Some(_) => {}
     }
-    let credentials = client_credentials(style, headers, &params)?;
-    let client = demo::find_client(style, &credentials.id)
-        .ok_or_else(|| Refusal::UnknownClient(credentials.id.clone()))?;
-    let secret = credentials
-        .secret
-        .ok_or_else(|| Refusal::MissingSecret(client.id.to_owned()))?;
-    if aws_lc_rs::constant_time::verify_slices_are_equal(
-        secret.as_bytes(),
-        client.secret.as_bytes(),
-    )
-    .is_err()
-    {
-        return Err(Refusal::WrongSecret(client.id.to_owned()));
-    }
+    let federated = match style {
+        ProviderStyle::Entra => {
+            federated_client(&shared.issuer, &shared.base_url, &params, shared.now())?
+        }
+        _ => None,
+    };
+    let client = match federated {
+        Some(client) => client,
+        None => client_with_secret(style, headers, &params)?,
+    };
     let jkt = dpop_binding(shared, style, client, request)?;
     let granted = grant_scopes(style, client, params.get("scope").map(String::as_str))?;
     // The one known tenant, as the issuer spells it (the path may differ in case).
@@ -230,6 +227,29 @@ fn exchange(
         token,
         scope: granted.scopes.join(" "),
     })
+}
+
+/// The client a request authenticates as with its secret.
+fn client_with_secret(
+    style: ProviderStyle,
+    headers: &HeaderMap,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<&'static demo::RegisteredClient, Refusal> {
+    let credentials = client_credentials(style, headers, params)?;
+    let client = demo::find_client(style, &credentials.id)
+        .ok_or_else(|| Refusal::UnknownClient(credentials.id.clone()))?;
+    let secret = credentials
+        .secret
+        .ok_or_else(|| Refusal::MissingSecret(client.id.to_owned()))?;
+    if aws_lc_rs::constant_time::verify_slices_are_equal(
+        secret.as_bytes(),
+        client.secret.as_bytes(),
+    )
+    .is_err()
+    {
+        return Err(Refusal::WrongSecret(client.id.to_owned()));
+    }
+    Ok(client)
 }
 
 /// The thumbprint a token for `client` is bound to: the key of the

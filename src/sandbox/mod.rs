@@ -43,6 +43,7 @@ mod dpop_proof;
 mod endpoints;
 mod error;
 mod faults;
+mod federated;
 mod identity;
 mod json_response;
 mod nxtsoft;
@@ -337,6 +338,36 @@ impl Sandbox {
         self.shared
             .cenda()
             .issue(organisation_id, credential_template_name, serial_number)
+    }
+
+    /// The issuer of the workloads' tokens (`{base}/workload`): the issuer
+    /// of the federated credential of [`demo::FEDERATED_CLIENT_ID`].
+    pub fn workload_issuer(&self) -> String {
+        federated::workload_issuer(self.base_url())
+    }
+
+    /// A workload token for the federated client
+    /// ([`demo::FEDERATED_CLIENT_ID`]), valid for `lifetime` on the
+    /// sandbox's clock, as the Kubernetes API server projects one into a
+    /// pod (issuer [`Self::workload_issuer`], subject
+    /// [`demo::FEDERATED_SUBJECT`], audience [`demo::FEDERATED_AUDIENCE`]).
+    /// Write it where `client_assertion_file` points; the Entra token
+    /// endpoint accepts it as the client assertion of that client.
+    pub fn federated_token(&self, lifetime: Duration) -> Result<String, SandboxError> {
+        let now = tokens::unix_seconds(self.shared.now());
+        let claims = tokens::WorkloadClaims {
+            iss: self.workload_issuer(),
+            sub: demo::FEDERATED_SUBJECT.to_owned(),
+            aud: demo::FEDERATED_AUDIENCE.to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(lifetime.as_secs().max(1)),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        self.shared
+            .issuer
+            .issue_workload(&claims)
+            .map_err(|e| SandboxError::Key(format!("cannot sign the workload token: {e}")))
     }
 
     /// The request counters so far.

@@ -29,6 +29,7 @@ pub(crate) enum Refusal {
     MissingSecret(String),
     UnknownClient(String),
     WrongSecret(String),
+    BadAssertion(AssertionRefusal),
     ScopeNotDefault(String),
     UnknownResource(String),
     ScopeNotAllowed(String),
@@ -56,7 +57,8 @@ impl Refusal {
             | Refusal::NoClientAuth
             | Refusal::MissingSecret(_)
             | Refusal::UnknownClient(_)
-            | Refusal::WrongSecret(_) => "invalid_client",
+            | Refusal::WrongSecret(_)
+            | Refusal::BadAssertion(_) => "invalid_client",
             Refusal::ScopeNotDefault(_)
             | Refusal::UnknownResource(_)
             | Refusal::ScopeNotAllowed(_)
@@ -89,7 +91,7 @@ impl Refusal {
             }
             Refusal::NoClientAuth => "no client authentication mechanism provided".into(),
             Refusal::MissingSecret(_) => "client_secret is required".into(),
-            Refusal::UnknownClient(_) | Refusal::WrongSecret(_) => {
+            Refusal::UnknownClient(_) | Refusal::WrongSecret(_) | Refusal::BadAssertion(_) => {
                 "client authentication failed".into()
             }
             Refusal::ScopeNotDefault(scope) => {
@@ -102,6 +104,40 @@ impl Refusal {
             Refusal::NoScopeGranted => "none of the requested scopes can be granted".into(),
             Refusal::Signing => "the token could not be signed".into(),
             Refusal::DpopProof { rejection, .. } => rejection.to_string(),
+        }
+    }
+}
+
+/// Why a client assertion was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AssertionRefusal {
+    /// Not `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    UnsupportedType,
+    /// Not signed by the key of the federated credential's issuer.
+    Signature,
+    /// `exp` has passed (or `nbf` is to come).
+    Expired,
+    /// Issuer, subject or audience match no federated credential.
+    NoFederatedRecord,
+}
+
+impl AssertionRefusal {
+    /// Entra's AADSTS code and message.
+    fn entra(self) -> (i64, &'static str) {
+        match self {
+            Self::UnsupportedType => (
+                700023,
+                "Client assertion type is not supported. Use urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+            ),
+            Self::Signature => (700027, "Client assertion failed signature validation."),
+            Self::Expired => (
+                700024,
+                "Client assertion is not within its valid time range.",
+            ),
+            Self::NoFederatedRecord => (
+                70021,
+                "No matching federated identity record found for presented assertion.",
+            ),
         }
     }
 }
@@ -242,6 +278,15 @@ fn entra_refusal(refusal: &Refusal, context: &RefusalContext) -> Response {
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{id}'."
             ),
         ),
+        Refusal::BadAssertion(refusal) => {
+            let (code, message) = refusal.entra();
+            (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                code,
+                message.to_owned(),
+            )
+        }
         Refusal::ScopeNotDefault(scope) => (
             StatusCode::BAD_REQUEST,
             "invalid_scope",

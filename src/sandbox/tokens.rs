@@ -230,6 +230,65 @@ impl TokenIssuer {
     }
 }
 
+/// A workload's token: what the Kubernetes API server projects into a pod
+/// (the sandbox signs it with its own key, for the federated client).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WorkloadClaims {
+    pub(crate) iss: String,
+    pub(crate) sub: String,
+    pub(crate) aud: String,
+    pub(crate) iat: u64,
+    pub(crate) nbf: u64,
+    pub(crate) exp: u64,
+    pub(crate) jti: String,
+}
+
+impl TokenIssuer {
+    /// Signs a workload token.
+    pub(crate) fn issue_workload(
+        &self,
+        claims: &WorkloadClaims,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+    }
+
+    /// Checks a workload token presented as a client assertion: signature,
+    /// audience, and lifetime against `now` (issuer and subject are the
+    /// caller's to match).
+    pub(crate) fn verify_workload(
+        &self,
+        token: &str,
+        audience: &str,
+        now: SystemTime,
+    ) -> Result<WorkloadClaims, TokenRejection> {
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.required_spec_claims =
+            HashSet::from(["exp".into(), "iss".into(), "aud".into(), "sub".into()]);
+        validation.set_audience(&[audience]);
+        let data = jsonwebtoken::decode::<WorkloadClaims>(token, &self.decoding, &validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::InvalidSignature
+                | ErrorKind::InvalidAlgorithm
+                | ErrorKind::InvalidKeyFormat => TokenRejection::BadSignature,
+                ErrorKind::InvalidAudience => TokenRejection::WrongAudience,
+                _ => TokenRejection::Malformed,
+            })?;
+        let now = unix_seconds(now);
+        if now >= data.claims.exp {
+            return Err(TokenRejection::Expired);
+        }
+        if now < data.claims.nbf {
+            return Err(TokenRejection::NotYetValid);
+        }
+        Ok(data.claims)
+    }
+}
+
 /// Seconds since the Unix epoch (0 before it).
 pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)

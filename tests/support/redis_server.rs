@@ -27,6 +27,7 @@ static INSTANCES: AtomicUsize = AtomicUsize::new(0);
 pub struct RedisServer {
     port: u16,
     tls_port: Option<u16>,
+    cluster_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
     starts: usize,
@@ -53,13 +54,26 @@ impl RedisServer {
         Self {
             port: free_port(),
             tls_port: None,
+            cluster_port: None,
             dir,
             child: None,
             starts: 0,
         }
     }
 
+    /// A running server with `--cluster-enabled yes`, not yet part of a
+    /// cluster (see `redis_cluster.rs`). Its cluster bus listens on a port
+    /// of its own (not port + 10000, which may not exist), and it keeps
+    /// its `nodes.conf` across [`RedisServer::restart`].
+    pub fn start_cluster_node() -> Self {
+        Self::start_with_options(false, true)
+    }
+
     fn start_with(tls: bool) -> Self {
+        Self::start_with_options(tls, false)
+    }
+
+    fn start_with_options(tls: bool, cluster: bool) -> Self {
         // A free port can be taken by another process before redis-server
         // binds it: try a few.
         let mut last_failure = String::new();
@@ -68,6 +82,9 @@ impl RedisServer {
             if tls {
                 server.make_certificates();
                 server.tls_port = Some(free_port());
+            }
+            if cluster {
+                server.cluster_port = Some(free_port());
             }
             match server.try_run() {
                 Ok(()) => return server,
@@ -170,6 +187,14 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(cluster_port) = self.cluster_port {
+            command
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                .arg("--cluster-port")
+                .arg(cluster_port.to_string())
+                .arg("--cluster-config-file")
+                .arg(self.dir.join("nodes.conf"));
+        }
         if let Some(tls_port) = self.tls_port {
             command
                 .arg("--tls-port")

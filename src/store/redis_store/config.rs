@@ -26,10 +26,19 @@ use crate::time::clock::{Clock, SystemClock};
 /// # Ok(()) }
 /// ```
 ///
-/// `Debug` hides the URL's password and the key.
+/// For a Redis Cluster (ElastiCache with cluster mode, Azure Cache for
+/// Redis clustered, Memorystore Cluster, or your own), say so with
+/// [`RedisStoreConfig::cluster`] (`[cache] redis_cluster = true`): the URL is
+/// then one seed node (or the service's configuration endpoint), the other
+/// nodes are discovered, and [`RedisStoreConfig::cluster_seed`] adds seeds
+/// for a start while a node is down.
+///
+/// `Debug` hides the URLs' passwords and the key.
 #[derive(Clone)]
 pub struct RedisStoreConfig {
     url: Url,
+    cluster: bool,
+    extra_seeds: Vec<Url>,
     prefix: String,
     op_timeout: Duration,
     lock_ttl: Option<Duration>,
@@ -60,6 +69,8 @@ impl RedisStoreConfig {
     pub fn new(url: Url) -> Self {
         Self {
             url,
+            cluster: false,
+            extra_seeds: Vec::new(),
             prefix: Self::DEFAULT_PREFIX.to_owned(),
             op_timeout: Self::DEFAULT_OP_TIMEOUT,
             lock_ttl: None,
@@ -70,6 +81,26 @@ impl RedisStoreConfig {
             tls_root_certificate: None,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Whether the URL is a node of a Redis Cluster (`redis://` or
+    /// `rediss://`; the database must be 0). The store then talks to the
+    /// node that holds each key's slot, follows `MOVED`/`ASK` while slots
+    /// move, and finds a new primary after a failover. A token's keys
+    /// share one hash tag, so every multi-key operation stays in one slot.
+    /// Default `false`: one server (or a managed primary endpoint).
+    pub fn cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Another seed node of the cluster (same scheme and credentials as
+    /// the URL), tried when the first one is down at start; implies
+    /// [`RedisStoreConfig::cluster`].
+    pub fn cluster_seed(mut self, url: Url) -> Self {
+        self.cluster = true;
+        self.extra_seeds.push(url);
+        self
     }
 
     /// Keys are this prefix followed by the [`CacheKey`](crate::auth::CacheKey)'s
@@ -154,6 +185,16 @@ impl RedisStoreConfig {
         &self.url
     }
 
+    /// Whether Redis is a cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// The URL and the extra cluster seeds (they may hold passwords).
+    pub fn seed_urls(&self) -> impl Iterator<Item = &Url> {
+        std::iter::once(&self.url).chain(&self.extra_seeds)
+    }
+
     /// The key prefix.
     pub fn key_prefix(&self) -> &str {
         &self.prefix
@@ -199,9 +240,14 @@ impl RedisStoreConfig {
         Arc::clone(&self.clock)
     }
 
-    /// The URL with its password replaced, for logs and `Debug`.
+    /// The URL with its password replaced, for logs and `Debug`; for a
+    /// cluster, `cluster:` and every seed.
     pub fn redacted_url(&self) -> String {
-        redact_password(&self.url)
+        if !self.cluster {
+            return redact_password(&self.url);
+        }
+        let seeds: Vec<String> = self.seed_urls().map(redact_password).collect();
+        format!("cluster:{}", seeds.join(","))
     }
 }
 
@@ -242,6 +288,24 @@ mod tests {
         assert_eq!(config.operation_timeout(), Duration::from_millis(1));
         assert_eq!(config.lock_ttl_override(), Some(Duration::from_secs(5)));
         assert!(config.encrypts());
+    }
+
+    #[test]
+    fn a_cluster_has_seeds_and_says_so_without_passwords() {
+        let config = RedisStoreConfig::new("rediss://u:pw-one@node-a.test:6380".parse().unwrap());
+        assert!(!config.is_cluster());
+        assert_eq!(config.seed_urls().count(), 1);
+        let config = config.cluster_seed("rediss://u:pw-two@node-b.test:6380".parse().unwrap());
+        assert!(config.is_cluster());
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("pw-"), "{debug}");
+        assert!(
+            debug.contains(
+                "cluster:rediss://u:redacted@node-a.test:6380,rediss://u:redacted@node-b.test:6380"
+            ),
+            "{debug}"
+        );
+        assert!(!config.cluster(false).is_cluster());
     }
 
     #[test]

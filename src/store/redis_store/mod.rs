@@ -1,6 +1,7 @@
 //! The fleet-wide token store (feature `redis`): see [`RedisStore`].
 
 mod config;
+mod connection;
 mod failure;
 mod health;
 
@@ -10,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisResult, Script};
+use redis::{Cmd, RedisResult};
 
 pub use config::RedisStoreConfig;
+use connection::Connection;
 use health::Health;
 
 use super::encryption::{self, CacheEncryptionKey};
@@ -24,6 +25,16 @@ use crate::future::BoxFuture;
 use crate::oauth::error::SharedFailure;
 use crate::oauth::token::AccessToken;
 use crate::time::clock::Clock;
+
+// Every script names each key it touches in KEYS, and every call passes
+// keys of one token only: `{prefix}{<hash>}`, the same and `:lock`, the
+// same and `:failure`. They share the `{<hash>}` hash tag (a prefix may not
+// hold braces on a cluster), so a script never spans two Redis Cluster
+// slots (no CROSSSLOT) and runs on the node that holds the token.
+// They are sent with EVAL, not EVALSHA: a few dozen bytes more, and no
+// NOSCRIPT round trip on a new primary after a failover (its script cache
+// is empty), nor a SCRIPT LOAD that a cluster client sends to every
+// primary (and that fails while one of them is down).
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: releases a lock only
 /// for its owner, evicts a token only if it is still the rejected one.
@@ -43,11 +54,16 @@ end
 return 0
 ";
 
+/// Stores a token in `KEYS[1]` (`ARGV[1]`, for `ARGV[2]` ms) and deletes
+/// the failure shared in `KEYS[2]`: a token supersedes a shared failure.
+const STORE_TOKEN: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+";
+
 /// The wait between two releases of a lock whose request failed.
 const ORPHAN_RETRY: Duration = Duration::from_millis(500);
-
-/// The longest wait between two reconnection attempts.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// A [`TokenStore`] shared by every process that uses the same Redis and
 /// prefix: Redis behind an in-process tier, so every process of a service
@@ -95,6 +111,11 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 ///   shares ([`TokenStore::put_failure`]: its error, for the backoff, so
 ///   the whole fleet fails at once instead of each process asking the token
 ///   endpoint again); a holder that dies is replaced when its lock expires.
+/// - **Redis Cluster** ([`RedisStoreConfig::cluster`]): each key goes to
+///   the node of its slot; every script names its keys, all of one token,
+///   so none spans two slots; `MOVED`/`ASK` are followed. A failover that
+///   loses the lock (the replica had not received it) allows one more
+///   fetch; while a slot has no primary, the store is unavailable (below).
 /// - **Redis down or slow**: every operation is cut at the operation timeout
 ///   (250 ms) and fails with a [`StoreError`]; the cache then fetches by
 ///   itself (one fetch per key per process) and serves from the in-process
@@ -102,7 +123,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 ///   background, and Redis is used again as soon as it answers.
 pub struct RedisStore {
     local: MemoryStore,
-    redis: ConnectionManager,
+    redis: Connection,
     prefix: String,
     op_timeout: Duration,
     lock_ttl: Option<Duration>,
@@ -110,8 +131,6 @@ pub struct RedisStore {
     codec: Codec,
     encrypted: bool,
     health: Health,
-    compare_and_delete: Script,
-    compare_and_expire: Script,
     clock: Arc<dyn Clock>,
     redacted_url: String,
 }
@@ -143,14 +162,15 @@ impl RedisStore {
                 "the Redis token store needs a Tokio runtime",
             ));
         }
+        if config.is_cluster() && config.key_prefix().contains(['{', '}']) {
+            // A brace in the prefix would change the hash tag: a token, its
+            // lock and its failure could land in different slots.
+            return Err(StoreError::new(
+                "a Redis Cluster key prefix may not contain `{` or `}`",
+            ));
+        }
         let redacted_url = config.redacted_url();
-        let client = client(&config)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.operation_timeout()))
-            .set_response_timeout(Some(config.operation_timeout()))
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let redis = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| StoreError::with_source(format!("Redis client setup failed: {e}"), e))?;
+        let redis = Connection::open_lazy(&config)?;
         let key = config.key();
         if key.is_none() {
             tracing::warn!(
@@ -171,8 +191,6 @@ impl RedisStore {
             encrypted: key.is_some(),
             codec: Codec::new(key),
             health: Health::new(config.warnings_every()),
-            compare_and_delete: Script::new(COMPARE_AND_DELETE),
-            compare_and_expire: Script::new(COMPARE_AND_EXPIRE),
             clock: config.clock_in_use(),
             redacted_url,
         })
@@ -302,21 +320,12 @@ impl RedisStore {
         };
         let value = self.codec.encode(key, token)?;
         let mut redis = self.redis.clone();
-        // A token supersedes a shared failure.
-        let _: () = self
+        let _: i64 = self
             .run(
-                "SET",
-                redis::pipe()
-                    .atomic()
-                    .cmd("SET")
-                    .arg(self.token_key(key))
+                "EVAL store-token",
+                eval(STORE_TOKEN, &[&self.token_key(key), &self.failure_key(key)])
                     .arg(value)
-                    .arg("PX")
                     .arg(millis(entry_ttl))
-                    .ignore()
-                    .cmd("DEL")
-                    .arg(self.failure_key(key))
-                    .ignore()
                     .query_async(&mut redis),
             )
             .await?;
@@ -394,11 +403,10 @@ impl RedisStore {
         // Deletes only the exact value read: a token stored meanwhile stays.
         let deleted: i64 = self
             .run(
-                "EVALSHA compare-and-delete",
-                self.compare_and_delete
-                    .key(&token_key)
+                "EVAL compare-and-delete",
+                eval(COMPARE_AND_DELETE, &[&token_key])
                     .arg(raw)
-                    .invoke_async(&mut redis),
+                    .query_async(&mut redis),
             )
             .await?;
         Ok(removed_here || deleted == 1)
@@ -460,8 +468,9 @@ impl RedisStore {
             return;
         };
         let mut redis = self.redis.clone();
-        let script = self.compare_and_delete.clone();
-        let lock_key = self.lock_key(key);
+        let release = eval(COMPARE_AND_DELETE, &[&self.lock_key(key)])
+            .arg(owner)
+            .clone();
         let retry = self.op_timeout.max(ORPHAN_RETRY);
         // At most an hour of tries, whatever the TTL (it is the user's).
         let tries_for = ttl.min(Duration::from_secs(3600));
@@ -469,9 +478,7 @@ impl RedisStore {
             let deadline = tokio::time::Instant::now() + tries_for;
             let mut answered = 0;
             while answered < 2 && tokio::time::Instant::now() < deadline {
-                let mut invocation = script.key(&lock_key);
-                invocation.arg(&owner);
-                let attempt = invocation.invoke_async::<i64>(&mut redis);
+                let attempt = release.query_async::<i64>(&mut redis);
                 if let Ok(Ok(_)) = tokio::time::timeout_at(deadline, attempt).await {
                     answered += 1;
                 }
@@ -493,12 +500,11 @@ impl RedisStore {
         let mut redis = self.redis.clone();
         let extended: i64 = self
             .run(
-                "EVALSHA compare-and-expire",
-                self.compare_and_expire
-                    .key(self.lock_key(key))
+                "EVAL compare-and-expire",
+                eval(COMPARE_AND_EXPIRE, &[&self.lock_key(key)])
                     .arg(owner)
                     .arg(millis(ttl))
-                    .invoke_async(&mut redis),
+                    .query_async(&mut redis),
             )
             .await?;
         Ok(extended == 1)
@@ -511,11 +517,10 @@ impl RedisStore {
         let mut redis = self.redis.clone();
         let released: i64 = self
             .run(
-                "EVALSHA compare-and-delete",
-                self.compare_and_delete
-                    .key(self.lock_key(key))
+                "EVAL compare-and-delete",
+                eval(COMPARE_AND_DELETE, &[&self.lock_key(key)])
                     .arg(owner)
-                    .invoke_async(&mut redis),
+                    .query_async(&mut redis),
             )
             .await?;
         if released == 0 {
@@ -615,22 +620,12 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-fn client(config: &RedisStoreConfig) -> Result<Client, StoreError> {
-    let invalid = |e: redis::RedisError| {
-        // The redis crate's message names the problem, not the URL.
-        StoreError::with_source(format!("invalid Redis settings: {e}"), e)
-    };
-    match config.tls_root() {
-        None => Client::open(config.url().as_str()).map_err(invalid),
-        Some(pem) => Client::build_with_tls(
-            config.url().as_str(),
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.to_vec()),
-            },
-        )
-        .map_err(invalid),
-    }
+/// `EVAL script <number of keys> keys…`; the caller adds the arguments.
+/// A cluster client sends it to the node of the first key.
+fn eval(script: &str, keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
 }
 
 /// Whether `a` expires later than `b` (tokens are told apart by expiry;

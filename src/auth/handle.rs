@@ -92,8 +92,13 @@ impl Auth {
         self
     }
 
-    /// A token valid now, from the cache when it has one.
+    /// A token valid now, from the cache when it has one. A warm call (the
+    /// cached token is not due for a refresh) takes no lock and allocates
+    /// nothing.
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        if let Some(token) = self.source.cached() {
+            return Ok(token);
+        }
         self.source.token().await
     }
 

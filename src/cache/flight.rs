@@ -91,10 +91,17 @@ pub(crate) async fn run(
                 shared.jitter.fraction(),
             );
             inner.plan = Some(plan);
+            if plan.standing(now) == Standing::Fresh {
+                state.publish_fresh(&mut inner, &token, plan.refresh_at, None);
+            }
             Ok(token)
         }
         Ok(Obtained::Taken(token)) => {
             inner.retry.succeeded();
+            let plan = inner.plan_for(&token, &shared.settings, now, shared.jitter.as_ref());
+            if plan.standing(now) == Standing::Fresh {
+                state.publish_fresh(&mut inner, &token, plan.refresh_at, None);
+            }
             Ok(token)
         }
         Err(error) => {

@@ -34,7 +34,7 @@ use http::HeaderValue;
 use tokio::runtime::Handle;
 
 use super::flight::{self, FlightKind};
-use super::key_state::{self, FlightEnd, KeyState, Waited};
+use super::key_state::{self, Evictions, FlightEnd, KeyState, Waited};
 use super::settings::{CacheSettings, Standing};
 use super::shared::{Shared, store_failed};
 use super::stats::{CacheStats, Counters};
@@ -109,6 +109,13 @@ impl TokenCache {
 
     /// Forgets the token of `key`: the next call fetches a new one.
     pub async fn invalidate(&self, key: &CacheKey) -> Result<(), StoreError> {
+        let state = {
+            let keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
+            keys.get(key).and_then(Weak::upgrade)
+        };
+        if let Some(state) = state {
+            state.evict_fresh(&mut state.lock(), None);
+        }
         self.shared.store.remove(key).await
     }
 
@@ -161,12 +168,30 @@ impl CachedTokenSource {
     /// cannot run ([`AuthError::Unfinished`]: the Tokio runtime is shutting
     /// down).
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        if let Some(token) = self.cached() {
+            return Ok(token);
+        }
+        let seen = self.state.evictions();
         if let Some(token) = self.shared.store.peek(&self.state.key)
-            && let Some(token) = self.serve(token)
+            && let Some(token) = self.serve(token, seen)
         {
             return Ok(token);
         }
         self.wait_for_token(None).await
+    }
+
+    /// The key's fresh token, if it has one (its refresh not due yet): no
+    /// lock, no allocation, no look in the store.
+    pub fn cached(&self) -> Option<AccessToken> {
+        let token = self.state.fresh(self.shared.clock.now())?;
+        Counters::bump(&self.shared.counters.hits);
+        let key = &self.state.key;
+        tracing::trace!(
+            provider = key.provider(),
+            key = key.short(),
+            "token cache hit"
+        );
+        Some(token)
     }
 
     /// The API rejected the token sent as `rejected`: evicts it if it is
@@ -174,6 +199,9 @@ impl CachedTokenSource {
     /// already renewed it, the new token is returned without a fetch.
     pub async fn renew(&self, rejected: &HeaderValue) -> Result<AccessToken, AuthError> {
         let key = &self.state.key;
+        self.state
+            .evict_fresh(&mut self.state.lock(), Some(rejected));
+        let seen = self.state.evictions();
         let current = match self.shared.store.peek(key) {
             Some(token) => Some(token),
             None => match self.shared.store.get(key).await {
@@ -186,7 +214,7 @@ impl CachedTokenSource {
         };
         if let Some(token) = current {
             if !token.is_sent_as(rejected) {
-                if let Some(token) = self.serve(token) {
+                if let Some(token) = self.serve(token, seen) {
                     tracing::debug!(
                         provider = key.provider(),
                         key = key.short(),
@@ -223,6 +251,7 @@ impl CachedTokenSource {
 
     /// Forgets the cached token: the next call fetches a new one.
     pub async fn invalidate(&self) -> Result<(), StoreError> {
+        self.state.evict_fresh(&mut self.state.lock(), None);
         self.shared.store.remove(&self.state.key).await
     }
 
@@ -251,8 +280,10 @@ impl CachedTokenSource {
     }
 
     /// Hands out `token` if it is usable now, starting a background refresh
-    /// when one is due; `None` if a new token is needed first.
-    fn serve(&self, token: AccessToken) -> Option<AccessToken> {
+    /// when one is due; `None` if a new token is needed first. A fresh one
+    /// becomes the key's token served without a lock, unless it was looked
+    /// up before an eviction (`seen`).
+    fn serve(&self, token: AccessToken, seen: Evictions) -> Option<AccessToken> {
         let shared = &self.shared;
         let now = shared.clock.now();
         let mut inner = self.state.lock();
@@ -260,7 +291,12 @@ impl CachedTokenSource {
         let standing = plan.standing(now);
         let refresh = match standing {
             Standing::Unusable => return None,
-            Standing::Fresh => None,
+            Standing::Fresh => {
+                let refresh_at = plan.refresh_at;
+                self.state
+                    .publish_fresh(&mut inner, &token, refresh_at, Some(seen));
+                None
+            }
             Standing::RefreshDue if inner.flight.is_none() && inner.retry.allows(now) => {
                 Handle::try_current()
                     .ok()
@@ -397,6 +433,10 @@ const MAX_ABANDONED_FLIGHTS: u32 = 3;
 impl TokenSource for CachedTokenSource {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
         Box::pin(CachedTokenSource::token(self))
+    }
+
+    fn cached(&self) -> Option<AccessToken> {
+        CachedTokenSource::cached(self)
     }
 
     fn renew<'a>(

@@ -15,6 +15,13 @@ pub trait TokenSource: Send + Sync + 'static {
     /// A token that is valid now.
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>>;
 
+    /// A token that can be handed out at once, without waiting, locking or
+    /// allocating (a warm cache hit); `None` sends the call to
+    /// [`TokenSource::token`]. The default has none.
+    fn cached(&self) -> Option<AccessToken> {
+        None
+    }
+
     /// The API rejected the token sent as `rejected` (the `Authorization`
     /// value, answered by 401 `invalid_token`): forget that token if it is
     /// still the current one, and return a valid token.

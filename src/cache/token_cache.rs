@@ -35,12 +35,14 @@ use tokio::runtime::Handle;
 
 use super::flight::{self, FlightKind};
 use super::key_state::{self, Evictions, FlightEnd, KeyState, Waited};
+use super::observer::CacheObserver;
 use super::settings::{CacheSettings, Standing};
 use super::shared::{Shared, store_failed};
 use super::stats::{CacheStats, Counters};
 use super::token_source::TokenSource;
 use crate::endpoint::fetch_token::FetchToken;
 use crate::future::BoxFuture;
+use crate::metrics::MetricLabels;
 use crate::oauth::error::{AuthError, UnfinishedFetch};
 use crate::oauth::token::AccessToken;
 use crate::store::key::CacheKey;
@@ -89,6 +91,9 @@ impl TokenCache {
     /// source. Sources bound to the same key share its tokens, its single
     /// fetch and its backoff (whichever source starts a fetch, its fetcher
     /// is used).
+    ///
+    /// Its metrics (feature `metrics`) name the client after the host of
+    /// the key's token endpoint; [`CachedTokenSource::with_name`] names it.
     pub fn source(&self, key: CacheKey, fetcher: Arc<dyn FetchToken>) -> CachedTokenSource {
         let mut keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
         let state = match keys.get(&key).and_then(Weak::upgrade) {
@@ -100,10 +105,13 @@ impl TokenCache {
                 state
             }
         };
+        let labels = MetricLabels::for_token_url(state.key.token_endpoint(), state.key.provider());
         CachedTokenSource {
             shared: Arc::clone(&self.shared),
             state,
             fetcher,
+            observer: Arc::new(CacheObserver::new(&labels)),
+            labels,
         }
     }
 
@@ -157,6 +165,8 @@ pub struct CachedTokenSource {
     shared: Arc<Shared>,
     state: Arc<KeyState>,
     fetcher: Arc<dyn FetchToken>,
+    labels: MetricLabels,
+    observer: Arc<CacheObserver>,
 }
 
 impl CachedTokenSource {
@@ -183,8 +193,10 @@ impl CachedTokenSource {
     /// The key's fresh token, if it has one (its refresh not due yet): no
     /// lock, no allocation, no look in the store.
     pub fn cached(&self) -> Option<AccessToken> {
-        let token = self.state.fresh(self.shared.clock.now())?;
+        let now = self.shared.clock.now();
+        let token = self.state.fresh(now)?;
         Counters::bump(&self.shared.counters.hits);
+        self.observer.served(&token, now, false);
         let key = &self.state.key;
         tracing::trace!(
             provider = key.provider(),
@@ -274,6 +286,20 @@ impl CachedTokenSource {
         &self.state.key
     }
 
+    /// With `name` as the `client` label of its metrics (feature
+    /// `metrics`), instead of the host of its token endpoint. A fixed name
+    /// per client: never a secret, never one per request.
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.labels = self.labels.with_client(name);
+        self.observer = Arc::new(CacheObserver::new(&self.labels));
+        self
+    }
+
+    /// The labels of its metrics.
+    pub fn metric_labels(&self) -> &MetricLabels {
+        &self.labels
+    }
+
     /// The counters of the whole cache.
     pub fn stats(&self) -> CacheStats {
         self.shared.counters.snapshot()
@@ -306,6 +332,8 @@ impl CachedTokenSource {
         };
         drop(inner);
         Counters::bump(&shared.counters.hits);
+        self.observer
+            .served(&token, now, standing == Standing::RefreshDue);
         let key = &self.state.key;
         tracing::trace!(
             provider = key.provider(),
@@ -314,6 +342,7 @@ impl CachedTokenSource {
         );
         if let Some((runtime, guard)) = refresh {
             Counters::bump(&shared.counters.background_refreshes);
+            self.observer.refreshing_in_background();
             tracing::debug!(
                 provider = key.provider(),
                 key = key.short(),
@@ -326,6 +355,7 @@ impl CachedTokenSource {
                 Arc::clone(shared),
                 Arc::clone(&self.state),
                 Arc::clone(&self.fetcher),
+                Arc::clone(&self.observer),
                 kind,
                 guard,
             ));
@@ -336,6 +366,7 @@ impl CachedTokenSource {
     /// No usable token: waits for the key's one fetch.
     async fn wait_for_token(&self, avoid: Option<&HeaderValue>) -> Result<AccessToken, AuthError> {
         Counters::bump(&self.shared.counters.misses);
+        self.observer.missed();
         let key = &self.state.key;
         tracing::debug!(
             provider = key.provider(),
@@ -378,6 +409,7 @@ impl CachedTokenSource {
                         key = key.short(),
                         "last fetch failed and its backoff has not passed: failing at once"
                     );
+                    self.observer.held_off();
                     return Err(error);
                 } else {
                     let kind = kind(inner.plan.map(|plan| plan.expires_at));
@@ -386,6 +418,7 @@ impl CachedTokenSource {
                         Arc::clone(shared),
                         Arc::clone(&self.state),
                         Arc::clone(&self.fetcher),
+                        Arc::clone(&self.observer),
                         kind,
                         guard,
                     ));
@@ -404,6 +437,7 @@ impl CachedTokenSource {
                 Err(_) => Some(run),
             });
             Counters::bump(&shared.counters.waited);
+            self.observer.waiting();
             if let Some(run) = inline {
                 run.await;
             }
@@ -439,6 +473,10 @@ impl TokenSource for CachedTokenSource {
         CachedTokenSource::cached(self)
     }
 
+    fn metric_labels(&self) -> Option<MetricLabels> {
+        Some(self.labels.clone())
+    }
+
     fn renew<'a>(
         &'a self,
         rejected: &'a HeaderValue,
@@ -451,6 +489,7 @@ impl fmt::Debug for CachedTokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedTokenSource")
             .field("key", &self.state.key)
+            .field("labels", &self.labels)
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,7 @@
 use http::HeaderValue;
 
 use crate::future::BoxFuture;
+use crate::metrics::MetricLabels;
 use crate::oauth::error::AuthError;
 use crate::oauth::token::AccessToken;
 
@@ -19,6 +20,13 @@ pub trait TokenSource: Send + Sync + 'static {
     /// allocating (a warm cache hit); `None` sends the call to
     /// [`TokenSource::token`]. The default has none.
     fn cached(&self) -> Option<AccessToken> {
+        None
+    }
+
+    /// The labels of this source's metrics, which the auth handles over it
+    /// carry too (feature `metrics`). The default has none: such handles
+    /// are labelled `client="custom"`, `provider="custom"`.
+    fn metric_labels(&self) -> Option<MetricLabels> {
         None
     }
 

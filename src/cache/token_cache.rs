@@ -177,6 +177,13 @@ impl CachedTokenSource {
     /// [`AuthError::HeldOff`] with the time left of its `Retry-After`), or
     /// cannot run ([`AuthError::Unfinished`]: the Tokio runtime is shutting
     /// down).
+    ///
+    /// Until its refresh is due, the key's token is served from the key's
+    /// own state, without a lock and without a look in the store (see
+    /// [`CachedTokenSource::cached`]): a token another process or cache puts
+    /// in a shared store is taken up at the next refresh, and a token is
+    /// dropped at once by [`renew`](CachedTokenSource::renew) and
+    /// [`invalidate`](CachedTokenSource::invalidate) (or the cache's).
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
         if let Some(token) = self.cached() {
             return Ok(token);

@@ -12,6 +12,7 @@ use super::renewal::{Renewals, Resend, Sent};
 use crate::cache::token_cache::TokenCache;
 use crate::cache::token_source::TokenSource;
 use crate::endpoint::token_endpoint::TokenEndpoint;
+use crate::metrics::MetricLabels;
 use crate::oauth::error::AuthError;
 use crate::oauth::token::AccessToken;
 use crate::store::key::CacheKey;
@@ -55,17 +56,30 @@ impl Auth {
     /// ([`CacheKey::for_endpoint`]: provider, token endpoint, client id,
     /// scopes, resource). Every handle made with the same cache for the
     /// same key shares its tokens and its one fetch at a time.
+    ///
+    /// Its metrics (feature `metrics`) name the client after the host of
+    /// the token URL; [`Auth::named`] gives it a name.
     pub fn new(endpoint: TokenEndpoint, cache: &TokenCache) -> Self {
         let key = CacheKey::for_endpoint(endpoint.identity());
         Self::from_source(cache.source(key, Arc::new(endpoint)))
     }
 
-    /// A handle over any token source.
+    /// [`Auth::new`], its metrics labelled `client=name` (feature
+    /// `metrics`; [`Config::auth`](crate::config::Config::auth) names each
+    /// handle after its client). A fixed name per client: never a secret.
+    pub fn named(name: &str, endpoint: TokenEndpoint, cache: &TokenCache) -> Self {
+        let key = CacheKey::for_endpoint(endpoint.identity());
+        Self::from_source(cache.source(key, Arc::new(endpoint)).with_name(name))
+    }
+
+    /// A handle over any token source. Its metrics carry the source's
+    /// [`TokenSource::metric_labels`].
     pub fn from_source(source: impl TokenSource) -> Self {
+        let labels = source.metric_labels().unwrap_or_else(MetricLabels::custom);
         Self {
             source: Arc::new(source),
             api: ApiSettings::default(),
-            renewals: Arc::default(),
+            renewals: Arc::new(Renewals::new(&labels)),
             clock: Arc::new(SystemClock),
         }
     }
@@ -90,8 +104,13 @@ impl Auth {
         self
     }
 
-    /// A token valid now, from the cache when it has one.
+    /// A token valid now, from the cache when it has one. A warm call (the
+    /// cached token is not due for a refresh) takes no lock and allocates
+    /// nothing.
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        if let Some(token) = self.source.cached() {
+            return Ok(token);
+        }
         self.source.token().await
     }
 

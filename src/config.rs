@@ -826,7 +826,7 @@ impl Config {
             .token_endpoint(name)?
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        Ok(Auth::new(endpoint, cache).with_api_settings(api))
+        Ok(Auth::named(name, endpoint, cache).with_api_settings(api))
     }
 
     /// The API base URL of the client called `name`: its `api_base_url`,

@@ -6,6 +6,7 @@
 // the stores, the cache, the auth handle, the configuration. Their public
 // items are reached through `auth`, `provider` and `config`.
 mod future;
+mod metrics;
 mod redaction;
 mod time;
 

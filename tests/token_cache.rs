@@ -805,10 +805,17 @@ async fn the_store_stays_at_its_bound() {
     }
     assert_eq!(store.len(), 8);
     assert_eq!(token_requests(&s.server).await, 20);
-    // The most recent eight are cached; the first key was evicted.
+    // The most recent eight are in the store; the first key was evicted
+    // from it, but its source, still alive, serves the token it holds.
     sources[19].token().await.unwrap();
     assert_eq!(token_requests(&s.server).await, 20);
     sources[0].token().await.unwrap();
+    assert_eq!(token_requests(&s.server).await, 20);
+    assert_eq!(store.len(), 8);
+    // Once that source is gone, a new one for the key fetches again.
+    drop(sources);
+    let again = s.cache.source(cache_key("client-0"), s.fetcher.clone());
+    again.token().await.unwrap();
     assert_eq!(token_requests(&s.server).await, 21);
     assert_eq!(store.len(), 8);
 }
@@ -1059,17 +1066,15 @@ impl TokenStore for Unreachable {
 }
 
 #[tokio::test]
-async fn a_failing_store_costs_fetches_but_no_failed_calls() {
+async fn a_failing_store_fails_no_call() {
     let s = setup_with_store(3600, CacheSettings::default(), Arc::new(Unreachable)).await;
     for _ in 0..3 {
         s.source.token().await.expect("the endpoint still works");
     }
-    assert_eq!(token_requests(&s.server).await, 3);
-    assert_eq!(
-        s.cache.stats().store_errors,
-        6,
-        "one get and one put per call"
-    );
+    // The fetched token is served from the key's own state: one fetch,
+    // whose get and put failed.
+    assert_eq!(token_requests(&s.server).await, 1);
+    assert_eq!(s.cache.stats().store_errors, 2, "one get and one put");
 }
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ use super::renewal::{Renewals, Resend, Sent};
 use crate::cache::token_cache::TokenCache;
 use crate::cache::token_source::TokenSource;
 use crate::endpoint::token_endpoint::TokenEndpoint;
+use crate::metrics::MetricLabels;
 use crate::oauth::dpop::Dpop;
 use crate::oauth::error::AuthError;
 use crate::oauth::token::AccessToken;
@@ -57,12 +58,31 @@ impl Auth {
     /// ([`CacheKey::for_endpoint`]: provider, token endpoint, client id,
     /// scopes, resource). Every handle made with the same cache for the
     /// same key shares its tokens and its one fetch at a time.
-    /// With DPoP on the endpoint, API calls carry a fresh proof each.
+    /// With DPoP on the endpoint, API calls carry a fresh proof each; with
+    /// a client certificate, API calls present it too.
+    ///
+    /// Its metrics (feature `metrics`) name the client after the host of
+    /// the token URL; [`Auth::named`] gives it a name.
     pub fn new(endpoint: TokenEndpoint, cache: &TokenCache) -> Self {
+        Self::over_endpoint(endpoint, cache, None)
+    }
+
+    /// [`Auth::new`], its metrics labelled `client=name` (feature
+    /// `metrics`; [`Config::auth`](crate::config::Config::auth) names each
+    /// handle after its client). A fixed name per client: never a secret.
+    pub fn named(name: &str, endpoint: TokenEndpoint, cache: &TokenCache) -> Self {
+        Self::over_endpoint(endpoint, cache, Some(name))
+    }
+
+    fn over_endpoint(endpoint: TokenEndpoint, cache: &TokenCache, name: Option<&str>) -> Self {
         let key = CacheKey::for_endpoint(endpoint.identity());
         let dpop = endpoint.dpop().cloned();
         let tls_identity = endpoint.tls_identity().cloned();
-        let mut auth = Self::from_source(cache.source(key, Arc::new(endpoint)));
+        let source = cache.source(key, Arc::new(endpoint));
+        let mut auth = match name {
+            Some(name) => Self::from_source(source.with_name(name)),
+            None => Self::from_source(source),
+        };
         auth.api.tls_identity = tls_identity;
         match dpop {
             Some(dpop) => auth.with_dpop(dpop),
@@ -70,12 +90,14 @@ impl Auth {
         }
     }
 
-    /// A handle over any token source.
+    /// A handle over any token source. Its metrics carry the source's
+    /// [`TokenSource::metric_labels`].
     pub fn from_source(source: impl TokenSource) -> Self {
+        let labels = source.metric_labels().unwrap_or_else(MetricLabels::custom);
         Self {
             source: Arc::new(source),
             api: ApiSettings::default(),
-            renewals: Arc::default(),
+            renewals: Arc::new(Renewals::new(&labels)),
             clock: Arc::new(SystemClock),
             dpop: None,
         }
@@ -163,8 +185,13 @@ impl Auth {
         self
     }
 
-    /// A token valid now, from the cache when it has one.
+    /// A token valid now, from the cache when it has one. A warm call (the
+    /// cached token is not due for a refresh) takes no lock and allocates
+    /// nothing.
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        if let Some(token) = self.source.cached() {
+            return Ok(token);
+        }
         self.source.token().await
     }
 

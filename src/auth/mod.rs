@@ -16,6 +16,7 @@ mod dpop_calls;
 mod handle;
 #[cfg(feature = "middleware")]
 mod middleware;
+mod observer;
 mod recent_failures;
 pub(crate) mod renewal;
 
@@ -35,6 +36,7 @@ pub use crate::endpoint::fetch_token::FetchToken;
 pub use crate::endpoint::retry::RetryPolicy;
 pub use crate::endpoint::token_endpoint::{EndpointIdentity, TokenEndpoint, TokenEndpointBuilder};
 pub use crate::future::BoxFuture;
+pub use crate::metrics::MetricLabels;
 pub use crate::oauth::assertion::{KeyIdentifier, PrivateKeyJwt, SigningAlgorithm};
 pub use crate::oauth::assertion_source::{
     AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AssertionSource, ClientAssertion,

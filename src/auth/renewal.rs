@@ -19,7 +19,9 @@ use http::{HeaderValue, StatusCode};
 use reqwest::{Request, Response};
 
 use super::challenge;
+use super::observer::AuthObserver;
 use crate::cache::token_source::TokenSource;
+use crate::metrics::MetricLabels;
 use crate::oauth::error::{ApiCallError, ApiCallErrorKind, AuthError};
 use crate::time::clock::Clock;
 
@@ -34,7 +36,6 @@ pub(crate) const RENEW_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 /// The renewals of one [`Auth`](crate::auth::Auth) handle (shared by its
 /// clones).
-#[derive(Debug, Default)]
 pub(crate) struct Renewals {
     /// Renewals since the API last accepted a token.
     in_a_row: AtomicU32,
@@ -45,6 +46,7 @@ pub(crate) struct Renewals {
     /// wait for its renewal instead of counting as more; holds when the
     /// last one was made.
     last: tokio::sync::Mutex<Option<SystemTime>>,
+    observer: AuthObserver,
 }
 
 /// What a request carried when it was sent (see [`Renewals::sending`]).
@@ -64,6 +66,16 @@ pub(crate) enum Resend {
 }
 
 impl Renewals {
+    /// No renewal yet; metrics labelled with `labels`.
+    pub(crate) fn new(labels: &MetricLabels) -> Self {
+        Self {
+            in_a_row: AtomicU32::new(0),
+            generation: AtomicU64::new(0),
+            last: tokio::sync::Mutex::new(None),
+            observer: AuthObserver::new(labels),
+        }
+    }
+
     /// Notes what `request` carries as it is sent.
     pub(crate) fn sending(&self, request: &Request) -> Sent {
         Sent {
@@ -114,10 +126,12 @@ impl Renewals {
                     ApiCallErrorKind::TokensRejected { renewals: in_a_row },
                 );
                 tracing::warn!(call, %error, "token rejected again: not renewed");
+                self.observer.stopped();
                 return Resend::Stop(error);
             }
             renewals.in_a_row.fetch_add(1, Ordering::SeqCst);
             *last = Some(now);
+            self.observer.renewing();
             let renewed = source.renew(&rejected).await;
             renewals.generation.fetch_add(1, Ordering::SeqCst);
             renewed
@@ -137,6 +151,7 @@ impl Renewals {
             return Resend::No;
         };
         tracing::debug!(call, "token rejected: sending once more with a new token");
+        self.observer.resending();
         retry
             .headers_mut()
             .insert(AUTHORIZATION, token.authorization().clone());

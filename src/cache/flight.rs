@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use http::HeaderValue;
 
 use super::key_state::{FlightEnd, FlightGuard, KeyState};
+use super::observer::CacheObserver;
 use super::settings::{Plan, Standing};
 use super::shared::Shared;
 use super::stats::Counters;
@@ -73,11 +74,12 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     state: Arc<KeyState>,
     fetcher: Arc<dyn FetchToken>,
+    observer: Arc<CacheObserver>,
     kind: FlightKind,
     mut guard: FlightGuard,
 ) {
     guard.start();
-    let result = obtain(&shared, &state, fetcher.as_ref(), &kind).await;
+    let result = obtain(&shared, &state, fetcher.as_ref(), &observer, &kind).await;
     let now = shared.clock.now();
     let mut inner = state.lock();
     let result = match result {
@@ -95,10 +97,17 @@ pub(crate) async fn run(
                 shared.jitter.fraction(),
             );
             inner.plan = Some(plan);
+            if plan.standing(now) == Standing::Fresh {
+                state.publish_fresh(&mut inner, &token, plan.refresh_at, None);
+            }
             Ok(token)
         }
         Ok(Obtained::Taken(token)) => {
             inner.retry.succeeded();
+            let plan = inner.plan_for(&token, &shared.settings, now, shared.jitter.as_ref());
+            if plan.standing(now) == Standing::Fresh {
+                state.publish_fresh(&mut inner, &token, plan.refresh_at, None);
+            }
             Ok(token)
         }
         Err(error) => {
@@ -135,6 +144,7 @@ async fn obtain(
     shared: &Shared,
     state: &KeyState,
     fetcher: &dyn FetchToken,
+    observer: &CacheObserver,
     kind: &FlightKind,
 ) -> Result<Obtained, AuthError> {
     let key = &state.key;
@@ -144,7 +154,8 @@ async fn obtain(
     let timed_out = || AuthError::LoadTimeout {
         budget: shared.settings.load_timeout,
     };
-    let lock = match within(clock, deadline, find_or_lock(shared, state, kind, deadline)).await {
+    let find = find_or_lock(shared, state, observer, kind, deadline);
+    let lock = match within(clock, deadline, find).await {
         Some(Ok(lock)) => lock,
         Some(Err(Found::Token(token))) => return Ok(Obtained::Taken(token)),
         Some(Err(Found::Failure(failure))) => return Err(AuthError::Shared(failure)),
@@ -168,6 +179,7 @@ async fn obtain(
         kind = kind.label(),
         "fetching a token"
     );
+    let timer = observer.fetch_started();
     let fetch = caught(fetcher.fetch());
     let fetch = while_renewing(shared, state, lock.as_ref(), fetch);
     let result = match within(clock, deadline, fetch).await {
@@ -175,6 +187,7 @@ async fn obtain(
         Some(Err(Panicked)) => Err(AuthError::Unfinished(UnfinishedFetch::FetcherPanicked)),
         None => Err(timed_out()),
     };
+    observer.fetched(timer, &result);
     match &result {
         Ok(token) => store_token(shared, state, token).await,
         Err(error) => {
@@ -239,6 +252,7 @@ enum Found {
 async fn find_or_lock(
     shared: &Shared,
     state: &KeyState,
+    observer: &CacheObserver,
     kind: &FlightKind,
     deadline: Option<SystemTime>,
 ) -> Result<Option<StoreLock>, Found> {
@@ -247,7 +261,7 @@ async fn find_or_lock(
     {
         return Err(Found::Token(token));
     }
-    take_lock(shared, state, kind, deadline).await
+    take_lock(shared, state, observer, kind, deadline).await
 }
 
 /// Runs `work` until it ends or `clock` reaches `deadline`, whichever comes
@@ -378,14 +392,25 @@ async fn look_in_store(
 async fn take_lock(
     shared: &Shared,
     state: &KeyState,
+    observer: &CacheObserver,
     kind: &FlightKind,
     deadline: Option<SystemTime>,
 ) -> Result<Option<StoreLock>, Found> {
     let key = &state.key;
+    let mut waited = false;
     loop {
         match shared.store.try_lock(key, shared.settings.lock_ttl).await {
-            Ok(Some(lock)) => return Ok(Some(lock)),
+            Ok(Some(lock)) => {
+                if waited {
+                    observer.lock_taken_over();
+                }
+                return Ok(Some(lock));
+            }
             Ok(None) => {
+                if !waited {
+                    observer.lock_held_elsewhere();
+                }
+                waited = true;
                 tracing::debug!(
                     provider = key.provider(),
                     key = key.short(),

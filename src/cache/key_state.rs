@@ -1,11 +1,14 @@
-//! What the cache knows about one key in this process: the refresh plan of
-//! the current token, the fetch under way (single flight) and the failures
-//! that hold the next attempt back.
+//! What the cache knows about one key in this process: the token served
+//! without a lock while it is fresh, the refresh plan of the current token,
+//! the fetch under way (single flight) and the failures that hold the next
+//! attempt back.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use http::StatusCode;
+use arc_swap::ArcSwapOption;
+use http::{HeaderValue, StatusCode};
 use tokio::sync::watch;
 
 use super::settings::{CacheSettings, Plan, retry_delay};
@@ -17,11 +20,30 @@ use crate::time::clock::{Jitter, later};
 /// Shared by every source bound to the same key.
 pub(crate) struct KeyState {
     pub key: CacheKey,
+    /// The token a warm call is served, read without a lock and without
+    /// allocating, while it is fresh (before its refresh is due). Written
+    /// only under `inner`'s lock.
+    fresh: ArcSwapOption<FreshToken>,
+    /// Bumped (under `inner`'s lock) whenever the fresh token is dropped
+    /// because it was rejected or forgotten: a token looked up before that
+    /// is not made the fresh one again.
+    evictions: AtomicU64,
     inner: Mutex<KeyInner>,
     /// The fetcher's [`credential_epoch`](crate::auth::FetchToken::credential_epoch)
     /// the key's token was obtained under.
     pub credential_epoch: std::sync::atomic::AtomicU64,
 }
+
+/// A token and the moment its refresh is due: until then it is served as
+/// it is.
+pub(crate) struct FreshToken {
+    pub token: AccessToken,
+    pub refresh_at: SystemTime,
+}
+
+/// The value of [`KeyState::evictions`] when a token was looked up.
+#[derive(Clone, Copy)]
+pub(crate) struct Evictions(u64);
 
 #[derive(Default)]
 pub(crate) struct KeyInner {
@@ -133,8 +155,64 @@ impl KeyState {
     pub fn new(key: CacheKey) -> Self {
         Self {
             key,
+            fresh: ArcSwapOption::empty(),
+            evictions: AtomicU64::new(0),
             inner: Mutex::new(KeyInner::default()),
             credential_epoch: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The fresh token, if there is one and its refresh is not due at
+    /// `now`: no lock, no allocation (one reference count).
+    pub fn fresh(&self, now: SystemTime) -> Option<AccessToken> {
+        let fresh = self.fresh.load();
+        let fresh = fresh.as_deref()?;
+        (now < fresh.refresh_at).then(|| fresh.token.clone())
+    }
+
+    /// Taken before a token is looked up in the store, for
+    /// [`KeyState::publish_fresh`].
+    pub fn evictions(&self) -> Evictions {
+        Evictions(self.evictions.load(Ordering::Acquire))
+    }
+
+    /// Makes `token` the one served without a lock until `refresh_at`,
+    /// unless it was looked up before an eviction (`seen`: a token from the
+    /// store, which is then not replaced by one that expires sooner; `None`:
+    /// a flight's token, the newest). `_inner`: the key's lock, held.
+    pub fn publish_fresh(
+        &self,
+        _inner: &mut KeyInner,
+        token: &AccessToken,
+        refresh_at: SystemTime,
+        seen: Option<Evictions>,
+    ) {
+        if seen.is_some_and(|Evictions(seen)| seen != self.evictions.load(Ordering::Acquire)) {
+            return;
+        }
+        let current = self.fresh.load();
+        if current.as_deref().is_some_and(|current| {
+            current.token.is_sent_as(token.authorization())
+                || (seen.is_some() && current.token.expires_at() > token.expires_at())
+        }) {
+            return;
+        }
+        self.fresh.store(Some(Arc::new(FreshToken {
+            token: token.clone(),
+            refresh_at,
+        })));
+    }
+
+    /// Stops serving the fresh token without a lock: all of them, or only
+    /// the one sent as `rejected`. `_inner`: the key's lock, held.
+    pub fn evict_fresh(&self, _inner: &mut KeyInner, rejected: Option<&HeaderValue>) {
+        self.evictions.fetch_add(1, Ordering::AcqRel);
+        let current = self.fresh.load();
+        if current
+            .as_deref()
+            .is_some_and(|current| rejected.is_none_or(|r| current.token.is_sent_as(r)))
+        {
+            self.fresh.store(None);
         }
     }
 

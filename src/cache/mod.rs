@@ -5,6 +5,7 @@
 
 pub(crate) mod flight;
 pub(crate) mod key_state;
+pub(crate) mod observer;
 pub(crate) mod settings;
 pub(crate) mod shared;
 pub(crate) mod stats;

@@ -35,13 +35,15 @@ use http::HeaderValue;
 use tokio::runtime::Handle;
 
 use super::flight::{self, FlightKind};
-use super::key_state::{self, FlightEnd, KeyState, Waited};
+use super::key_state::{self, Evictions, FlightEnd, KeyState, Waited};
+use super::observer::CacheObserver;
 use super::settings::{CacheSettings, Standing};
 use super::shared::{Shared, store_failed};
 use super::stats::{CacheStats, Counters};
 use super::token_source::TokenSource;
 use crate::endpoint::fetch_token::FetchToken;
 use crate::future::BoxFuture;
+use crate::metrics::MetricLabels;
 use crate::oauth::error::{AuthError, UnfinishedFetch};
 use crate::oauth::token::AccessToken;
 use crate::store::key::CacheKey;
@@ -90,6 +92,9 @@ impl TokenCache {
     /// source. Sources bound to the same key share its tokens, its single
     /// fetch and its backoff (whichever source starts a fetch, its fetcher
     /// is used).
+    ///
+    /// Its metrics (feature `metrics`) name the client after the host of
+    /// the key's token endpoint; [`CachedTokenSource::with_name`] names it.
     pub fn source(&self, key: CacheKey, fetcher: Arc<dyn FetchToken>) -> CachedTokenSource {
         let mut keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
         let state = match keys.get(&key).and_then(Weak::upgrade) {
@@ -104,15 +109,25 @@ impl TokenCache {
                 state
             }
         };
+        let labels = MetricLabels::for_token_url(state.key.token_endpoint(), state.key.provider());
         CachedTokenSource {
             shared: Arc::clone(&self.shared),
             state,
             fetcher,
+            observer: Arc::new(CacheObserver::new(&labels)),
+            labels,
         }
     }
 
     /// Forgets the token of `key`: the next call fetches a new one.
     pub async fn invalidate(&self, key: &CacheKey) -> Result<(), StoreError> {
+        let state = {
+            let keys = self.shared.keys.lock().unwrap_or_else(|e| e.into_inner());
+            keys.get(key).and_then(Weak::upgrade)
+        };
+        if let Some(state) = state {
+            state.evict_fresh(&mut state.lock(), None);
+        }
         self.shared.store.remove(key).await
     }
 
@@ -154,6 +169,8 @@ pub struct CachedTokenSource {
     shared: Arc<Shared>,
     state: Arc<KeyState>,
     fetcher: Arc<dyn FetchToken>,
+    labels: MetricLabels,
+    observer: Arc<CacheObserver>,
 }
 
 impl CachedTokenSource {
@@ -164,14 +181,45 @@ impl CachedTokenSource {
     /// [`AuthError::HeldOff`] with the time left of its `Retry-After`), or
     /// cannot run ([`AuthError::Unfinished`]: the Tokio runtime is shutting
     /// down).
+    ///
+    /// Until its refresh is due, the key's token is served from the key's
+    /// own state, without a lock and without a look in the store (see
+    /// [`CachedTokenSource::cached`]): a token another process or cache puts
+    /// in a shared store is taken up at the next refresh, and a token is
+    /// dropped at once by [`renew`](CachedTokenSource::renew) and
+    /// [`invalidate`](CachedTokenSource::invalidate) (or the cache's).
     pub async fn token(&self) -> Result<AccessToken, AuthError> {
         self.evict_if_the_credential_changed().await;
+        if let Some(token) = self.cached() {
+            return Ok(token);
+        }
+        let seen = self.state.evictions();
         if let Some(token) = self.shared.store.peek(&self.state.key)
-            && let Some(token) = self.serve(token)
+            && let Some(token) = self.serve(token, seen)
         {
             return Ok(token);
         }
         self.wait_for_token(None).await
+    }
+
+    /// The key's fresh token, if it has one (its refresh not due yet): no
+    /// lock, no allocation, no look in the store.
+    pub fn cached(&self) -> Option<AccessToken> {
+        if self.credential_changed() {
+            // Not served: `token()` evicts what the old credential got.
+            return None;
+        }
+        let now = self.shared.clock.now();
+        let token = self.state.fresh(now)?;
+        Counters::bump(&self.shared.counters.hits);
+        self.observer.served(&token, now, false);
+        let key = &self.state.key;
+        tracing::trace!(
+            provider = key.provider(),
+            key = key.short(),
+            "token cache hit"
+        );
+        Some(token)
     }
 
     /// The API rejected the token sent as `rejected`: evicts it if it is
@@ -179,6 +227,9 @@ impl CachedTokenSource {
     /// already renewed it, the new token is returned without a fetch.
     pub async fn renew(&self, rejected: &HeaderValue) -> Result<AccessToken, AuthError> {
         let key = &self.state.key;
+        self.state
+            .evict_fresh(&mut self.state.lock(), Some(rejected));
+        let seen = self.state.evictions();
         let current = match self.shared.store.peek(key) {
             Some(token) => Some(token),
             None => match self.shared.store.get(key).await {
@@ -191,7 +242,7 @@ impl CachedTokenSource {
         };
         if let Some(token) = current {
             if !token.is_sent_as(rejected) {
-                if let Some(token) = self.serve(token) {
+                if let Some(token) = self.serve(token, seen) {
                     tracing::debug!(
                         provider = key.provider(),
                         key = key.short(),
@@ -228,6 +279,7 @@ impl CachedTokenSource {
 
     /// Forgets the cached token: the next call fetches a new one.
     pub async fn invalidate(&self) -> Result<(), StoreError> {
+        self.state.evict_fresh(&mut self.state.lock(), None);
         self.shared.store.remove(&self.state.key).await
     }
 
@@ -251,6 +303,20 @@ impl CachedTokenSource {
         &self.state.key
     }
 
+    /// With `name` as the `client` label of its metrics (feature
+    /// `metrics`), instead of the host of its token endpoint. A fixed name
+    /// per client: never a secret, never one per request.
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.labels = self.labels.with_client(name);
+        self.observer = Arc::new(CacheObserver::new(&self.labels));
+        self
+    }
+
+    /// The labels of its metrics.
+    pub fn metric_labels(&self) -> &MetricLabels {
+        &self.labels
+    }
+
     /// The counters of the whole cache.
     pub fn stats(&self) -> CacheStats {
         self.shared.counters.snapshot()
@@ -260,6 +326,12 @@ impl CachedTokenSource {
     /// it was obtained (a client secret the server refuses now was
     /// replaced by the other, perhaps by the fetch of another key sharing
     /// the credential): it is not served again. One atomic load otherwise.
+    /// Whether the fetcher's credential changed since the key's token was
+    /// obtained (two atomic loads).
+    fn credential_changed(&self) -> bool {
+        self.fetcher.credential_epoch() != self.state.credential_epoch.load(Ordering::Acquire)
+    }
+
     async fn evict_if_the_credential_changed(&self) {
         let epoch = self.fetcher.credential_epoch();
         let seen = self.state.credential_epoch.load(Ordering::Acquire);
@@ -272,6 +344,7 @@ impl CachedTokenSource {
         {
             return;
         }
+        self.state.evict_fresh(&mut self.state.lock(), None);
         let key = &self.state.key;
         match self.shared.store.remove(key).await {
             Ok(()) => tracing::info!(
@@ -284,8 +357,10 @@ impl CachedTokenSource {
     }
 
     /// Hands out `token` if it is usable now, starting a background refresh
-    /// when one is due; `None` if a new token is needed first.
-    fn serve(&self, token: AccessToken) -> Option<AccessToken> {
+    /// when one is due; `None` if a new token is needed first. A fresh one
+    /// becomes the key's token served without a lock, unless it was looked
+    /// up before an eviction (`seen`).
+    fn serve(&self, token: AccessToken, seen: Evictions) -> Option<AccessToken> {
         let shared = &self.shared;
         let now = shared.clock.now();
         let mut inner = self.state.lock();
@@ -293,7 +368,12 @@ impl CachedTokenSource {
         let standing = plan.standing(now);
         let refresh = match standing {
             Standing::Unusable => return None,
-            Standing::Fresh => None,
+            Standing::Fresh => {
+                let refresh_at = plan.refresh_at;
+                self.state
+                    .publish_fresh(&mut inner, &token, refresh_at, Some(seen));
+                None
+            }
             Standing::RefreshDue if inner.flight.is_none() && inner.retry.allows(now) => {
                 Handle::try_current()
                     .ok()
@@ -303,6 +383,8 @@ impl CachedTokenSource {
         };
         drop(inner);
         Counters::bump(&shared.counters.hits);
+        self.observer
+            .served(&token, now, standing == Standing::RefreshDue);
         let key = &self.state.key;
         tracing::trace!(
             provider = key.provider(),
@@ -311,6 +393,7 @@ impl CachedTokenSource {
         );
         if let Some((runtime, guard)) = refresh {
             Counters::bump(&shared.counters.background_refreshes);
+            self.observer.refreshing_in_background();
             tracing::debug!(
                 provider = key.provider(),
                 key = key.short(),
@@ -323,6 +406,7 @@ impl CachedTokenSource {
                 Arc::clone(shared),
                 Arc::clone(&self.state),
                 Arc::clone(&self.fetcher),
+                Arc::clone(&self.observer),
                 kind,
                 guard,
             ));
@@ -333,6 +417,7 @@ impl CachedTokenSource {
     /// No usable token: waits for the key's one fetch.
     async fn wait_for_token(&self, avoid: Option<&HeaderValue>) -> Result<AccessToken, AuthError> {
         Counters::bump(&self.shared.counters.misses);
+        self.observer.missed();
         let key = &self.state.key;
         tracing::debug!(
             provider = key.provider(),
@@ -375,6 +460,7 @@ impl CachedTokenSource {
                         key = key.short(),
                         "last fetch failed and its backoff has not passed: failing at once"
                     );
+                    self.observer.held_off();
                     return Err(error);
                 } else {
                     let kind = kind(inner.plan.map(|plan| plan.expires_at));
@@ -383,6 +469,7 @@ impl CachedTokenSource {
                         Arc::clone(shared),
                         Arc::clone(&self.state),
                         Arc::clone(&self.fetcher),
+                        Arc::clone(&self.observer),
                         kind,
                         guard,
                     ));
@@ -401,6 +488,7 @@ impl CachedTokenSource {
                 Err(_) => Some(run),
             });
             Counters::bump(&shared.counters.waited);
+            self.observer.waiting();
             if let Some(run) = inline {
                 run.await;
             }
@@ -432,6 +520,14 @@ impl TokenSource for CachedTokenSource {
         Box::pin(CachedTokenSource::token(self))
     }
 
+    fn cached(&self) -> Option<AccessToken> {
+        CachedTokenSource::cached(self)
+    }
+
+    fn metric_labels(&self) -> Option<MetricLabels> {
+        Some(self.labels.clone())
+    }
+
     fn renew<'a>(
         &'a self,
         rejected: &'a HeaderValue,
@@ -444,6 +540,7 @@ impl fmt::Debug for CachedTokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedTokenSource")
             .field("key", &self.state.key)
+            .field("labels", &self.labels)
             .finish_non_exhaustive()
     }
 }

@@ -75,7 +75,7 @@ impl Kind for M2m {
 
     fn client(env: &Env, _short: bool) -> Client {
         let endpoint = endpoint(env, None);
-        let key = endpoint.identity().cache_key();
+        let key = CacheKey::for_endpoint(endpoint.identity());
         client_in(endpoint, env, &TokenCache::in_memory(), key)
     }
 

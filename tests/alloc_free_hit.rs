@@ -1,0 +1,126 @@
+//! A warm cache hit allocates nothing: `Auth::token()` and
+//! `Auth::authorization()` with a fresh cached token, counted by a global
+//! allocator that counts the allocations of the calling thread (its own
+//! test binary, so that no other test shares the allocator).
+//!
+//! The count is exact, not timed: N warm calls, zero allocations.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use m2m::auth::{Auth, ClientCredential, TokenCache, TokenEndpoint};
+use m2m::provider::Provider;
+use m2m::sandbox::demo::{COGNITO_CLIENT_ID, COGNITO_CLIENT_SECRET};
+use m2m::sandbox::{ProviderStyle, Sandbox};
+
+/// The system allocator, counting the allocations of each thread while it
+/// is told to.
+struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    // `try_with`: a thread being torn down has no locals any more.
+    let _ = COUNTING.try_with(|counting| {
+        if counting.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is passed on to `System` unchanged; the counting only
+// touches const-initialised thread locals, which never allocate.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// The allocations `work` makes on this thread.
+fn allocations_in(work: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|counting| counting.set(true));
+    work();
+    COUNTING.with(|counting| counting.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+const WARM_CALLS: u64 = 10_000;
+
+#[test]
+fn a_warm_cache_hit_allocates_nothing() {
+    // Current-thread runtime: every poll runs on the counting thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = runtime.block_on(async {
+        Sandbox::builder()
+            .token_lifetime(Duration::from_secs(3600))
+            .start()
+            .await
+            .unwrap()
+    });
+    let token_url = url::Url::parse(&sandbox.token_url(ProviderStyle::Cognito)).unwrap();
+    let endpoint = TokenEndpoint::builder(
+        Provider::nxtsoft().with_token_url(token_url),
+        COGNITO_CLIENT_ID,
+        ClientCredential::secret(COGNITO_CLIENT_SECRET),
+    )
+    .build()
+    .unwrap();
+    let cache = TokenCache::in_memory();
+    let auth = Auth::new(endpoint, &cache);
+
+    // The cold call fetches; the first warm ones set up what is set up
+    // once per thread or per token (the lock-free read's slot, the header's
+    // shared bytes).
+    let first = runtime.block_on(auth.token()).unwrap();
+    for _ in 0..10 {
+        runtime.block_on(auth.token()).unwrap();
+        runtime.block_on(auth.authorization()).unwrap();
+    }
+    let hits_before = cache.stats().hits;
+
+    let allocations = allocations_in(|| {
+        runtime.block_on(async {
+            for _ in 0..WARM_CALLS {
+                let token = auth.token().await.unwrap();
+                assert!(token.is_sent_as(first.authorization()));
+                let header = auth.authorization().await.unwrap();
+                assert!(first.is_sent_as(&header));
+            }
+        })
+    });
+
+    assert_eq!(allocations, 0, "allocations in {WARM_CALLS} warm hits");
+    assert_eq!(cache.stats().hits - hits_before, 2 * WARM_CALLS);
+    assert_eq!(cache.stats().fetches, 1);
+    runtime.block_on(sandbox.shutdown()).unwrap();
+}

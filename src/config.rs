@@ -33,9 +33,9 @@ use secrecy::ExposeSecret;
 
 use crate::auth::{
     AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, ApiSettings, Auth, CacheEncryptionKey,
-    CacheSettings, ClientAuthMethod, ClientCredential, ClientSecrets, FileStore, KeyName,
-    MemoryStore, PrivateKeyFiles, SigningAlgorithm, TokenCache, TokenEndpoint,
-    TokenEndpointBuilder,
+    CacheSettings, ClientAuthMethod, ClientCredential, ClientSecrets, Dpop, DpopKey, FileStore,
+    KeyName, MemoryStore, PrivateKeyFiles, SigningAlgorithm, TlsIdentity, TokenCache,
+    TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
@@ -205,6 +205,13 @@ pub enum AuthMethodName {
     BasicAndPost,
     /// `private_key_jwt` (RFC 7523).
     PrivateKeyJwt,
+    /// `tls_client_auth` (RFC 8705 §2.1): the certificate of
+    /// `tls_certificate_file` (issued by a CA the server trusts) on the TLS
+    /// connection.
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): a self-signed
+    /// certificate the server has registered for the client.
+    SelfSignedTlsClientAuth,
     /// A client assertion made elsewhere (workload identity federation),
     /// read from `client_assertion_file` at every token request. For the
     /// Entra providers (nxtport, cenda), `AZURE_FEDERATED_TOKEN_FILE` and
@@ -360,6 +367,38 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "clap", arg(long, value_name = "BYTES"))]
     pub max_response_bytes: Option<u64>,
+    /// DPoP (RFC 9449): tokens bound to a P-256 key made for this process
+    /// (one key for every such client of the process), proved with a fresh
+    /// proof on the token request and on every API call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, num_args = 0, default_missing_value = "true")
+    )]
+    pub dpop: Option<bool>,
+    /// DPoP with the P-256 private key in this PEM file (PKCS#8 or SEC1)
+    /// instead of a fresh one: its tokens can be cached across runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub dpop_key_file: Option<PathBuf>,
+    /// With DPoP, use a Bearer token if the token endpoint answers with one
+    /// (it does not do DPoP for this client). Off: that answer is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, num_args = 0, default_missing_value = "true")
+    )]
+    pub dpop_allow_bearer: Option<bool>,
+    /// Mutual TLS (RFC 8705): the client certificate (PEM, the client's
+    /// first), presented to the token endpoint and the API, with
+    /// `auth = "tls-client-auth"` or `"self-signed-tls-client-auth"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub tls_certificate_file: Option<PathBuf>,
+    /// The private key (PEM) of `tls_certificate_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -383,6 +422,49 @@ impl ClientConfig {
     /// `self` with every field that `overrides` sets replaced.
     pub fn overlaid_with(&self, overrides: &ClientConfig) -> ClientConfig {
         overlay(self, overrides)
+    }
+
+    /// The client certificate for mutual TLS (`tls_certificate_file`,
+    /// `tls_key_file`, with a `tls-…` auth): `None` when the client does
+    /// not authenticate with one.
+    pub fn tls_identity(&self) -> Result<Option<TlsIdentity>, String> {
+        let tls_auth = matches!(
+            self.auth,
+            Some(AuthMethodName::TlsClientAuth | AuthMethodName::SelfSignedTlsClientAuth)
+        );
+        match (&self.tls_certificate_file, &self.tls_key_file, tls_auth) {
+            (None, None, false) => Ok(None),
+            (Some(certificate), Some(key), true) => {
+                TlsIdentity::from_pem_files(certificate, key)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            (_, _, true) => Err(
+                "mutual TLS needs tls_certificate_file and tls_key_file".to_owned(),
+            ),
+            (_, _, false) => Err(
+                "tls_certificate_file and tls_key_file need auth = \"tls-client-auth\" or \"self-signed-tls-client-auth\"".to_owned(),
+            ),
+        }
+    }
+
+    /// DPoP as configured (`dpop`, `dpop_key_file`, `dpop_allow_bearer`):
+    /// `None` when the client does not use it.
+    pub fn dpop_settings(&self) -> Result<Option<Dpop>, String> {
+        let key = match (&self.dpop_key_file, self.dpop) {
+            (Some(_), Some(false)) => {
+                return Err("dpop_key_file is set and dpop = false: remove one".to_owned());
+            }
+            (Some(file), _) => DpopKey::from_pem_file(file).map_err(|e| e.to_string())?,
+            (None, Some(true)) => DpopKey::for_process().map_err(|e| e.to_string())?,
+            (None, _) if self.dpop_allow_bearer.is_some() => {
+                return Err("dpop_allow_bearer needs dpop = true or dpop_key_file".to_owned());
+            }
+            (None, _) => return Ok(None),
+        };
+        Ok(Some(
+            Dpop::new(key).allow_bearer(self.dpop_allow_bearer.unwrap_or(false)),
+        ))
     }
 
     /// The environment variable that overrides this client's secret:
@@ -589,6 +671,9 @@ impl Config {
             builder = builder.http_settings(
                 crate::auth::HttpSettings::default().with_timeout(Duration::from_secs(seconds)),
             );
+        }
+        if let Some(dpop) = client.dpop_settings().map_err(fail)? {
+            builder = builder.dpop(dpop);
         }
         if let Some(seconds) = self.cache.default_lifetime_secs {
             builder = builder.lifetimes(
@@ -906,10 +991,15 @@ impl ClientConfig {
         Ok(None)
     }
 
-    /// The secret the client authenticates with, as bytes: its first
-    /// client secret, or its private key file. What a file cache's key is
-    /// derived from when no `M2M_CACHE_KEY` is given.
+    /// The secret the client authenticates with, as bytes: its TLS key
+    /// file, its first client secret, or its private key file. What a file
+    /// cache's key is derived from when no `M2M_CACHE_KEY` is given.
     fn secret_material(&self, client_name: &str) -> Result<secrecy::SecretSlice<u8>, String> {
+        if let (Some(_), Some(key_file)) = (self.tls_identity()?, &self.tls_key_file) {
+            return std::fs::read(key_file)
+                .map(Into::into)
+                .map_err(|e| format!("tls_key_file {}: {e}", key_file.display()));
+        }
         if self.uses_client_assertion() {
             return Err(format!(
                 "a client-assertion client has no lasting secret to derive the token cache's key from: set {}",
@@ -932,13 +1022,17 @@ impl ClientConfig {
         }
     }
 
-    /// The credential: a client assertion file (`auth = "client-assertion"`),
-    /// else the first secret (`M2M_<CLIENT>_CLIENT_SECRET`, the variable
+    /// The credential: the TLS certificate and key (`tls_certificate_file`,
+    /// `tls_key_file`) for mutual TLS, else a client assertion file
+    /// (`auth = "client-assertion"`), else the first secret (`M2M_<CLIENT>_CLIENT_SECRET`, the variable
     /// named by `client_secret_env`, or `client_secret_file`, read again
     /// when it changes) with `secondary_client_secret_env` as the second,
     /// else the key in `private_key_file` (read again when it or
     /// `certificate_file` changes).
     pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
+        if let Some(identity) = self.tls_identity()? {
+            return Ok(ClientCredential::TlsCertificate(identity));
+        }
         if self.uses_client_assertion() {
             if self.client_secret_env.is_some()
                 || self.client_secret_file.is_some()
@@ -1095,6 +1189,8 @@ impl From<AuthMethodName> for ClientAuthMethod {
             AuthMethodName::BasicUnencoded => ClientAuthMethod::ClientSecretBasicUnencoded,
             AuthMethodName::BasicAndPost => ClientAuthMethod::ClientSecretBasicAndPost,
             AuthMethodName::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+            AuthMethodName::TlsClientAuth => ClientAuthMethod::TlsClientAuth,
+            AuthMethodName::SelfSignedTlsClientAuth => ClientAuthMethod::SelfSignedTlsClientAuth,
             AuthMethodName::ClientAssertion => ClientAuthMethod::ClientAssertion,
         }
     }

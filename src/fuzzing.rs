@@ -30,7 +30,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use secrecy::ExposeSecret;
 use url::Url;
 
-use crate::auth::challenge::{BearerChallenge, bearer_challenges, says_invalid_token};
+use crate::auth::challenge::{
+    BearerChallenge, bearer_challenges, dpop_challenges, says_invalid_token,
+};
 use crate::auth::{
     AccessToken, AuthError, BoxFuture, CacheKey, CacheSettings, ClientAuthMethod, ClientCredential,
     FetchToken, MAX_RETRY_AFTER, MemoryStore, TokenCache, TokenLifetimes,
@@ -378,8 +380,12 @@ pub fn www_authenticate(bytes: &[u8]) {
     if let Ok(value) = HeaderValue::from_str(text) {
         assert_eq!(
             says_invalid_token([&value]),
-            value.to_str().is_ok() && found.iter().any(BearerChallenge::is_invalid_token),
-            "says_invalid_token disagrees with bearer_challenges"
+            value.to_str().is_ok()
+                && found
+                    .iter()
+                    .chain(dpop_challenges(text).iter())
+                    .any(BearerChallenge::is_invalid_token),
+            "says_invalid_token disagrees with bearer_challenges and dpop_challenges"
         );
     }
     let written = write_challenges(&found);

@@ -261,8 +261,9 @@ impl RequestShape {
 
 /// Fails (panics, as an assertion does) when `text` holds a secret: a
 /// client secret of the sandbox's demo clients, a PEM private key, or
-/// anything shaped like a JWT (an access token or a client assertion).
-/// `what` names the text in the message: a log, an output, a file.
+/// anything shaped like a JWT (an access token, a client assertion or a
+/// DPoP proof). `what` names the text in the message: a log, an output, a
+/// file.
 #[cfg(feature = "sandbox")]
 pub fn assert_no_secret(what: &str, text: &str) {
     let secrets = [
@@ -271,6 +272,7 @@ pub fn assert_no_secret(what: &str, text: &str) {
         crate::sandbox::demo::COGNITO_MOCK_ONLY_CLIENT_SECRET,
         crate::sandbox::demo::IDENTITYSERVER_CLIENT_SECRET,
         crate::sandbox::demo::OIDC_CLIENT_SECRET,
+        crate::sandbox::demo::DPOP_CLIENT_SECRET,
         "PRIVATE KEY",
     ];
     for secret in secrets {
@@ -279,7 +281,8 @@ pub fn assert_no_secret(what: &str, text: &str) {
             "{what} contains a secret ({secret:?}):\n{text}"
         );
     }
-    // JWTs (access tokens, client assertions) start with a base64url `{"`.
+    // JWTs (access tokens, client assertions, DPoP proofs) start with a
+    // base64url `{"`.
     let jwt = text.match_indices("eyJ").find(|(at, _)| {
         text[*at..]
             .split_whitespace()

@@ -507,6 +507,7 @@ async fn es256_access_tokens_and_short_lifetimes_are_configurable() {
     let options = ProviderOptions {
         access_token_ttl: Duration::from_secs(5),
         access_token_alg: Algorithm::ES256,
+        ..ProviderOptions::default()
     };
     let clients = [ClientSpec::secret_post("post-client", "right").default_resource(API_RESOURCE)];
     let provider = OidcProvider::start_with(&clients, &options).await;

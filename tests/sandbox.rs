@@ -1267,7 +1267,7 @@ async fn tokens_the_api_cannot_accept_are_refused_as_rfc_6750_says() {
     assert_eq!(missing.status().as_u16(), 401);
     assert_eq!(
         header(&missing, "www-authenticate"),
-        "Bearer realm=\"sandbox\""
+        "Bearer realm=\"sandbox\", DPoP realm=\"sandbox\", algs=\"ES256\""
     );
 
     let mock_only = sandbox
@@ -1442,7 +1442,7 @@ async fn every_operation_in_both_specs_has_a_route() {
                 assert_eq!(response.status().as_u16(), 401, "{method} {path}");
                 assert_eq!(
                     header(&response, "www-authenticate"),
-                    "Bearer realm=\"sandbox\""
+                    "Bearer realm=\"sandbox\", DPoP realm=\"sandbox\", algs=\"ES256\""
                 );
                 sent += 1;
             }
@@ -1597,7 +1597,7 @@ async fn summary_names_every_url_and_demo_credential() {
         assert!(text.contains(&url), "{url} missing from:\n{text}");
     }
     let clients = sandbox.demo_clients();
-    assert_eq!(clients.len(), 5);
+    assert_eq!(clients.len(), 6);
     for client in &clients {
         assert!(text.contains(client.client_id) && text.contains(client.client_secret));
     }

@@ -92,8 +92,18 @@ pub async fn resolve(
         .map_err(|e| Failure::usage(format!("client {name:?}: {e}")))?;
     let cache: TokenCache = effective.new_token_cache_for(&name).await?;
     let key = m2m::auth::CacheKey::for_endpoint(endpoint.identity());
+    // The API calls prove DPoP tokens with the endpoint's key and present
+    // its client certificate, as `Auth::new` does.
+    let dpop = endpoint.dpop().cloned();
+    let api = match api.tls_identity {
+        Some(_) => api,
+        None => api.with_tls_identity(endpoint.tls_identity().cloned()),
+    };
     let source = cache.source(key, std::sync::Arc::new(endpoint));
-    let auth = Auth::from_source(source.clone()).with_api_settings(api);
+    let mut auth = Auth::from_source(source.clone()).with_api_settings(api);
+    if let Some(dpop) = dpop {
+        auth = auth.with_dpop(dpop);
+    }
     Ok(ResolvedClient {
         name,
         settings,

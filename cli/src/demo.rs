@@ -34,7 +34,7 @@ pub struct DemoArgs {
 /// The environment variables the generated configuration reads secrets
 /// from, and their sandbox values. `main` sets them before any thread
 /// starts.
-pub const SECRET_VARIABLES: [(&str, &str); 4] = [
+pub const SECRET_VARIABLES: [(&str, &str); 5] = [
     ("M2M_DEMO_ENTRA_SECRET", demo::ENTRA_CLIENT_SECRET),
     ("M2M_DEMO_COGNITO_SECRET", demo::COGNITO_CLIENT_SECRET),
     (
@@ -42,6 +42,7 @@ pub const SECRET_VARIABLES: [(&str, &str); 4] = [
         demo::IDENTITYSERVER_CLIENT_SECRET,
     ),
     ("M2M_DEMO_OIDC_SECRET", demo::OIDC_CLIENT_SECRET),
+    ("M2M_DEMO_DPOP_SECRET", demo::DPOP_CLIENT_SECRET),
 ];
 
 /// One line of the report.
@@ -145,6 +146,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         "apiture",
         "custom",
         "federated",
+        "dpop",
     ] {
         let client = &config.clients[name];
         let shape = token_request_shape(&config, name, client);
@@ -153,10 +155,15 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         } else {
             ""
         };
+        let dpop = if client.dpop == Some(true) {
+            " (DPoP)"
+        } else {
+            ""
+        };
         let auth = report
             .run(
                 &format!(
-                    "token, {} style{federated}",
+                    "token, {} style{federated}{dpop}",
                     client.provider.map_or("?", ProviderKind::name)
                 ),
                 name,
@@ -181,7 +188,12 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     if let Some(auth) = auth_of("nxtsoft") {
         let api = nxtsoft::Client::new(&sandbox.nxtsoft_api_url(), auth);
-        nxtsoft_steps(&mut report, &api).await;
+        nxtsoft_steps(&mut report, &api, "nxtsoft", "Bearer").await;
+    }
+    if let Some(auth) = auth_of("dpop") {
+        // Every call: `Authorization: DPoP <token>` and a fresh proof.
+        let api = nxtsoft::Client::new(&sandbox.nxtsoft_api_url(), auth);
+        nxtsoft_steps(&mut report, &api, "dpop", "DPoP").await;
     }
 
     report.print_summary(&sandbox);
@@ -295,6 +307,20 @@ fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
             ..entra(SECRET_VARIABLES[0].0)
         },
     );
+    // The sandbox's DPoP client: Sequel style, tokens bound to a key made
+    // for the process; the token request and every API call carry a proof.
+    config.clients.insert(
+        "dpop".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Sequel),
+            authentication_server_url: Some(url(sandbox.sequel_authentication_server_url())?),
+            client_id: Some(demo::DPOP_CLIENT_ID.to_owned()),
+            client_secret_env: Some(SECRET_VARIABLES[4].0.to_owned()),
+            scopes: Some(vec![demo::SCOPE_TRANSACTIONS_MOCK.to_owned()]),
+            dpop: Some(true),
+            ..ClientConfig::default()
+        },
+    );
     Ok(config)
 }
 
@@ -381,6 +407,13 @@ fn token_request_shape(config: &Config, name: &str, client: &ClientConfig) -> St
                 identity.client_id
             ),
         ),
+        ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth => (
+            None,
+            format!(
+                "grant_type=client_credentials&client_id={}{scope} (client certificate on the TLS connection)",
+                identity.client_id
+            ),
+        ),
     };
     let mut shape = if client.discovery_url.is_some() {
         format!(
@@ -393,13 +426,25 @@ fn token_request_shape(config: &Config, name: &str, client: &ClientConfig) -> St
     if let Some(header) = header {
         shape.push_str(&format!("\n{header}"));
     }
+    if endpoint.dpop().is_some() {
+        shape.push_str("\nDPoP: [proof redacted]");
+    }
     shape.push_str(&format!("\n{body}"));
     shape
 }
 
 /// The request shape of an API call: method, path and JSON body.
 fn api_shape(method: &str, path: &str, body: Option<&impl Serialize>) -> String {
-    let mut shape = format!("{method} {path}\nAuthorization: Bearer [redacted]");
+    api_shape_with(method, path, "Bearer", body)
+}
+
+/// [`api_shape`] with the authorization scheme `scheme`; a DPoP call shows
+/// that a proof goes along, never the proof.
+fn api_shape_with(method: &str, path: &str, scheme: &str, body: Option<&impl Serialize>) -> String {
+    let mut shape = format!("{method} {path}\nAuthorization: {scheme} [redacted]");
+    if scheme == "DPoP" {
+        shape.push_str("\nDPoP: [proof redacted]");
+    }
     if let Some(body) = body {
         shape.push('\n');
         shape.push_str(&serde_json::to_string(body).unwrap_or_default());
@@ -617,7 +662,8 @@ async fn cenda_steps(report: &mut Report, api: &cenda::Client, sandbox: &Sandbox
         .await;
 }
 
-async fn nxtsoft_steps(report: &mut Report, api: &nxtsoft::Client) {
+/// A validation message posted by `client`, whose token goes out as `scheme`.
+async fn nxtsoft_steps(report: &mut Report, api: &nxtsoft::Client, client: &str, scheme: &str) {
     let message: nxtsoft::types::TransactionRequest = serde_json::from_value(json!({
         "accountNumber": "000123456789",
         "routingNumber": "021000021",
@@ -631,9 +677,9 @@ async fn nxtsoft_steps(report: &mut Report, api: &nxtsoft::Client) {
     .expect("a valid TransactionRequest");
     report
         .run(
-            "postValidationMessage",
-            "nxtsoft",
-            &api_shape("POST", "/transactions/mock", Some(&message)),
+            &format!("postValidationMessage ({scheme})"),
+            client,
+            &api_shape_with("POST", "/transactions/mock", scheme, Some(&message)),
             async {
                 let result = api
                     .post_validation_message()

@@ -51,7 +51,7 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
     let out = stdout(&output);
     let err = stderr(&output);
     assert!(output.status.success(), "demo failed:\n{out}\n{err}");
-    assert!(out.contains("15/15 steps passed"), "{out}");
+    assert!(out.contains("17/17 steps passed"), "{out}");
     // Cenda's onboarding in the vendor's order, in the steps and the summary.
     let steps = [
         "token, cenda style",
@@ -62,7 +62,8 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
         "listCredentialTemplates",
         "issue a credential (sandbox)",
         "revokeCredential",
-        "postValidationMessage",
+        "postValidationMessage (Bearer)",
+        "postValidationMessage (DPoP)",
     ];
     let summary = out.find("\nSummary").expect("a summary");
     for part in [&out[..summary], &out[summary..]] {
@@ -83,8 +84,14 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
         out.contains("token, cenda style, federated (a workload token, no secret)"),
         "{out}"
     );
-    // Seven clients, seven token requests: API calls reuse the cached tokens.
-    assert!(out.contains("the sandbox saw 7 token requests"), "{out}");
+    // The DPoP client: its token request and API call show the scheme and
+    // that a proof goes along, never the proof.
+    assert!(out.contains("token, sequel style (DPoP)"), "{out}");
+    assert!(out.contains("DPoP: [proof redacted]"), "{out}");
+    assert!(out.contains("Authorization: DPoP [redacted]"), "{out}");
+    // Eight clients, nine token requests (the DPoP client's first one is
+    // answered use_dpop_nonce): API calls reuse the cached tokens.
+    assert!(out.contains("the sandbox saw 9 token requests"), "{out}");
     assert!(
         err.contains("TRACE") || err.contains("DEBUG"),
         "-vv shows tracing:\n{err}"
@@ -109,6 +116,24 @@ fn every_command_has_help() {
         let output = m2m(&command);
         assert!(output.status.success(), "{command:?}: {}", stderr(&output));
         assert!(stdout(&output).contains("Usage:"), "{command:?}");
+    }
+}
+
+/// The sender-constrained token flags of the configuration reach the
+/// command (their `clap` attributes once named a feature that is gone).
+#[test]
+fn token_help_lists_the_dpop_and_mtls_flags() {
+    let output = m2m(&["token", "--help"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let help = stdout(&output);
+    for flag in [
+        "--dpop",
+        "--dpop-key-file",
+        "--dpop-allow-bearer",
+        "--tls-certificate-file",
+        "--tls-key-file",
+    ] {
+        assert!(help.contains(flag), "{flag} missing:\n{help}");
     }
 }
 
@@ -324,6 +349,71 @@ async fn token_and_call_by_flags_alone_against_the_sandbox() {
     let result: serde_json::Value = serde_json::from_slice(&call.stdout).unwrap();
     assert_eq!(result["status"], "Valid", "{result}");
     assert_eq!(sandbox.stats().nxtsoft_api_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dpop_token_and_call_print_no_secret_key_proof_or_token_even_at_trace() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let flags: Vec<String> = [
+        "--provider",
+        "sequel",
+        "--authentication-server-url",
+        &sandbox.sequel_authentication_server_url(),
+        "--client-id",
+        demo::DPOP_CLIENT_ID,
+        "--client-secret-env",
+        "M2M_TEST_SECRET",
+        "--scope",
+        "transactions/mock",
+        "--dpop",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            m2m_with_env(&args, &[("M2M_TEST_SECRET", demo::DPOP_CLIENT_SECRET)])
+        })
+    };
+
+    let mut args = vec!["-vv".to_owned(), "token".to_owned()];
+    args.extend(flags.clone());
+    let token = run(args).await.unwrap();
+    assert!(token.status.success(), "{}", stderr(&token));
+    let summary: serde_json::Value = serde_json::from_slice(&token.stdout).unwrap();
+    assert_eq!(summary["token_type"], "DPoP", "{summary}");
+    assert_no_secret("--dpop token stdout", &stdout(&token));
+    assert_no_secret("--dpop token stderr (TRACE)", &stderr(&token));
+
+    let mut args = vec![
+        "-vv".to_owned(),
+        "call".to_owned(),
+        "-".to_owned(),
+        "postValidationMessage".to_owned(),
+        "--api-base-url".to_owned(),
+        sandbox.nxtsoft_api_url(),
+    ];
+    args.extend(flags);
+    for (name, value) in [
+        ("accountNumber", "000123456789"),
+        ("routingNumber", "021000021"),
+        ("amount", "10.5"),
+        ("currency", "USD"),
+        ("transactionType", "Debit"),
+        ("reference", "CLI-DPOP-1"),
+    ] {
+        args.extend(["--param".to_owned(), format!("{name}={value}")]);
+    }
+    let call = run(args).await.unwrap();
+    assert!(call.status.success(), "{}", stderr(&call));
+    let result: serde_json::Value = serde_json::from_slice(&call.stdout).unwrap();
+    assert_eq!(result["status"], "Valid", "{result}");
+    assert_no_secret("--dpop call stdout", &stdout(&call));
+    assert_no_secret("--dpop call stderr (TRACE)", &stderr(&call));
+    // Two token requests per run (the nonce), each run a fresh key.
+    let stats = sandbox.stats();
+    assert_eq!((stats.tokens_issued, stats.nxtsoft_api_requests), (2, 1));
 }
 
 /// The flags of a client of the sandbox's Cognito-style token server,

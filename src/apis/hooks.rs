@@ -28,20 +28,17 @@ pub async fn authorize<E>(
 ) -> Result<(), Error<E>> {
     let token = async {
         auth.api_settings().refuse_insecure(request.url())?;
-        auth.token().await
+        let token = auth.token().await?;
+        auth.attach(request, &token)
     };
-    let token = token.await.map_err(|error| {
+    token.await.map_err(|error| {
         tracing::warn!(operation = info.operation_id, %error, "no access token for the call");
         let reference = auth.record_failure(&error);
         Error::Custom(format!(
             "{AUTH_ERROR_PREFIX} for {} {reference}: {error}",
             info.operation_id
         ))
-    })?;
-    request
-        .headers_mut()
-        .insert(AUTHORIZATION, token.authorization().clone());
-    Ok(())
+    })
 }
 
 /// `exec` hook: sends the request within the handle's timeout; on 401 with
@@ -66,9 +63,14 @@ pub async fn send(
     // Generated code sets no timeout of its own: the handle's applies.
     settings.limit_time(&mut request);
     let retry = request.try_clone();
+    let nonce_retry = auth.nonce_retry_copy(&request);
     let sent = auth.sending(&request);
     let mut authorizations = vec![request.headers().get(AUTHORIZATION).cloned()];
     let response = execute(http, request, info).await?;
+    let response = match auth.nonce_retry(&response, nonce_retry) {
+        Some(again) => execute(http, again, info).await?,
+        None => response,
+    };
     let response = match auth
         .resend_after(&response, sent, retry, info.operation_id)
         .await

@@ -11,6 +11,7 @@ use reqwest::{Request, Response, ResponseBuilderExt};
 use url::Url;
 
 use crate::oauth::error::{ApiCallError, ApiCallErrorKind, AuthError, ConfigError};
+use crate::oauth::mtls::TlsIdentity;
 use crate::oauth::url_policy::check_credentials_url;
 
 /// The settings of the API calls an [`Auth`](super::Auth) handle guards.
@@ -26,6 +27,10 @@ pub struct ApiSettings {
     /// Send the token over plain http to a host that is not loopback
     /// (off: RFC 6750 §5.3, a bearer token goes over TLS only).
     pub allow_http: bool,
+    /// The client certificate the API calls present (mutual TLS, RFC 8705):
+    /// a certificate-bound token is accepted only with it. [`Auth::new`]
+    /// sets the token endpoint's.
+    pub tls_identity: Option<TlsIdentity>,
 }
 
 impl Default for ApiSettings {
@@ -34,6 +39,7 @@ impl Default for ApiSettings {
             timeout: Duration::from_secs(30),
             max_response_bytes: 16 * 1024 * 1024,
             allow_http: false,
+            tls_identity: None,
         }
     }
 }
@@ -66,6 +72,12 @@ impl ApiSettings {
         self
     }
 
+    /// With the client certificate the API calls present.
+    pub fn with_tls_identity(mut self, identity: Option<TlsIdentity>) -> Self {
+        self.tls_identity = identity;
+        self
+    }
+
     /// Whether the token may be sent to `url`: the rule for token URLs
     /// ([`check_credentials_url`]) with this handle's `allow_http`. The error
     /// names the URL without its query.
@@ -91,11 +103,16 @@ impl ApiSettings {
     }
 
     /// [`ApiSettings::http_client`] from your own builder (proxy, root
-    /// certificates, …); its redirect policy is replaced.
+    /// certificates, …); its redirect policy is replaced, and the client
+    /// certificate ([`ApiSettings::tls_identity`]) added.
     pub fn http_client_from(
         &self,
         builder: reqwest::ClientBuilder,
     ) -> Result<reqwest::Client, ConfigError> {
+        let builder = match &self.tls_identity {
+            Some(identity) => identity.apply(builder),
+            None => builder,
+        };
         builder
             .timeout(self.timeout)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {

@@ -28,6 +28,17 @@ impl BearerChallenge {
 /// Parses every `Bearer` challenge in one `WWW-Authenticate` header value.
 /// Challenges of other schemes are skipped; malformed parts are ignored.
 pub fn bearer_challenges(header: &str) -> Vec<BearerChallenge> {
+    challenges_of(header, "bearer")
+}
+
+/// Parses every `DPoP` challenge (RFC 9449 §7.1: the same parameters as
+/// Bearer's, and `error="use_dpop_nonce"`) in one `WWW-Authenticate` value.
+pub fn dpop_challenges(header: &str) -> Vec<BearerChallenge> {
+    challenges_of(header, "dpop")
+}
+
+/// The challenges of `scheme` (lower case) in one `WWW-Authenticate` value.
+fn challenges_of(header: &str, scheme: &str) -> Vec<BearerChallenge> {
     let mut parser = Parser {
         rest: header.as_bytes(),
     };
@@ -67,7 +78,7 @@ pub fn bearer_challenges(header: &str) -> Vec<BearerChallenge> {
         } else {
             // A new scheme starts.
             found.extend(current.take());
-            in_bearer = token.eq_ignore_ascii_case("bearer");
+            in_bearer = token.eq_ignore_ascii_case(scheme);
             if in_bearer {
                 current = Some(BearerChallenge::default());
             }
@@ -77,20 +88,39 @@ pub fn bearer_challenges(header: &str) -> Vec<BearerChallenge> {
     found
 }
 
-/// Whether any value of the `WWW-Authenticate` headers asks for a new token.
+/// Whether any value of the `WWW-Authenticate` headers asks for a new token
+/// (a `Bearer` or `DPoP` challenge with `error="invalid_token"`).
 pub fn says_invalid_token<'a>(headers: impl IntoIterator<Item = &'a http::HeaderValue>) -> bool {
     headers.into_iter().any(|value| {
         value.to_str().is_ok_and(|text| {
             bearer_challenges(text)
                 .iter()
+                .chain(dpop_challenges(text).iter())
                 .any(BearerChallenge::is_invalid_token)
         })
     })
 }
 
+/// Whether an API's answer asks for a DPoP proof with its nonce: status 401
+/// with a `DPoP error="use_dpop_nonce"` challenge (RFC 9449 §9).
+pub fn asks_for_dpop_nonce(status: http::StatusCode, headers: &http::HeaderMap) -> bool {
+    status == http::StatusCode::UNAUTHORIZED
+        && headers
+            .get_all(http::header::WWW_AUTHENTICATE)
+            .iter()
+            .any(|value| {
+                value.to_str().is_ok_and(|text| {
+                    dpop_challenges(text)
+                        .iter()
+                        .any(|c| c.error.as_deref() == Some("use_dpop_nonce"))
+                })
+            })
+}
+
 /// Whether an API's answer rejects the token itself: status 401 with a
-/// `Bearer error="invalid_token"` challenge. Only then can a new token help;
-/// a plain 401, or a 403 `insufficient_scope`, is the caller's to handle.
+/// `Bearer` (or `DPoP`) `error="invalid_token"` challenge. Only then can a
+/// new token help; a plain 401, or a 403 `insufficient_scope`, is the
+/// caller's to handle.
 pub fn rejects_token(status: http::StatusCode, headers: &http::HeaderMap) -> bool {
     status == http::StatusCode::UNAUTHORIZED
         && says_invalid_token(headers.get_all(http::header::WWW_AUTHENTICATE))
@@ -192,6 +222,35 @@ mod tests {
         let scope = bearer_challenges(r#"Bearer error="insufficient_scope", scope="a b""#);
         assert!(!scope[0].is_invalid_token());
         assert_eq!(scope[0].scope.as_deref(), Some("a b"));
+    }
+
+    #[test]
+    fn dpop_challenges_are_read_apart_from_bearer() {
+        let header = r#"DPoP algs="ES256", error="use_dpop_nonce", Bearer realm="r""#;
+        assert_eq!(
+            dpop_challenges(header)[0].error.as_deref(),
+            Some("use_dpop_nonce")
+        );
+        assert!(bearer_challenges(header)[0].error.is_none());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static(r#"dpop error="invalid_token""#),
+        );
+        assert!(rejects_token(http::StatusCode::UNAUTHORIZED, &headers));
+        assert!(!asks_for_dpop_nonce(
+            http::StatusCode::UNAUTHORIZED,
+            &headers
+        ));
+        headers.insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static(r#"DPoP error="use_dpop_nonce""#),
+        );
+        assert!(asks_for_dpop_nonce(
+            http::StatusCode::UNAUTHORIZED,
+            &headers
+        ));
+        assert!(!rejects_token(http::StatusCode::UNAUTHORIZED, &headers));
     }
 
     #[test]

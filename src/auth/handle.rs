@@ -13,6 +13,7 @@ use crate::cache::token_cache::TokenCache;
 use crate::cache::token_source::TokenSource;
 use crate::endpoint::token_endpoint::TokenEndpoint;
 use crate::metrics::MetricLabels;
+use crate::oauth::dpop::Dpop;
 use crate::oauth::error::AuthError;
 use crate::oauth::token::AccessToken;
 use crate::store::key::CacheKey;
@@ -49,6 +50,7 @@ pub struct Auth {
     api: ApiSettings,
     renewals: Arc<Renewals>,
     clock: Arc<dyn Clock>,
+    dpop: Option<Dpop>,
 }
 
 impl Auth {
@@ -56,20 +58,36 @@ impl Auth {
     /// ([`CacheKey::for_endpoint`]: provider, token endpoint, client id,
     /// scopes, resource). Every handle made with the same cache for the
     /// same key shares its tokens and its one fetch at a time.
+    /// With DPoP on the endpoint, API calls carry a fresh proof each; with
+    /// a client certificate, API calls present it too.
     ///
     /// Its metrics (feature `metrics`) name the client after the host of
     /// the token URL; [`Auth::named`] gives it a name.
     pub fn new(endpoint: TokenEndpoint, cache: &TokenCache) -> Self {
-        let key = CacheKey::for_endpoint(endpoint.identity());
-        Self::from_source(cache.source(key, Arc::new(endpoint)))
+        Self::over_endpoint(endpoint, cache, None)
     }
 
     /// [`Auth::new`], its metrics labelled `client=name` (feature
     /// `metrics`; [`Config::auth`](crate::config::Config::auth) names each
     /// handle after its client). A fixed name per client: never a secret.
     pub fn named(name: &str, endpoint: TokenEndpoint, cache: &TokenCache) -> Self {
+        Self::over_endpoint(endpoint, cache, Some(name))
+    }
+
+    fn over_endpoint(endpoint: TokenEndpoint, cache: &TokenCache, name: Option<&str>) -> Self {
         let key = CacheKey::for_endpoint(endpoint.identity());
-        Self::from_source(cache.source(key, Arc::new(endpoint)).with_name(name))
+        let dpop = endpoint.dpop().cloned();
+        let tls_identity = endpoint.tls_identity().cloned();
+        let source = cache.source(key, Arc::new(endpoint));
+        let mut auth = match name {
+            Some(name) => Self::from_source(source.with_name(name)),
+            None => Self::from_source(source),
+        };
+        auth.api.tls_identity = tls_identity;
+        match dpop {
+            Some(dpop) => auth.with_dpop(dpop),
+            None => auth,
+        }
     }
 
     /// A handle over any token source. Its metrics carry the source's
@@ -81,13 +99,76 @@ impl Auth {
             api: ApiSettings::default(),
             renewals: Arc::new(Renewals::new(&labels)),
             clock: Arc::new(SystemClock),
+            dpop: None,
         }
+    }
+
+    /// With the DPoP key (and nonces) that the source's DPoP tokens are
+    /// bound to: every API call with such a token gets a fresh proof.
+    /// [`Auth::new`] takes it from the endpoint.
+    pub fn with_dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
+    /// Sets `Authorization` on a request of your own, and for a DPoP token
+    /// its `DPoP` proof (made for this request's method and URL: build the
+    /// request first, and send it once; a resent request needs a new proof).
+    pub async fn authorize(&self, request: &mut Request) -> Result<(), AuthError> {
+        self.api.refuse_insecure(request.url())?;
+        let token = self.token().await?;
+        self.attach(request, &token)
+    }
+
+    /// Puts `token` on `request`: `Authorization`, and a fresh proof for a
+    /// DPoP token.
+    pub(crate) fn attach(
+        &self,
+        request: &mut Request,
+        token: &AccessToken,
+    ) -> Result<(), AuthError> {
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, token.authorization().clone());
+        self.prove(request)
+    }
+
+    /// A fresh DPoP proof on `request` when it carries a DPoP token.
+    pub(crate) fn prove(&self, request: &mut Request) -> Result<(), AuthError> {
+        super::dpop_calls::prove(self.dpop.as_ref(), request, self.clock.now())
+    }
+
+    /// A copy of `request` to send again when the API asks for a DPoP nonce
+    /// (only for a request that carries a proof: no cost otherwise).
+    pub(crate) fn nonce_retry_copy(&self, request: &Request) -> Option<Request> {
+        (self.dpop.is_some() && super::dpop_calls::has_proof(request))
+            .then(|| request.try_clone())
+            .flatten()
+    }
+
+    /// After `response` to a request with a proof, keeps the API's DPoP
+    /// nonce; `copy` with a new proof when the API asked for that nonce.
+    pub(crate) fn nonce_retry(
+        &self,
+        response: &Response,
+        copy: Option<Request>,
+    ) -> Option<Request> {
+        let dpop = self.dpop.as_ref()?;
+        let asked = super::dpop_calls::wants_nonce_retry(Some(dpop), copy.is_some(), response);
+        let mut copy = copy.filter(|_| asked)?;
+        self.prove(&mut copy).ok()?;
+        tracing::debug!("the API asked for a DPoP nonce: sending once more with it");
+        Some(copy)
     }
 
     /// With other settings for the API calls this handle guards (the
     /// generated clients and [`AuthMiddleware`](crate::auth::AuthMiddleware)): by default the token goes
     /// only over https or to loopback.
-    pub fn with_api_settings(mut self, api: ApiSettings) -> Self {
+    /// The endpoint's client certificate stays unless `api` names one.
+    pub fn with_api_settings(mut self, mut api: ApiSettings) -> Self {
+        if api.tls_identity.is_none() {
+            api.tls_identity = self.api.tls_identity.take();
+        }
         self.api = api;
         self
     }
@@ -173,15 +254,27 @@ impl Auth {
         call: &str,
     ) -> Resend {
         let (source, clock) = (self.source.as_ref(), self.clock.as_ref());
-        self.renewals
+        match self
+            .renewals
             .resend_after(source, clock, response, sent, retry, call)
             .await
+        {
+            // The renewed token needs a proof of its own (a new `ath`).
+            Resend::Once(mut retry) => match self.prove(&mut retry) {
+                Ok(()) => Resend::Once(retry),
+                Err(error) => Resend::Stop(error),
+            },
+            other => other,
+        }
     }
 
     /// Notes whether `response` accepted its token (see
     /// [`Renewals::note_answer`]).
     pub(crate) fn note_answer(&self, response: &Response) {
         self.renewals.note_answer(response);
+        if let Some(dpop) = &self.dpop {
+            dpop.note_nonce(response.url(), response.headers());
+        }
     }
 
     /// Records `error` and returns the reference to put in a message.

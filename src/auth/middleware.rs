@@ -2,7 +2,6 @@
 //! layer, for hand-written reqwest code (feature `middleware`).
 
 use http::Extensions;
-use http::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
@@ -74,15 +73,11 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let token = async {
-            self.auth.api_settings().refuse_insecure(request.url())?;
-            self.auth.token().await
-        };
-        let token = token.await.map_err(reqwest_middleware::Error::middleware)?;
+        self.auth
+            .authorize(&mut request)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
         let settings = self.auth.api_settings();
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, token.authorization().clone());
         let ours = settings.limit_time(&mut request);
         let on_time = |result: reqwest_middleware::Result<Response>| {
             // The request's own shorter timeout is the caller's business.
@@ -97,8 +92,13 @@ impl Middleware for AuthMiddleware {
             })
         };
         let retry = request.try_clone();
+        let nonce_retry = self.auth.nonce_retry_copy(&request);
         let sent = self.auth.sending(&request);
         let response = on_time(next.clone().run(request, extensions).await)?;
+        let response = match self.auth.nonce_retry(&response, nonce_retry) {
+            Some(again) => on_time(next.clone().run(again, extensions).await)?,
+            None => response,
+        };
         let call = response.url().path();
         let response = match self.auth.resend_after(&response, sent, retry, call).await {
             Resend::No => response,

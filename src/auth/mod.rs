@@ -12,6 +12,7 @@
 
 pub(crate) mod api;
 pub mod challenge;
+mod dpop_calls;
 mod handle;
 #[cfg(feature = "middleware")]
 mod middleware;
@@ -43,6 +44,7 @@ pub use crate::oauth::assertion_source::{
 pub use crate::oauth::credentials::{
     ClientAuthMethod, ClientCredential, JWT_BEARER_ASSERTION_TYPE,
 };
+pub use crate::oauth::dpop::{DPOP_HEADER, DPOP_NONCE_HEADER, Dpop, DpopKey};
 pub use crate::oauth::error::{
     ApiCallError, ApiCallErrorKind, AuthError, ConfigError, CredentialError, CredentialKind,
     CredentialOrigin, CredentialProblem, DiscoveryError, EndpointError, InvalidResponse,
@@ -51,6 +53,7 @@ pub use crate::oauth::error::{
 };
 pub use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
 pub use crate::oauth::key_file::{KeyName, PrivateKeyFiles};
+pub use crate::oauth::mtls::TlsIdentity;
 pub use crate::oauth::response::TokenLifetimes;
 pub use crate::oauth::retry_after::{MAX_RETRY_AFTER, retry_after};
 pub use crate::oauth::secret_rotation::{ClientSecrets, SecretSlot};

@@ -30,6 +30,9 @@ pub struct ProviderMetadata {
     pub token_endpoint: Url,
     /// `token_endpoint_auth_methods_supported`, when listed.
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// `mtls_endpoint_aliases.token_endpoint` (RFC 8705 §5), checked like
+    /// `token_endpoint`: where a client presenting its certificate asks.
+    pub mtls_token_endpoint: Option<Url>,
     /// `grant_types_supported`, when listed. Not enforced: many servers
     /// that issue client-credentials tokens leave it out.
     pub grant_types_supported: Option<Vec<String>>,
@@ -41,6 +44,12 @@ struct RawMetadata {
     token_endpoint: Option<String>,
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
     grant_types_supported: Option<Vec<String>>,
+    mtls_endpoint_aliases: Option<RawAliases>,
+}
+
+#[derive(Deserialize)]
+struct RawAliases {
+    token_endpoint: Option<String>,
 }
 
 /// The path a discovery URL ends with (OpenID Connect Discovery §4).
@@ -241,9 +250,28 @@ pub(crate) fn read_document(
         .map_err(|e| fail(&format!("`token_endpoint` is not a URL ({e})"), false))?;
     check_credentials_url(&token_endpoint, allow_http)
         .map_err(|e| fail(&format!("`token_endpoint` cannot be used: {e}"), false))?;
+    let mtls_token_endpoint = match raw.mtls_endpoint_aliases.and_then(|a| a.token_endpoint) {
+        None => None,
+        Some(alias) => {
+            let alias = Url::parse(&alias).map_err(|e| {
+                fail(
+                    &format!("`mtls_endpoint_aliases.token_endpoint` is not a URL ({e})"),
+                    false,
+                )
+            })?;
+            check_credentials_url(&alias, allow_http).map_err(|e| {
+                fail(
+                    &format!("`mtls_endpoint_aliases.token_endpoint` cannot be used: {e}"),
+                    false,
+                )
+            })?;
+            Some(alias)
+        }
+    };
     Ok(ProviderMetadata {
         issuer,
         token_endpoint,
+        mtls_token_endpoint,
         token_endpoint_auth_methods_supported: raw.token_endpoint_auth_methods_supported,
         grant_types_supported: raw.grant_types_supported,
     })

@@ -28,11 +28,13 @@ use super::fetch_token::FetchToken;
 use super::retry::RetryPolicy;
 use crate::future::BoxFuture;
 use crate::oauth::credentials::{ClientAuthMethod, ClientCredential, RequestAuth};
+use crate::oauth::dpop::{Dpop, USE_DPOP_NONCE};
 use crate::oauth::error::{AuthError, ConfigError, TransportErrorKind};
 use crate::oauth::exchange::exchange;
 use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
+use crate::oauth::mtls::TlsIdentity;
 use crate::oauth::response::{FailureContext, TokenLifetimes, read_token_answer};
-use crate::oauth::token::AccessToken;
+use crate::oauth::token::{AccessToken, TokenType};
 use crate::oauth::url_policy::check_credentials_url;
 use crate::provider::{Provider, TokenAuthority};
 use crate::time::clock::{Clock, Jitter, RandomJitter, SystemClock, later};
@@ -52,6 +54,10 @@ pub struct EndpointIdentity {
     pub scopes: Vec<String>,
     /// The RFC 8707 `resource`, when one is requested.
     pub resource: Option<String>,
+    /// What the tokens are bound to, when they are sender-constrained: the
+    /// DPoP key's thumbprint (`dpop-jkt:…`). Tokens bound to one key are
+    /// never handed to a holder of another.
+    pub key_binding: Option<String>,
 }
 
 /// Builds a [`TokenEndpoint`]; see [`TokenEndpoint::builder`].
@@ -70,9 +76,19 @@ pub struct TokenEndpointBuilder {
     lifetimes: TokenLifetimes,
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
+    dpop: Option<Dpop>,
 }
 
 impl TokenEndpointBuilder {
+    /// DPoP (RFC 9449): every token request carries a proof signed with
+    /// `dpop`'s key, and the tokens are bound to it (`token_type` DPoP).
+    /// An [`Auth`](crate::auth::Auth) handle over this endpoint sends each
+    /// API call with a fresh proof.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// The scopes to request, replacing the provider's default. Each item may
     /// hold several space-separated scopes; repeats are dropped, order kept.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
@@ -128,7 +144,8 @@ impl TokenEndpointBuilder {
         self
     }
 
-    /// A shared HTTP client.
+    /// A shared HTTP client. With mutual TLS, it must present the client
+    /// certificate itself (build it with [`TlsIdentity::apply`]).
     pub fn http_client(mut self, client: TokenHttpClient) -> Self {
         self.http = Some(client);
         self
@@ -187,16 +204,36 @@ impl TokenEndpointBuilder {
         let scopes = self
             .scopes
             .unwrap_or_else(|| self.provider.default_scopes(&self.client_id));
-        let http = match self.http {
-            Some(http) => http,
-            None => TokenHttpClient::new(&self.http_settings)?,
+        let http = match (self.http, &self.credential) {
+            (Some(http), _) => http,
+            // One client per identity: the certificate on every connection.
+            (None, ClientCredential::TlsCertificate(identity)) => TokenHttpClient::from_builder(
+                identity.apply(reqwest::Client::builder()),
+                &self.http_settings,
+            )?,
+            (None, _) => TokenHttpClient::new(&self.http_settings)?,
         };
+        let key_binding = [
+            self.dpop
+                .as_ref()
+                .map(|dpop| format!("dpop-jkt:{}", dpop.key().thumbprint())),
+            match &self.credential {
+                ClientCredential::TlsCertificate(identity) => {
+                    Some(format!("x5t#S256:{}", identity.thumbprint()))
+                }
+                _ => None,
+            },
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
         let identity = EndpointIdentity {
             provider: self.provider.name(),
             authority: authority.url().to_string(),
             client_id: self.client_id.clone(),
             scopes: scopes.clone(),
             resource: self.resource.clone(),
+            key_binding: (!key_binding.is_empty()).then(|| key_binding.join(" ")),
         };
         Ok(TokenEndpoint {
             scope_format: self.provider.scope_format(),
@@ -215,6 +252,7 @@ impl TokenEndpointBuilder {
             jitter: self.jitter,
             held_off_until: Mutex::new(None),
             warned_auth_methods: AtomicBool::new(false),
+            dpop: self.dpop,
         })
     }
 }
@@ -293,6 +331,7 @@ pub struct TokenEndpoint {
     scope_format: &'static str,
     held_off_until: Mutex<Option<SystemTime>>,
     warned_auth_methods: AtomicBool,
+    dpop: Option<Dpop>,
 }
 
 impl TokenEndpoint {
@@ -321,6 +360,7 @@ impl TokenEndpoint {
             lifetimes: TokenLifetimes::default(),
             clock: Arc::new(SystemClock),
             jitter: Arc::new(RandomJitter),
+            dpop: None,
         }
     }
 
@@ -342,6 +382,20 @@ impl TokenEndpoint {
     /// The scopes requested.
     pub fn scopes(&self) -> &[String] {
         &self.scopes
+    }
+
+    /// The client certificate presented on every connection, with mutual
+    /// TLS (a certificate-bound token needs it on the API calls too).
+    pub fn tls_identity(&self) -> Option<&TlsIdentity> {
+        match &self.credential {
+            ClientCredential::TlsCertificate(identity) => Some(identity),
+            _ => None,
+        }
+    }
+
+    /// The DPoP key and nonces of this endpoint, when it uses DPoP.
+    pub fn dpop(&self) -> Option<&Dpop> {
+        self.dpop.as_ref()
     }
 
     /// Requests a new token: retries, backoff and hold-off included.
@@ -421,7 +475,13 @@ impl TokenEndpoint {
                 self.check_advertised_methods(
                     metadata.token_endpoint_auth_methods_supported.as_deref(),
                 );
-                (metadata.token_endpoint.clone(), Some((discovery, metadata)))
+                // RFC 8705 §5: a client presenting its certificate uses
+                // the alias when there is one.
+                let url = match (&metadata.mtls_token_endpoint, self.tls_identity()) {
+                    (Some(alias), Some(_)) => alias.clone(),
+                    _ => metadata.token_endpoint.clone(),
+                };
+                (url, Some((discovery, metadata)))
             }
         };
         match self.request_at(&token_url, now).await {
@@ -436,24 +496,86 @@ impl TokenEndpoint {
     }
 
     async fn request_at(&self, token_url: &Url, now: SystemTime) -> Result<AccessToken, AuthError> {
-        self.credential
-            .send_with(
-                &self.client_id,
-                self.method,
-                token_url.as_str(),
-                now,
-                |auth| self.send(token_url, now, auth),
-            )
-            .await
+        let mut nonce_retry_left = self.dpop.is_some();
+        loop {
+            let fresh_nonce = AtomicBool::new(false);
+            let result = self
+                .credential
+                .send_with(
+                    &self.client_id,
+                    self.method,
+                    token_url.as_str(),
+                    now,
+                    |auth| self.send(token_url, now, auth, &fresh_nonce),
+                )
+                .await;
+            let Some(dpop) = &self.dpop else {
+                return self.check_token_type(result?);
+            };
+            match result {
+                Ok(token) => return self.check_token_type(token),
+                // RFC 9449 §8: the server wants its nonce in the proof; a
+                // new one is kept for the origin, and the request is made
+                // once more with a fresh proof carrying it (and fresh
+                // credentials: a new client assertion, the files read again).
+                Err(error)
+                    if nonce_retry_left
+                        && fresh_nonce.load(Ordering::Relaxed)
+                        && error
+                            .oauth_error()
+                            .is_some_and(|oauth| oauth.error == USE_DPOP_NONCE) =>
+                {
+                    nonce_retry_left = false;
+                    tracing::debug!(
+                        key = dpop.key().thumbprint(),
+                        "the token endpoint asked for a DPoP nonce: sending once more with it"
+                    );
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
-    /// One request with the credentials `auth`.
+    /// A token of the type this endpoint may use: DPoP only with a DPoP key,
+    /// Bearer with one only when allowed.
+    fn check_token_type(&self, token: AccessToken) -> Result<AccessToken, AuthError> {
+        match (token.kind(), &self.dpop) {
+            (TokenType::DPoP, None) => Err(AuthError::UnsupportedTokenType {
+                token_type: token.token_type().to_owned(),
+            }),
+            (TokenType::Bearer, Some(dpop)) if !dpop.allows_bearer() => {
+                Err(AuthError::NotSenderConstrained {
+                    token_type: token.token_type().to_owned(),
+                })
+            }
+            (TokenType::Bearer, Some(_)) => {
+                tracing::warn!(
+                    "the token endpoint answered a DPoP request with a Bearer token: using it as Bearer (dpop_allow_bearer)"
+                );
+                Ok(token)
+            }
+            _ => Ok(token),
+        }
+    }
+
+    /// One request with the credentials `auth` (and a DPoP proof with a
+    /// DPoP key); `fresh_nonce` tells whether its answer brought a new DPoP
+    /// nonce (errors only; a nonce on a success is kept all the same).
     async fn send(
         &self,
         token_url: &Url,
         now: SystemTime,
-        auth: RequestAuth,
+        mut auth: RequestAuth,
+        fresh_nonce: &AtomicBool,
     ) -> Result<AccessToken, AuthError> {
+        let proof = match &self.dpop {
+            Some(dpop) => {
+                let proof = dpop.proof("POST", token_url, None, now)?;
+                auth.scrubber.add(proof.to_str().unwrap_or_default());
+                Some(proof)
+            }
+            None => None,
+        };
         let (result, recorded) = exchange(
             &self.http,
             &self.client_id,
@@ -461,8 +583,14 @@ impl TokenEndpoint {
             &auth,
             &self.scopes,
             self.resource.as_deref(),
+            proof,
         )
         .await;
+        let fresh = match (&self.dpop, &recorded) {
+            (Some(dpop), Some(recorded)) => dpop.note_nonce(token_url, &recorded.headers),
+            _ => false,
+        };
+        fresh_nonce.store(fresh, Ordering::Relaxed);
         let url = token_url.as_str();
         let context = FailureContext {
             url,

@@ -17,6 +17,7 @@ use super::assertion::PrivateKeyJwt;
 use super::assertion_source::ClientAssertion;
 use super::error::{AuthError, ConfigError, CredentialError};
 use super::key_file::PrivateKeyFiles;
+use super::mtls::TlsIdentity;
 use super::secret_rotation::ClientSecrets;
 use crate::redaction::Scrubber;
 
@@ -46,6 +47,13 @@ pub enum ClientAuthMethod {
     /// A JWT signed with the client's private key (RFC 7523), in the body as
     /// `client_assertion`, with `client_id`.
     PrivateKeyJwt,
+    /// Mutual TLS with a certificate from a CA (RFC 8705 §2.1): the client
+    /// certificate on the connection, `client_id` in the body.
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate the server knows (RFC 8705
+    /// §2.2): the client certificate on the connection, `client_id` in the
+    /// body.
+    SelfSignedTlsClientAuth,
     /// A JWT made elsewhere (workload identity federation: a Kubernetes
     /// service-account token, a CI job's OIDC token), in the body as
     /// `client_assertion`, with `client_id`. The same request as
@@ -62,11 +70,18 @@ impl ClientAuthMethod {
             | Self::ClientSecretBasicUnencoded
             | Self::ClientSecretBasicAndPost => "client_secret_basic",
             Self::PrivateKeyJwt | Self::ClientAssertion => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
     fn needs_secret(self) -> bool {
-        !matches!(self, Self::PrivateKeyJwt | Self::ClientAssertion)
+        !matches!(self, Self::PrivateKeyJwt | Self::ClientAssertion) && !self.is_mutual_tls()
+    }
+
+    /// Whether the client authenticates with its TLS certificate.
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 }
 
@@ -78,6 +93,8 @@ impl fmt::Display for ClientAuthMethod {
             Self::ClientSecretBasicUnencoded => "client_secret_basic_unencoded",
             Self::ClientSecretBasicAndPost => "client_secret_basic_and_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             Self::ClientAssertion => "client_assertion",
         })
     }
@@ -90,6 +107,8 @@ pub enum ClientCredential {
     Secret(SecretString),
     /// A private key for `private_key_jwt`.
     PrivateKey(PrivateKeyJwt),
+    /// A client certificate and key for mutual TLS (RFC 8705).
+    TlsCertificate(TlsIdentity),
     /// A client assertion made elsewhere, asked for at every token request
     /// (workload identity federation).
     Assertion(ClientAssertion),
@@ -106,6 +125,8 @@ enum CredentialShape {
     Secret,
     Key,
     Assertion,
+    /// A TLS client certificate: no secret, the connection authenticates.
+    Certificate,
 }
 
 impl ClientCredential {
@@ -137,12 +158,14 @@ impl ClientCredential {
             Self::Secret(_) | Self::Secrets(_) => CredentialShape::Secret,
             Self::PrivateKey(_) | Self::PrivateKeyFiles(_) => CredentialShape::Key,
             Self::Assertion(_) => CredentialShape::Assertion,
+            Self::TlsCertificate(_) => CredentialShape::Certificate,
         }
     }
 
     /// The method this credential uses unless told otherwise: a key means
     /// `private_key_jwt`, an assertion `client_assertion` (`private_key_jwt`
-    /// configured is taken as that), a secret the provider's default.
+    /// configured is taken as that), a TLS certificate `tls_client_auth`, a
+    /// secret the provider's default.
     pub(crate) fn method(
         &self,
         configured: Option<ClientAuthMethod>,
@@ -153,6 +176,7 @@ impl ClientCredential {
             (_, Some(method)) => method,
             (CredentialShape::Key, None) => ClientAuthMethod::PrivateKeyJwt,
             (CredentialShape::Assertion, None) => ClientAuthMethod::ClientAssertion,
+            (CredentialShape::Certificate, None) => ClientAuthMethod::TlsClientAuth,
             (CredentialShape::Secret, None) if !provider_default.needs_secret() => {
                 return Err(ConfigError::Invalid(format!(
                     "the provider is set to {provider_default}, but the credential is a client secret"
@@ -161,6 +185,13 @@ impl ClientCredential {
             (CredentialShape::Secret, None) => provider_default,
         };
         match (shape, method) {
+            (CredentialShape::Certificate, method) if method.is_mutual_tls() => Ok(method),
+            (CredentialShape::Certificate, _) => Err(ConfigError::Invalid(format!(
+                "{method} does not fit a TLS client certificate (tls_client_auth or self_signed_tls_client_auth does)"
+            ))),
+            (_, method) if method.is_mutual_tls() => Err(ConfigError::Invalid(format!(
+                "{method} needs a TLS client certificate and key (tls_certificate_file, tls_key_file)"
+            ))),
             (CredentialShape::Secret, method) if method.needs_secret() => Ok(method),
             (CredentialShape::Key, ClientAuthMethod::PrivateKeyJwt) => Ok(method),
             (
@@ -231,7 +262,9 @@ impl ClientCredential {
                 let key = files.current().await?;
                 send(prepare(&Self::PrivateKey((*key).clone()))?).await
             }
-            Self::Secret(_) | Self::PrivateKey(_) => send(prepare(self)?).await,
+            Self::Secret(_) | Self::PrivateKey(_) | Self::TlsCertificate(_) => {
+                send(prepare(self)?).await
+            }
         }
     }
 }
@@ -243,6 +276,10 @@ impl fmt::Debug for ClientCredential {
             Self::PrivateKey(key) => f
                 .debug_tuple("ClientCredential::PrivateKey")
                 .field(key)
+                .finish(),
+            Self::TlsCertificate(identity) => f
+                .debug_tuple("ClientCredential::TlsCertificate")
+                .field(identity)
                 .finish(),
             Self::Assertion(assertion) => f
                 .debug_tuple("ClientCredential::Assertion")
@@ -322,6 +359,9 @@ impl RequestAuth {
                 auth.extra_params
                     .push(("client_assertion", assertion.expose_secret().to_owned()));
             }
+            // RFC 8705 §2: the certificate is on the connection; oauth2
+            // puts client_id in the body (no secret, RequestBody).
+            (ClientCredential::TlsCertificate(_), method) if method.is_mutual_tls() => {}
             (ClientCredential::Secret(secret), method) if method.needs_secret() => {
                 let secret = secret.expose_secret();
                 scrubber.add(secret);
@@ -354,7 +394,10 @@ impl RequestAuth {
                         auth.extra_params.push(("client_id", client_id.to_owned()));
                         auth.extra_params.push(("client_secret", secret.to_owned()));
                     }
-                    ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::ClientAssertion => {
+                    ClientAuthMethod::PrivateKeyJwt
+                    | ClientAuthMethod::ClientAssertion
+                    | ClientAuthMethod::TlsClientAuth
+                    | ClientAuthMethod::SelfSignedTlsClientAuth => {
                         unreachable!("needs_secret() is false")
                     }
                 }
@@ -440,6 +483,49 @@ mod tests {
                 .method(None, ClientAuthMethod::PrivateKeyJwt)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_tls_certificate_needs_no_secret_and_fits_only_mutual_tls() {
+        let certificate = ClientCredential::TlsCertificate(
+            TlsIdentity::from_pem(
+                include_str!("../../tests/fixtures/loopback-server-cert.pem"),
+                &SecretString::from(include_str!("../../tests/fixtures/loopback-server-key.pem")),
+            )
+            .unwrap(),
+        );
+        let post = ClientAuthMethod::ClientSecretPost;
+        assert_eq!(
+            certificate.method(None, post).unwrap(),
+            ClientAuthMethod::TlsClientAuth
+        );
+        let self_signed = Some(ClientAuthMethod::SelfSignedTlsClientAuth);
+        assert_eq!(
+            certificate.method(self_signed, post).unwrap(),
+            ClientAuthMethod::SelfSignedTlsClientAuth
+        );
+        assert!(!ClientAuthMethod::TlsClientAuth.needs_secret());
+        for other in [
+            ClientAuthMethod::ClientSecretBasic,
+            ClientAuthMethod::PrivateKeyJwt,
+            ClientAuthMethod::ClientAssertion,
+        ] {
+            let error = certificate.method(Some(other), post).unwrap_err();
+            assert!(
+                error.to_string().contains("TLS client certificate"),
+                "{error}"
+            );
+        }
+        let assertion = ClientCredential::assertion_file("/nonexistent/token");
+        for credential in [ClientCredential::secret("s"), assertion] {
+            let error = credential
+                .method(Some(ClientAuthMethod::TlsClientAuth), post)
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("tls_certificate_file"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub enum AuthError {
     /// The token endpoint issued a token of a type m2m does not send (see
     /// [`TokenType`](crate::auth::TokenType)); it was not used.
     #[error(
-        "the token endpoint issued a token of type {token_type:?}, which m2m does not use (RFC 6749 §7.1: a client must not use a token type it does not understand); only Bearer tokens are sent"
+        "the token endpoint issued a token of type {token_type:?}, which m2m does not use (RFC 6749 §7.1: a client must not use a token type it does not understand); only Bearer tokens are sent, and DPoP tokens when the client has a DPoP key (dpop = true)"
     )]
     UnsupportedTokenType {
         /// The `token_type` as the server sent it (shortened; scrubbed of
@@ -88,6 +88,17 @@ pub enum AuthError {
     /// [`ApiSettings`](crate::auth::ApiSettings) was hit.
     #[error("{0}")]
     ApiCall(Box<ApiCallError>),
+    /// A token request with a DPoP proof was answered with a token that is
+    /// not bound to the key (`token_type` Bearer): the server does not do
+    /// DPoP for this client. It was not used; set `dpop_allow_bearer` (or
+    /// [`Dpop::allow_bearer`](crate::auth::Dpop::allow_bearer)) to accept it.
+    #[error(
+        "the token endpoint answered a DPoP token request with a token of type {token_type:?}, not bound to the DPoP key; it was not used (set dpop_allow_bearer = true to accept it as a Bearer token)"
+    )]
+    NotSenderConstrained {
+        /// The `token_type` the server sent.
+        token_type: String,
+    },
 }
 
 impl AuthError {

@@ -12,6 +12,7 @@ use oauth2::{ClientId, EndpointNotSet, EndpointSet, Scope, StandardRevocableToke
 use url::Url;
 
 use super::credentials::RequestAuth;
+use super::dpop::DPOP_HEADER;
 use super::error::{TransportError, TransportErrorKind};
 use super::http_client::{RecordedResponse, TokenHttpClient};
 use super::response::{ErrorResponseBody, ExchangeResult, TokenResponseBody};
@@ -44,7 +45,8 @@ pub(crate) fn oauth_client(client_id: &str, token_url: &Url, auth: &RequestAuth)
 }
 
 /// One client-credentials request for `scopes` (and an RFC 8707
-/// `resource`): what oauth2 made of it, and the answer received, if one was.
+/// `resource`), with a DPoP proof when one is given: what oauth2 made of it,
+/// and the answer received, if one was.
 pub(crate) async fn exchange(
     http: &TokenHttpClient,
     client_id: &str,
@@ -52,6 +54,7 @@ pub(crate) async fn exchange(
     auth: &RequestAuth,
     scopes: &[String],
     resource: Option<&str>,
+    dpop_proof: Option<HeaderValue>,
 ) -> (ExchangeResult, Option<RecordedResponse>) {
     let client = oauth_client(client_id, token_url, auth);
     let mut request = client
@@ -63,7 +66,8 @@ pub(crate) async fn exchange(
     if let Some(resource) = resource {
         request = request.add_extra_param("resource", resource);
     }
-    let adapter = RecordingClient::new(http, auth.authorization.clone());
+    let mut adapter = RecordingClient::new(http, auth.authorization.clone());
+    adapter.dpop_proof = dpop_proof;
     let result = request.request_async(&adapter).await;
     (result, adapter.take())
 }
@@ -95,6 +99,7 @@ impl RecordedResponse {
 struct RecordingClient<'a> {
     http: &'a TokenHttpClient,
     authorization: Option<HeaderValue>,
+    dpop_proof: Option<HeaderValue>,
     recorded: Mutex<Option<RecordedResponse>>,
 }
 
@@ -103,6 +108,7 @@ impl<'a> RecordingClient<'a> {
         Self {
             http,
             authorization,
+            dpop_proof: None,
             recorded: Mutex::new(None),
         }
     }
@@ -127,6 +133,9 @@ impl<'c> oauth2::AsyncHttpClient<'c> for RecordingClient<'_> {
             }
             if let Some(value) = request.headers_mut().get_mut(AUTHORIZATION) {
                 value.set_sensitive(true);
+            }
+            if let Some(proof) = &self.dpop_proof {
+                request.headers_mut().insert(DPOP_HEADER, proof.clone());
             }
             let recorded = self.http.send(request).await?;
             let response = recorded.to_oauth_response()?;

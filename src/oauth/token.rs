@@ -36,6 +36,10 @@ struct Inner {
 pub enum TokenType {
     /// RFC 6750: sent as `Authorization: Bearer {access_token}`.
     Bearer,
+    /// RFC 9449: bound to the client's DPoP key, sent as
+    /// `Authorization: DPoP {access_token}` with a fresh `DPoP` proof on
+    /// every request. Only a client with a DPoP key uses one.
+    DPoP,
 }
 
 impl TokenType {
@@ -43,12 +47,16 @@ impl TokenType {
     const SHOWN_CHARS: usize = 40;
 
     /// Reads a `token_type` as a token endpoint sent it. Case-insensitive
-    /// (`bearer` happens); absent or empty means `Bearer`. Any other type is
-    /// refused with [`AuthError::UnsupportedTokenType`], which names it.
+    /// (`bearer` happens); absent or empty means `Bearer`; `DPoP` in any
+    /// case is [`TokenType::DPoP`]. Any other type is refused with
+    /// [`AuthError::UnsupportedTokenType`], which names it.
     pub fn parse(token_type: &str) -> Result<Self, AuthError> {
         let trimmed = token_type.trim();
         if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("bearer") {
             return Ok(Self::Bearer);
+        }
+        if trimmed.eq_ignore_ascii_case("dpop") {
+            return Ok(Self::DPoP);
         }
         let mut shown: String = trimmed
             .chars()
@@ -61,18 +69,19 @@ impl TokenType {
         Err(AuthError::UnsupportedTokenType { token_type: shown })
     }
 
-    /// The scheme of the `Authorization` header (`Bearer`).
+    /// The scheme of the `Authorization` header (`Bearer`, `DPoP`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Bearer => "Bearer",
+            Self::DPoP => "DPoP",
         }
     }
 }
 
 impl AccessToken {
     /// Builds a token. `token_type` is read by [`TokenType::parse`]: Bearer
-    /// in any case (or none) is accepted, any other type is refused. The
-    /// header is `Bearer {access_token}`; a value that cannot go into a
+    /// in any case (or none) and DPoP are accepted, any other type is
+    /// refused. The header is `{Bearer|DPoP} {access_token}`; a value that cannot go into a
     /// header is refused with [`AuthError::InvalidToken`].
     pub fn new(
         secret: SecretString,
@@ -108,9 +117,14 @@ impl AccessToken {
         &self.0.secret
     }
 
-    /// The token type as it goes into the header (`Bearer`).
+    /// The token type as it goes into the header (`Bearer`, `DPoP`).
     pub fn token_type(&self) -> &str {
         self.0.token_type.as_str()
+    }
+
+    /// The token type.
+    pub fn kind(&self) -> TokenType {
+        self.0.token_type
     }
 
     /// When the token stops being valid.
@@ -170,7 +184,8 @@ mod tests {
             Err(AuthError::UnsupportedTokenType { token_type }) => token_type,
             other => panic!("{token_type:?}: {other:?}"),
         };
-        assert_eq!(refused("DPoP"), "DPoP");
+        assert_eq!(token("abc", "dpop").authorization(), "DPoP abc");
+        assert_eq!(token("abc", "DPoP").kind(), TokenType::DPoP);
         assert_eq!(refused(" mac "), "mac");
         assert_eq!(refused("a\nb"), "a?b");
         let long = refused(&"x".repeat(500));

@@ -1,6 +1,7 @@
 //! What every sandbox API route does before its handler: routes come from
-//! the OpenAPI documents, faults and counters apply, the bearer token is
-//! checked (RFC 6750 challenges), and the parameters and body are read and
+//! the OpenAPI documents, faults and counters apply, the access token is
+//! checked (RFC 6750 challenges; a DPoP-bound token only as
+//! `Authorization: DPoP` with a proof of its key, RFC 9449 §7), and the parameters and body are read and
 //! checked against the operation's declared request ([`contract`]).
 //!
 //! [`contract`]: super::contract
@@ -10,12 +11,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter};
 
 use super::api_call::ApiCall;
 use super::contract::{self, RequestContract};
+use super::dpop_proof::ProofTarget;
 use super::error::SandboxError;
 use super::faults::{self, Injected, Site};
 use super::problem::Problem;
@@ -23,9 +26,12 @@ use super::shared::Shared;
 use super::stats::Counter;
 use super::tokens::AccessClaims;
 use super::{cenda, demo, nxtsoft};
+use crate::oauth::dpop::DPOP_NONCE_HEADER;
 
 /// The realm of every bearer challenge.
 pub(crate) const REALM: &str = "sandbox";
+/// The start of every DPoP challenge (RFC 9449 §7.1).
+const DPOP_CHALLENGE: &str = "DPoP realm=\"sandbox\", algs=\"ES256\"";
 /// Largest request body an API route reads.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -213,7 +219,7 @@ async fn handle(
         return response;
     }
     let (parts, body) = request.into_parts();
-    let claims = match authenticate(&shared, api, &parts.headers) {
+    let claims = match authenticate(&shared, api, &parts) {
         Ok(claims) => claims,
         Err(problem) => return api.problem(problem),
     };
@@ -248,33 +254,99 @@ async fn handle(
     outcome.unwrap_or_else(|problem| api.problem(problem))
 }
 
-/// The bearer token's claims, or the 401 to answer.
-fn authenticate(shared: &Shared, api: Api, headers: &HeaderMap) -> Result<AccessClaims, Problem> {
-    let token = headers
+/// The access token's claims, or the 401 to answer: a Bearer token that is
+/// not DPoP-bound, or a DPoP-bound one sent as `DPoP` with a proof of this
+/// request by the key of its `cnf.jkt`.
+fn authenticate(shared: &Shared, api: Api, parts: &Parts) -> Result<AccessClaims, Problem> {
+    let credentials = parts
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
-    let Some(token) = token else {
+        .map(|(scheme, token)| (scheme, token.trim()))
+        .filter(|(_, token)| !token.is_empty());
+    let Some((scheme, token)) = credentials else {
         // RFC 6750 §3.1: no error code when the request has no token.
         return Err(unauthorized(
-            format!("Bearer realm=\"{REALM}\""),
+            format!("Bearer realm=\"{REALM}\", {DPOP_CHALLENGE}"),
             "The request has no access token.",
         ));
     };
-    shared
-        .issuer
-        .verify(token, shared.trusted_issuers(), api.audience(), shared.now())
-        .map_err(|rejection| {
-            unauthorized(
-                format!(
-                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{rejection}\""
-                ),
-                rejection.to_string(),
+    let dpop = if scheme.eq_ignore_ascii_case("dpop") {
+        true
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        false
+    } else {
+        return Err(unauthorized(
+            format!("Bearer realm=\"{REALM}\", {DPOP_CHALLENGE}"),
+            "The request has no access token.",
+        ));
+    };
+    let invalid = |description: &str| {
+        let challenge = if dpop {
+            format!(
+                "{DPOP_CHALLENGE}, error=\"invalid_token\", error_description=\"{description}\""
             )
-        })
+        } else {
+            format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
+            )
+        };
+        unauthorized(challenge, description)
+    };
+    let claims = shared
+        .issuer
+        .verify(
+            token,
+            shared.trusted_issuers(),
+            api.audience(),
+            shared.now(),
+        )
+        .map_err(|rejection| invalid(&rejection.to_string()))?;
+    let bound_to = claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str());
+    match (dpop, bound_to) {
+        (false, None) => Ok(claims),
+        // RFC 9449 §7.2: a DPoP-bound token is no bearer token.
+        (false, Some(_)) => {
+            let description =
+                "The access token is DPoP-bound: send it as Authorization: DPoP with a proof";
+            Err(unauthorized(
+                format!(
+                    "{DPOP_CHALLENGE}, error=\"invalid_token\", error_description=\"{description}\""
+                ),
+                description,
+            ))
+        }
+        (true, None) => Err(invalid(
+            "The access token is not DPoP-bound: send it as Authorization: Bearer",
+        )),
+        (true, Some(jkt)) => {
+            let url = format!("{}{}", shared.base_url, parts.uri.path());
+            let target = ProofTarget {
+                method: parts.method.as_str(),
+                url: &url,
+                access_token: Some(token),
+            };
+            match shared.dpop.check(&parts.headers, &target, shared.now()) {
+                Ok(thumbprint) if thumbprint == jkt => Ok(claims),
+                Ok(_) => Err(invalid(
+                    "The DPoP proof is signed by another key than the token is bound to",
+                )),
+                Err(rejection) if rejection.wants_nonce() => {
+                    let description = rejection.to_string();
+                    let challenge = format!(
+                        "{DPOP_CHALLENGE}, error=\"use_dpop_nonce\", error_description=\"{description}\""
+                    );
+                    let problem = unauthorized(challenge, description);
+                    Err(match HeaderValue::from_str(shared.dpop.nonce()) {
+                        Ok(nonce) => problem.with_header(DPOP_NONCE_HEADER, nonce),
+                        Err(_) => problem,
+                    })
+                }
+                Err(rejection) => Err(invalid(&rejection.to_string())),
+            }
+        }
+    }
 }
 
 fn unauthorized(challenge: String, message: impl Into<String>) -> Problem {

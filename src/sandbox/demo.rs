@@ -40,6 +40,13 @@ pub const IDENTITYSERVER_CLIENT_ID: &str = "sandbox.client";
 /// The secret of [`IDENTITYSERVER_CLIENT_ID`] (sandbox only).
 pub const IDENTITYSERVER_CLIENT_SECRET: &str = "PasswordInPlainText";
 
+/// The DPoP demo client (Sequel style, at the IdentityServer endpoint): its
+/// token requests must carry a DPoP proof (RFC 9449) with the sandbox's
+/// nonce, and its tokens are `token_type: DPoP`, bound to the proof's key.
+pub const DPOP_CLIENT_ID: &str = "sandbox.dpop.client";
+/// The secret of [`DPOP_CLIENT_ID`] (sandbox only).
+pub const DPOP_CLIENT_SECRET: &str = "sbx-DPoP-Demo-Secret-7e21c9a4";
+
 /// The OIDC demo client (Apiture style: HTTP Basic from the discovery document).
 pub const OIDC_CLIENT_ID: &str = "sandbox-oidc-client";
 /// The secret of [`OIDC_CLIENT_ID`] (sandbox only). It holds characters that
@@ -128,15 +135,20 @@ pub(crate) struct RegisteredClient {
     /// resources it may call.
     pub(crate) scopes: &'static [&'static str],
     pub(crate) description: &'static str,
+    /// Whether its token requests must carry a DPoP proof. (Any request to
+    /// the IdentityServer or OIDC endpoint with a valid proof gets a
+    /// DPoP-bound token, as Duende and oidc-provider do.)
+    pub(crate) requires_dpop: bool,
 }
 
-pub(crate) const CLIENTS: [RegisteredClient; 5] = [
+pub(crate) const CLIENTS: [RegisteredClient; 6] = [
     RegisteredClient {
         style: ProviderStyle::Entra,
         id: ENTRA_CLIENT_ID,
         secret: ENTRA_CLIENT_SECRET,
         scopes: &[CENDA_ENTRA_SCOPE],
         description: "Cenda Configuration API via Entra ID (secret in the form body); also NxtPort style, `{client_id}/.default`",
+        requires_dpop: false,
     },
     RegisteredClient {
         style: ProviderStyle::Cognito,
@@ -144,6 +156,7 @@ pub(crate) const CLIENTS: [RegisteredClient; 5] = [
         secret: COGNITO_CLIENT_SECRET,
         scopes: &[SCOPE_TRANSACTIONS_MOCK, SCOPE_TRANSACTIONS_POST],
         description: "NXTsoft via Cognito: validation messages and transactions",
+        requires_dpop: false,
     },
     RegisteredClient {
         style: ProviderStyle::Cognito,
@@ -151,6 +164,7 @@ pub(crate) const CLIENTS: [RegisteredClient; 5] = [
         secret: COGNITO_MOCK_ONLY_CLIENT_SECRET,
         scopes: &[SCOPE_TRANSACTIONS_MOCK],
         description: "NXTsoft via Cognito: validation messages only",
+        requires_dpop: false,
     },
     RegisteredClient {
         style: ProviderStyle::IdentityServer,
@@ -162,6 +176,15 @@ pub(crate) const CLIENTS: [RegisteredClient; 5] = [
             SCOPE_TRANSACTIONS_POST,
         ],
         description: "IdentityServer (Sequel style): both APIs, space-separated scopes",
+        requires_dpop: false,
+    },
+    RegisteredClient {
+        style: ProviderStyle::IdentityServer,
+        id: DPOP_CLIENT_ID,
+        secret: DPOP_CLIENT_SECRET,
+        scopes: &[SCOPE_TRANSACTIONS_MOCK, SCOPE_TRANSACTIONS_POST],
+        description: "IdentityServer with DPoP required (RFC 9449): a proof with the sandbox's nonce, DPoP-bound tokens",
+        requires_dpop: true,
     },
     RegisteredClient {
         style: ProviderStyle::Oidc,
@@ -173,6 +196,7 @@ pub(crate) const CLIENTS: [RegisteredClient; 5] = [
             SCOPE_CENDA_CONFIGURATION,
         ],
         description: "OIDC discovery (Apiture style): HTTP Basic with reserved characters",
+        requires_dpop: false,
     },
 ];
 
@@ -194,6 +218,7 @@ pub(crate) const FEDERATED_CLIENT: RegisteredClient = RegisteredClient {
     secret: "",
     scopes: &[CENDA_ENTRA_SCOPE],
     description: "Cenda via Entra ID with workload identity federation: a client assertion, no secret",
+    requires_dpop: false,
 };
 
 /// The federated client registered under `id`.

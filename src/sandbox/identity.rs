@@ -2,7 +2,10 @@
 //! and the JWKS.
 //!
 //! Every token endpoint requires `grant_type=client_credentials`; the form
-//! body and client authentication are read as [`token_request`] says.
+//! body and client authentication are read as [`token_request`] says. The
+//! IdentityServer and OIDC endpoints take DPoP (RFC 9449): a request with a
+//! valid proof gets a `token_type: DPoP` token bound to the proof's key
+//! (`cnf.jkt`), and a client that requires DPoP gets nothing without one.
 //!
 //! [`token_request`]: super::token_request
 
@@ -10,11 +13,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::demo::{self, ProviderStyle};
+use super::demo::{self, ProviderStyle, RegisteredClient};
+use super::dpop_proof::{ProofChecker, ProofTarget};
 use super::endpoints::{self, issuer_url};
 use super::faults::{self, Injected, Site};
 use super::federated::federated_client;
@@ -25,11 +29,13 @@ use super::shared::Shared;
 use super::stats::Counter;
 use super::token_request::{client_credentials, has_basic, parse_form};
 use super::tokens::{Grant, IssuedToken};
+use crate::oauth::dpop::DPOP_NONCE_HEADER;
 
 /// `POST /{tenant}/oauth2/v2.0/token` (Entra ID v2).
 pub(crate) async fn entra_token(
     State(shared): State<Arc<Shared>>,
     Path(tenant): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -37,8 +43,11 @@ pub(crate) async fn entra_token(
         &shared,
         ProviderStyle::Entra,
         Some(&tenant),
-        &headers,
-        &body,
+        &Request {
+            uri: &uri,
+            headers: &headers,
+            body: &body,
+        },
     )
     .await
 }
@@ -46,35 +55,46 @@ pub(crate) async fn entra_token(
 /// `POST /oauth2/token` (Cognito).
 pub(crate) async fn cognito_token(
     State(shared): State<Arc<Shared>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    token_endpoint(&shared, ProviderStyle::Cognito, None, &headers, &body).await
+    let request = Request {
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    token_endpoint(&shared, ProviderStyle::Cognito, None, &request).await
 }
 
 /// `POST /Authentication/connect/token` (IdentityServer).
 pub(crate) async fn identityserver_token(
     State(shared): State<Arc<Shared>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    token_endpoint(
-        &shared,
-        ProviderStyle::IdentityServer,
-        None,
-        &headers,
-        &body,
-    )
-    .await
+    let request = Request {
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    token_endpoint(&shared, ProviderStyle::IdentityServer, None, &request).await
 }
 
 /// `POST /oidc/token` (the endpoint the discovery document names).
 pub(crate) async fn oidc_token(
     State(shared): State<Arc<Shared>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    token_endpoint(&shared, ProviderStyle::Oidc, None, &headers, &body).await
+    let request = Request {
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    token_endpoint(&shared, ProviderStyle::Oidc, None, &request).await
 }
 
 /// `GET /oidc/.well-known/openid-configuration`.
@@ -108,13 +128,20 @@ pub(crate) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
+/// The parts of a token request the exchange reads.
+struct Request<'a> {
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
 async fn token_endpoint(
     shared: &Shared,
     style: ProviderStyle,
     tenant: Option<&str>,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &Request<'_>,
 ) -> Response {
+    let headers = request.headers;
     shared.stats.count(Counter::TokenRequest(style));
     if let Some(response) = shared
         .inject_faults(Site::TokenEndpoint, token_fault_response)
@@ -122,10 +149,10 @@ async fn token_endpoint(
     {
         return response;
     }
-    match exchange(shared, style, tenant, headers, body) {
+    match exchange(shared, style, tenant, request) {
         Ok(success) => {
             shared.stats.count(Counter::TokenIssued);
-            success_response(style, &success)
+            success_response(style, &success, shared.dpop.nonce())
         }
         Err(refusal) => {
             let context = RefusalContext {
@@ -153,9 +180,9 @@ fn exchange(
     shared: &Shared,
     style: ProviderStyle,
     tenant: Option<&str>,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &Request<'_>,
 ) -> Result<Success, Refusal> {
+    let (headers, body) = (request.headers, request.body);
     if let Some(tenant) = tenant
         && !tenant.eq_ignore_ascii_case(demo::ENTRA_TENANT_ID)
     {
@@ -179,6 +206,7 @@ fn exchange(
         Some(client) => client,
         None => client_with_secret(style, headers, &params)?,
     };
+    let jkt = dpop_binding(shared, style, client, request)?;
     let granted = grant_scopes(style, client, params.get("scope").map(String::as_str))?;
     // The one known tenant, as the issuer spells it (the path may differ in case).
     let tenant = demo::ENTRA_TENANT_ID;
@@ -189,6 +217,7 @@ fn exchange(
         scopes: granted.scopes.clone(),
         roles: granted.roles,
         tenant: (style == ProviderStyle::Entra).then(|| tenant.to_owned()),
+        jkt,
     };
     let token = shared
         .issuer
@@ -223,8 +252,38 @@ fn client_with_secret(
     Ok(client)
 }
 
-fn success_response(style: ProviderStyle, success: &Success) -> Response {
+/// The thumbprint a token for `client` is bound to: the key of the
+/// request's DPoP proof, checked, at the endpoints that speak DPoP; `None`
+/// without a proof, unless the client requires one.
+fn dpop_binding(
+    shared: &Shared,
+    style: ProviderStyle,
+    client: &RegisteredClient,
+    request: &Request<'_>,
+) -> Result<Option<String>, Refusal> {
+    let speaks_dpop = matches!(style, ProviderStyle::IdentityServer | ProviderStyle::Oidc);
+    if !speaks_dpop || !(client.requires_dpop || ProofChecker::is_present(request.headers)) {
+        return Ok(None);
+    }
+    let url = format!("{}{}", shared.base_url, request.uri.path());
+    let target = ProofTarget {
+        method: "POST",
+        url: &url,
+        access_token: None,
+    };
+    shared
+        .dpop
+        .check(request.headers, &target, shared.now())
+        .map(Some)
+        .map_err(|rejection| Refusal::DpopProof {
+            rejection,
+            nonce: shared.dpop.nonce().to_owned(),
+        })
+}
+
+fn success_response(style: ProviderStyle, success: &Success, dpop_nonce: &str) -> Response {
     let token = &success.token;
+    let token_type = if token.dpop_bound { "DPoP" } else { "Bearer" };
     let body = match style {
         ProviderStyle::Entra => json!({
             "token_type": "Bearer",
@@ -240,7 +299,7 @@ fn success_response(style: ProviderStyle, success: &Success) -> Response {
         ProviderStyle::IdentityServer | ProviderStyle::Oidc => json!({
             "access_token": token.jwt,
             "expires_in": token.expires_in,
-            "token_type": "Bearer",
+            "token_type": token_type,
             "scope": success.scope,
         }),
     };
@@ -248,6 +307,12 @@ fn success_response(style: ProviderStyle, success: &Success) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if token.dpop_bound
+        && let Ok(nonce) = HeaderValue::from_str(dpop_nonce)
+    {
+        // RFC 9449 §8.2: the nonce to use next.
+        headers.insert(DPOP_NONCE_HEADER, nonce);
+    }
     response
 }
 

@@ -39,6 +39,7 @@ mod api_routes;
 mod cenda;
 mod contract;
 pub mod demo;
+mod dpop_proof;
 mod endpoints;
 mod error;
 mod faults;

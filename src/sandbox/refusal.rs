@@ -1,14 +1,18 @@
 //! Why a token request was refused, and the refusal in each provider's
 //! dialect: Entra's AADSTS body, the OIDC provider's 401 with a Basic
-//! challenge, Cognito's and IdentityServer's bare 400.
+//! challenge, Cognito's and IdentityServer's bare 400. A refused DPoP proof
+//! is the same 400 everywhere (RFC 9449 §5, §8): `invalid_dpop_proof`, or
+//! `use_dpop_nonce` with the nonce in `DPoP-Nonce`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::json;
 
 use super::demo::ProviderStyle;
+use super::dpop_proof::ProofRejection;
 use super::endpoints::issuer_url;
 use super::json_response::json_response;
+use crate::oauth::dpop::DPOP_NONCE_HEADER;
 
 /// Why a token request was refused. Descriptions never repeat a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +35,11 @@ pub(crate) enum Refusal {
     ScopeNotAllowed(String),
     NoScopeGranted,
     Signing,
+    /// The DPoP proof was refused; `nonce` is the one to use.
+    DpopProof {
+        rejection: ProofRejection,
+        nonce: String,
+    },
 }
 
 impl Refusal {
@@ -55,6 +64,8 @@ impl Refusal {
             | Refusal::ScopeNotAllowed(_)
             | Refusal::NoScopeGranted => "invalid_scope",
             Refusal::Signing => "server_error",
+            Refusal::DpopProof { rejection, .. } if rejection.wants_nonce() => "use_dpop_nonce",
+            Refusal::DpopProof { .. } => "invalid_dpop_proof",
         }
     }
 
@@ -92,6 +103,7 @@ impl Refusal {
             }
             Refusal::NoScopeGranted => "none of the requested scopes can be granted".into(),
             Refusal::Signing => "the token could not be signed".into(),
+            Refusal::DpopProof { rejection, .. } => rejection.to_string(),
         }
     }
 }
@@ -149,6 +161,16 @@ pub(crate) fn refusal_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({"error": refusal.error_code(), "error_description": refusal.description()}),
         );
+    }
+    if let Refusal::DpopProof { nonce, .. } = refusal {
+        let mut response = json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": refusal.error_code(), "error_description": refusal.description()}),
+        );
+        if let Ok(value) = HeaderValue::from_str(nonce) {
+            response.headers_mut().insert(DPOP_NONCE_HEADER, value);
+        }
+        return response;
     }
     match style {
         ProviderStyle::Entra => entra_refusal(refusal, context),
@@ -289,7 +311,8 @@ fn entra_refusal(refusal: &Refusal, context: &RefusalContext) -> Response {
                 "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
             ),
         ),
-        Refusal::NoScopeGranted | Refusal::Signing => (
+        // Signing and DPoP refusals are answered before the dialects.
+        Refusal::NoScopeGranted | Refusal::Signing | Refusal::DpopProof { .. } => (
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             70011,

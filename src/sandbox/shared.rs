@@ -1,5 +1,5 @@
 //! The state every handler shares: the base URL, the clock, the token
-//! issuer, the fault knobs, the counters and the APIs' in-memory stores.
+//! issuer, the DPoP proof checker, the fault knobs, the counters and the APIs' in-memory stores.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use axum::response::Response;
 
 use super::demo::{self, ProviderStyle};
+use super::dpop_proof::ProofChecker;
 use super::endpoints::issuer_url;
 use super::error::SandboxError;
 use super::faults::{FaultControl, Injected, Site};
@@ -21,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     token_lifetime: Duration,
     pub(crate) issuer: TokenIssuer,
+    /// The DPoP nonce and the proofs seen.
+    pub(crate) dpop: ProofChecker,
     trusted_issuers: Vec<String>,
     pub(crate) faults: FaultControl,
     pub(crate) stats: StatsCounters,
@@ -41,6 +44,7 @@ impl Shared {
             .collect();
         Ok(Self {
             issuer: TokenIssuer::generate()?,
+            dpop: ProofChecker::new(),
             base_url,
             clock,
             token_lifetime,

@@ -24,6 +24,8 @@ pub(crate) struct Grant {
     pub(crate) scopes: Vec<String>,
     pub(crate) roles: Vec<String>,
     pub(crate) tenant: Option<String>,
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`).
+    pub(crate) jkt: Option<String>,
 }
 
 /// The claims of a sandbox access token.
@@ -44,6 +46,16 @@ pub(crate) struct AccessClaims {
     pub(crate) nbf: u64,
     pub(crate) exp: u64,
     pub(crate) jti: String,
+    /// The key a sender-constrained token is bound to (RFC 7800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cnf: Option<Confirmation>,
+}
+
+/// `cnf`: the confirmation of a DPoP-bound token (RFC 9449 §6.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Confirmation {
+    /// The RFC 7638 thumbprint of the DPoP key.
+    pub(crate) jkt: String,
 }
 
 impl AccessClaims {
@@ -67,6 +79,8 @@ pub(crate) enum Audience {
 pub(crate) struct IssuedToken {
     pub(crate) jwt: String,
     pub(crate) expires_in: u64,
+    /// Bound to a DPoP key (`cnf.jkt`): its `token_type` is `DPoP`.
+    pub(crate) dpop_bound: bool,
 }
 
 /// Why an API refused a bearer token (the `error_description`).
@@ -166,11 +180,16 @@ impl TokenIssuer {
             nbf: iat,
             exp: iat.saturating_add(expires_in),
             jti: uuid::Uuid::new_v4().to_string(),
+            cnf: grant.jkt.clone().map(|jkt| Confirmation { jkt }),
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         let jwt = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
-        Ok(IssuedToken { jwt, expires_in })
+        Ok(IssuedToken {
+            jwt,
+            expires_in,
+            dpop_bound: grant.jkt.is_some(),
+        })
     }
 
     /// Checks a bearer token for the API known as `audience`: signature,
@@ -291,6 +310,7 @@ mod tests {
             scopes: vec!["transactions/mock".to_owned()],
             roles: Vec::new(),
             tenant: None,
+            jkt: None,
         }
     }
 

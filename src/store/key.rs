@@ -27,6 +27,7 @@ struct KeyParts {
     client_id: String,
     scopes: Vec<String>,
     resource: Option<String>,
+    key_binding: Option<String>,
     digest: [u8; 32],
     hex: String,
 }
@@ -48,6 +49,21 @@ impl CacheKey {
         client_id: &str,
         scopes: impl IntoIterator<Item = S>,
         resource: Option<&str>,
+    ) -> Self {
+        Self::bound(provider, token_endpoint, client_id, scopes, resource, None)
+    }
+
+    /// [`CacheKey::new`] for sender-constrained tokens: `key_binding` names
+    /// what they are bound to (`dpop-jkt:{thumbprint}`), so that tokens bound
+    /// to one key are never handed to a holder of another. `None` is the
+    /// same key as [`CacheKey::new`].
+    pub fn bound<S: AsRef<str>>(
+        provider: &str,
+        token_endpoint: &str,
+        client_id: &str,
+        scopes: impl IntoIterator<Item = S>,
+        resource: Option<&str>,
+        key_binding: Option<&str>,
     ) -> Self {
         let mut scopes: Vec<String> = scopes
             .into_iter()
@@ -78,6 +94,11 @@ impl CacheKey {
             }
             None => context.update(&[0]),
         }
+        // Absent for unbound tokens, so their keys are those of before.
+        if let Some(binding) = key_binding {
+            context.update(&[2]);
+            absorb(&mut context, binding);
+        }
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(context.finish().as_ref());
 
@@ -87,6 +108,7 @@ impl CacheKey {
             client_id: client_id.to_owned(),
             scopes,
             resource: resource.map(str::to_owned),
+            key_binding: key_binding.map(str::to_owned),
             hex: to_hex(&bytes),
             digest: bytes,
         }))
@@ -96,12 +118,13 @@ impl CacheKey {
     /// provider, token URL (or discovery URL), client id, scopes and
     /// resource.
     pub fn for_endpoint(identity: &EndpointIdentity) -> Self {
-        Self::new(
+        Self::bound(
             identity.provider,
             &identity.authority,
             &identity.client_id,
             &identity.scopes,
             identity.resource.as_deref(),
+            identity.key_binding.as_deref(),
         )
     }
 
@@ -133,6 +156,11 @@ impl CacheKey {
     /// The resource indicator, if any.
     pub fn resource(&self) -> Option<&str> {
         self.0.resource.as_deref()
+    }
+
+    /// What the tokens are bound to (a DPoP key's thumbprint), if anything.
+    pub fn key_binding(&self) -> Option<&str> {
+        self.0.key_binding.as_deref()
     }
 
     /// The first 12 hex characters: enough to tell keys apart in logs.
@@ -190,6 +218,7 @@ impl fmt::Debug for CacheKey {
             .field("client_id", &self.0.client_id)
             .field("scopes", &self.0.scopes)
             .field("resource", &self.0.resource)
+            .field("key_binding", &self.0.key_binding)
             .finish()
     }
 }
@@ -237,6 +266,18 @@ mod tests {
             assert_ne!(&base, other, "{other:?}");
             assert_ne!(base.as_str(), other.as_str());
         }
+    }
+
+    #[test]
+    fn a_key_binding_changes_the_key_and_none_keeps_it() {
+        let unbound = CacheKey::new("p", "https://t", "c", ["s"], None);
+        let none = CacheKey::bound("p", "https://t", "c", ["s"], None, None);
+        let one = CacheKey::bound("p", "https://t", "c", ["s"], None, Some("dpop-jkt:a"));
+        let other = CacheKey::bound("p", "https://t", "c", ["s"], None, Some("dpop-jkt:b"));
+        assert_eq!(unbound.as_str(), none.as_str());
+        assert_ne!(unbound.as_str(), one.as_str());
+        assert_ne!(one.as_str(), other.as_str());
+        assert_eq!(one.key_binding(), Some("dpop-jkt:a"));
     }
 
     #[test]

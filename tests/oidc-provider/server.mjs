@@ -9,7 +9,8 @@
 //     "resource_servers": [ { "identifier": "https://api.m2m.test/", "scope": "api:read api:write",
 //                             "access_token_ttl": 300, "signing_alg": "RS256" } ],
 //     "default_resources": { "<client_id>": "<resource identifier>" },
-//     "access_token_ttl": 600
+//     "access_token_ttl": 600,
+//     "dpop_nonces": true     // DPoP (RFC 9449) proofs must carry the server's nonce
 //   }
 // The server listens on 127.0.0.1 on a port the OS picks and, once it accepts requests,
 // prints ONE line on stdout: {"issuer":"http://127.0.0.1:PORT","port":PORT}. Everything
@@ -90,6 +91,14 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    // DPoP (RFC 9449) is on in oidc-provider 9; with dpop_nonces every proof must
+    // carry the nonce the server hands out (400 use_dpop_nonce otherwise).
+    dPoP: {
+      enabled: true,
+      ...(config.dpop_nonces
+        ? { nonceSecret: randomBytes(32), requireNonce: () => true }
+        : {}),
+    },
     introspection: { enabled: true },
     resourceIndicators: {
       enabled: true,

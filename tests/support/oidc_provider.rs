@@ -135,6 +135,8 @@ pub struct ProviderOptions {
     pub access_token_ttl: Duration,
     /// Algorithm of the JWT access tokens for [`API_RESOURCE`]: RS256 or ES256.
     pub access_token_alg: Algorithm,
+    /// DPoP proofs must carry the server's nonce (`features.dPoP.requireNonce`).
+    pub dpop_nonces: bool,
 }
 
 impl Default for ProviderOptions {
@@ -142,6 +144,7 @@ impl Default for ProviderOptions {
         Self {
             access_token_ttl: Duration::from_secs(600),
             access_token_alg: Algorithm::RS256,
+            dpop_nonces: false,
         }
     }
 }
@@ -444,6 +447,7 @@ fn server_config(clients: &[ClientSpec], options: &ProviderOptions) -> Value {
         }],
         "default_resources": default_resources,
         "access_token_ttl": ttl,
+        "dpop_nonces": options.dpop_nonces,
     })
 }
 

@@ -1,0 +1,137 @@
+//! Mutual TLS (RFC 8705): the client's certificate and key, presented on the
+//! TLS connection to the token endpoint (`tls_client_auth`,
+//! `self_signed_tls_client_auth`) and to the API, so certificate-bound
+//! tokens (`cnf.x5t#S256`) work there too. One reqwest client per identity:
+//! a connection pool never mixes two.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::ConfigError;
+
+/// A client certificate with its private key. Cheap to clone; `Debug` shows
+/// the certificate's thumbprint only, never the key.
+#[derive(Clone)]
+pub struct TlsIdentity(Arc<Inner>);
+
+struct Inner {
+    identity: reqwest::Identity,
+    thumbprint: String,
+}
+
+impl TlsIdentity {
+    /// From the certificate chain (PEM, the client's certificate first) and
+    /// its private key (PEM: PKCS#8, SEC1 or PKCS#1). Errors never show the
+    /// key.
+    pub fn from_pem(certificate_pem: &str, key_pem: &SecretString) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidKey { reason };
+        let first = pem::parse_many(certificate_pem)
+            .map_err(|e| invalid(format!("the TLS certificate is not PEM: {e}")))?
+            .into_iter()
+            .find(|block| block.tag() == "CERTIFICATE")
+            .ok_or_else(|| invalid("the TLS certificate file holds no CERTIFICATE".into()))?;
+        let key = pem::parse(key_pem.expose_secret())
+            .map_err(|e| invalid(format!("the TLS key is not PEM: {e}")))?;
+        if !key.tag().ends_with("PRIVATE KEY") || key.tag().starts_with("ENCRYPTED") {
+            return Err(invalid(
+                "the TLS key file holds no unencrypted PRIVATE KEY".into(),
+            ));
+        }
+        let thumbprint = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, first.contents()));
+        // The key and the chain in one PEM, as reqwest reads an identity;
+        // zeroed when dropped.
+        let bundle = SecretString::from(format!(
+            "{}\n{certificate_pem}",
+            key_pem.expose_secret().trim_end()
+        ));
+        let identity = reqwest::Identity::from_pem(bundle.expose_secret().as_bytes())
+            .map_err(|_| invalid("the TLS certificate and key cannot be used together".into()))?;
+        Ok(Self(Arc::new(Inner {
+            identity,
+            thumbprint,
+        })))
+    }
+
+    /// [`TlsIdentity::from_pem`] of two files; errors name them.
+    pub fn from_pem_files(certificate_file: &Path, key_file: &Path) -> Result<Self, ConfigError> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidKey {
+                reason: format!("cannot read the TLS {what} {}: {e}", path.display()),
+            })
+        };
+        let certificate = read(certificate_file, "certificate")?;
+        let key = SecretString::from(read(key_file, "key")?);
+        Self::from_pem(&certificate, &key).map_err(|error| match error {
+            ConfigError::InvalidKey { reason } => ConfigError::InvalidKey {
+                reason: format!(
+                    "{} / {}: {reason}",
+                    certificate_file.display(),
+                    key_file.display()
+                ),
+            },
+            other => other,
+        })
+    }
+
+    /// `x5t#S256` of the client certificate (RFC 8705 §3.1): base64url
+    /// SHA-256 of its DER, what a certificate-bound token's `cnf` holds.
+    pub fn thumbprint(&self) -> &str {
+        &self.0.thumbprint
+    }
+
+    /// `builder` presenting this identity.
+    pub fn apply(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        builder.identity(self.0.identity.clone())
+    }
+}
+
+impl PartialEq for TlsIdentity {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.thumbprint == other.0.thumbprint
+    }
+}
+
+impl Eq for TlsIdentity {}
+
+impl fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsIdentity")
+            .field("x5t#S256", &self.0.thumbprint)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = include_str!("../../tests/fixtures/loopback-server-cert.pem");
+    const KEY: &str = include_str!("../../tests/fixtures/loopback-server-key.pem");
+
+    #[test]
+    fn reads_a_certificate_and_key_and_shows_only_the_thumbprint() {
+        let identity = TlsIdentity::from_pem(CERT, &SecretString::from(KEY)).unwrap();
+        let der = pem::parse(CERT).unwrap();
+        assert_eq!(
+            identity.thumbprint(),
+            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, der.contents()))
+        );
+        let shown = format!("{identity:?}");
+        assert!(shown.contains(identity.thumbprint()) && !shown.contains("PRIVATE"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_certificate_and_a_key_without_showing_the_key() {
+        let error = TlsIdentity::from_pem(KEY, &SecretString::from(KEY)).unwrap_err();
+        assert!(error.to_string().contains("no CERTIFICATE"), "{error}");
+        let error = TlsIdentity::from_pem(CERT, &SecretString::from(CERT)).unwrap_err();
+        assert!(error.to_string().contains("PRIVATE KEY"), "{error}");
+        assert!(!error.to_string().contains("MII"), "{error}");
+    }
+}

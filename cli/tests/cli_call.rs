@@ -290,7 +290,7 @@ async fn api_failures_say_method_url_status_and_the_servers_message() {
     assert_eq!(
         not_found.error_line(),
         format!(
-            "m2m: error: GET {}/api/Organisation/{ORGANISATION} → 404 Not Found: Not Found: Organisation 6f1c3e5a was not found.",
+            "m2m: error: GET {}/api/Organisation/{ORGANISATION} → 404 Not Found: Organisation 6f1c3e5a was not found.",
             api.uri()
         )
     );

@@ -153,12 +153,18 @@ impl Exchange {
 
     /// `GET https://… → 404 Not Found`.
     pub fn status_line(&self) -> String {
-        let reason = http::StatusCode::from_u16(self.status)
-            .ok()
-            .and_then(|status| status.canonical_reason())
+        let reason = self
+            .reason_phrase()
             .map(|reason| format!(" {reason}"))
             .unwrap_or_default();
         format!("{} {} → {}{reason}", self.method, self.url, self.status)
+    }
+
+    /// The standard reason phrase of the status (`Not Found`).
+    fn reason_phrase(&self) -> Option<&'static str> {
+        http::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|status| status.canonical_reason())
     }
 
     /// Whether the body is JSON (by its content type, or by parsing).
@@ -172,7 +178,7 @@ impl Exchange {
     /// shortened, control characters removed.
     pub fn server_message(&self) -> Option<String> {
         let message = match serde_json::from_slice::<Value>(&self.body) {
-            Ok(json) => json_message(&json),
+            Ok(json) => json_message(&json, self.reason_phrase()),
             Err(_) => text_message(
                 &String::from_utf8_lossy(&self.body),
                 self.content_type
@@ -184,7 +190,9 @@ impl Exchange {
     }
 }
 
-fn json_message(json: &Value) -> Option<String> {
+/// `json`'s message; a `title` equal to `reason` (the status line's own
+/// reason phrase, already printed) is left out.
+fn json_message(json: &Value, reason: Option<&str>) -> Option<String> {
     if let Some(text) = json.as_str() {
         return Some(text.to_owned());
     }
@@ -204,7 +212,7 @@ fn json_message(json: &Value) -> Option<String> {
             parts.push(part);
         }
     };
-    push(text("title"));
+    push(text("title").filter(|title| Some(title.as_str()) != reason));
     push(text("error").map(|code| match text("error_description") {
         Some(description) => format!("{code}: {description}"),
         None => code,
@@ -216,7 +224,7 @@ fn json_message(json: &Value) -> Option<String> {
     }));
     push(text("detail"));
     if let Some(nested) = object.get("error").filter(|e| e.is_object()) {
-        push(json_message(nested));
+        push(json_message(nested, reason));
     }
     push(field_errors(
         object.get("errors").or_else(|| object.get("details")),
@@ -347,6 +355,24 @@ mod tests {
                 .server_message()
                 .unwrap(),
             "One or more validation errors occurred.: See errors.: name: The Name field is required."
+        );
+    }
+
+    #[test]
+    fn a_title_that_repeats_the_reason_phrase_is_not_said_twice() {
+        let body =
+            r#"{"title":"Not Found","status":404,"detail":"Organisation nope was not found."}"#;
+        let mut answer = exchange("application/problem+json", body);
+        answer.status = 404;
+        assert_eq!(
+            answer.server_message().unwrap(),
+            "Organisation nope was not found."
+        );
+        // A title that says more than the status line is kept.
+        answer.status = 400;
+        assert_eq!(
+            answer.server_message().unwrap(),
+            "Not Found: Organisation nope was not found."
         );
     }
 

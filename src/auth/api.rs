@@ -28,7 +28,7 @@ pub struct ApiSettings {
     /// (off: RFC 6750 §5.3, a bearer token goes over TLS only).
     pub allow_http: bool,
     /// The client certificate the API calls present (mutual TLS, RFC 8705):
-    /// a certificate-bound token is accepted only with it. [`Auth::new`]
+    /// a certificate-bound token is accepted only with it. [`Auth::new`](crate::auth::Auth::new)
     /// sets the token endpoint's.
     pub tls_identity: Option<TlsIdentity>,
 }

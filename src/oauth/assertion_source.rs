@@ -49,8 +49,8 @@ pub trait AssertionSource: Send + Sync + 'static {
     fn origin(&self) -> CredentialOrigin;
 }
 
-/// A client assertion made elsewhere, read at every token request (see the
-/// [module documentation](self)). Cloning shares the source. `Debug` shows
+/// A client assertion made elsewhere, read at every token request (the
+/// README's "Secretless and rotating credentials"). Cloning shares the source. `Debug` shows
 /// where it comes from, never an assertion.
 #[derive(Clone)]
 pub struct ClientAssertion {

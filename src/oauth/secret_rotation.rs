@@ -96,7 +96,7 @@ impl SecretValue {
 }
 
 /// A client secret (or two) that may change under the process: see the
-/// [module documentation](self). Cloning shares the secrets and which one
+/// README's "Secretless and rotating credentials". Cloning shares the secrets and which one
 /// is in use. `Debug` never shows a secret.
 #[derive(Clone)]
 pub struct ClientSecrets {

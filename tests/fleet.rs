@@ -14,10 +14,12 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
+#[path = "support/numbered_tokens.rs"]
+mod numbered_tokens;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use m2m::auth::clock::{RandomJitter, SystemClock};
@@ -30,8 +32,9 @@ use m2m::provider::Provider;
 use redis::aio::MultiplexedConnection;
 use secrecy::{ExposeSecret, SecretString};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use numbered_tokens::{HttpFetcher, token_requests, token_server};
 use redis_server::RedisServer;
 
 // ---------------------------------------------------------------- helpers
@@ -116,83 +119,6 @@ fn cache_over(store: Arc<RedisStore>, settings: CacheSettings) -> TokenCache {
         Arc::new(RandomJitter),
         settings,
     )
-}
-
-/// Answers every token request with a new token, `fleet-token-<n>`.
-struct NumberedTokens {
-    issued: AtomicUsize,
-    delay: Duration,
-}
-
-impl Respond for NumberedTokens {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({
-                "access_token": format!("{TOKEN_PREFIX}{n}"),
-                "token_type": "Bearer",
-                "expires_in": 3600,
-            }))
-            .set_delay(self.delay)
-    }
-}
-
-/// A wiremock token endpoint that counts what it is asked.
-async fn token_server(delay: Duration) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(NumberedTokens {
-            issued: AtomicUsize::new(0),
-            delay,
-        })
-        .mount(&server)
-        .await;
-    server
-}
-
-async fn token_requests(server: &MockServer) -> usize {
-    server.received_requests().await.unwrap().len()
-}
-
-/// Posts to the token endpoint (a real HTTP request per fetch).
-struct HttpFetcher {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl HttpFetcher {
-    fn new(url: String) -> Arc<Self> {
-        Arc::new(Self {
-            client: reqwest::Client::new(),
-            url,
-        })
-    }
-}
-
-impl FetchToken for HttpFetcher {
-    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
-        Box::pin(async move {
-            let body: serde_json::Value = self
-                .client
-                .post(&self.url)
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .expect("the test token endpoint answers")
-                .json()
-                .await
-                .expect("the test token endpoint answers JSON");
-            let lives = Duration::from_secs(body["expires_in"].as_u64().unwrap());
-            let value = body["access_token"].as_str().unwrap().to_owned();
-            AccessToken::new(
-                SecretString::from(value),
-                body["token_type"].as_str().unwrap(),
-                SystemTime::now() + lives,
-                None,
-            )
-        })
-    }
 }
 
 /// The `n` of a `fleet-token-<n>` token.
@@ -405,7 +331,7 @@ async fn clear_text_values_and_entry_ttls_follow_the_token() {
 #[tokio::test]
 async fn garbage_and_foreign_versions_are_ignored_and_overwritten() {
     let server = RedisServer::start();
-    let tokens = token_server(Duration::ZERO).await;
+    let tokens = token_server(TOKEN_PREFIX, Duration::ZERO).await;
     let store = Arc::new(
         RedisStore::connect(config(&server, "garbage").encryption_key(fleet_key()))
             .await
@@ -596,7 +522,7 @@ async fn remove_if_same_spares_a_token_another_process_stored() {
 #[tokio::test]
 async fn redis_down_mid_run_then_back_calls_keep_succeeding() {
     let mut server = RedisServer::start();
-    let tokens = token_server(Duration::ZERO).await;
+    let tokens = token_server(TOKEN_PREFIX, Duration::ZERO).await;
     let (logs, _guard) = logs::Captured::start();
     let store = Arc::new(
         RedisStore::connect(config(&server, "outage").encryption_key(fleet_key()))
@@ -697,7 +623,7 @@ async fn redis_down_mid_run_then_back_calls_keep_succeeding() {
 #[tokio::test]
 async fn a_frozen_redis_costs_only_the_operation_timeouts() {
     let server = RedisServer::start();
-    let tokens = token_server(Duration::ZERO).await;
+    let tokens = token_server(TOKEN_PREFIX, Duration::ZERO).await;
     let store = Arc::new(
         RedisStore::connect(config(&server, "frozen").encryption_key(fleet_key()))
             .await
@@ -759,7 +685,7 @@ async fn connect_fails_fast_without_redis_and_connect_lazy_waits_for_it() {
     assert!(started.elapsed() < Duration::from_secs(2), "{error}");
     assert!(error.to_string().contains("Redis PING"), "{error}");
 
-    let tokens = token_server(Duration::ZERO).await;
+    let tokens = token_server(TOKEN_PREFIX, Duration::ZERO).await;
     let store = Arc::new(
         RedisStore::connect_lazy(config(&server, "lazy"))
             .await
@@ -820,7 +746,7 @@ async fn a_second_process_does_not_fetch_while_a_slow_first_fetch_outlives_the_l
     const LOCK_TTL: Duration = Duration::from_millis(500);
     let server = RedisServer::start();
     // The fetch takes five lock lifetimes.
-    let tokens = token_server(5 * LOCK_TTL).await;
+    let tokens = token_server(TOKEN_PREFIX, 5 * LOCK_TTL).await;
     let fetcher = HttpFetcher::new(format!("{}/oauth2/token", tokens.uri()));
     let process = || async {
         let store = RedisStore::connect(config(&server, "slow-fetch"))
@@ -935,7 +861,7 @@ async fn eight_processes_share_one_token_fetch() {
     // A token endpoint as slow as Entra on a bad day: every process is
     // waiting while the one fetch runs.
     let latency = Duration::from_millis(env_usize("M2M_FLEET_TOKEN_LATENCY_MS", 300) as u64);
-    let tokens = token_server(latency).await;
+    let tokens = token_server(TOKEN_PREFIX, latency).await;
     let fleet_prefix = prefix("fleet");
     let env = vec![
         (ROLE, "fleet".to_owned()),
@@ -1243,7 +1169,7 @@ async fn wrong_secret_worker() {
 async fn a_killed_lock_holder_is_replaced_after_the_lock_ttl() {
     const LOCK_TTL: Duration = Duration::from_millis(500);
     let server = RedisServer::start();
-    let tokens = token_server(Duration::ZERO).await;
+    let tokens = token_server(TOKEN_PREFIX, Duration::ZERO).await;
     let holder_prefix = prefix("holder");
     let mut holder = spawn_worker(
         "lock_holder_worker",

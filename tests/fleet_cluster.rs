@@ -16,24 +16,26 @@ mod redis_server;
 #[path = "support/redis_cluster.rs"]
 mod redis_cluster;
 
+#[path = "support/numbered_tokens.rs"]
+mod numbered_tokens;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderValue;
 use m2m::auth::clock::{RandomJitter, SystemClock};
 use m2m::auth::{
-    AccessToken, AuthError, BoxFuture, CacheKey, CacheSettings, FetchToken, RedisStore,
-    RedisStoreConfig, SharedFailure, TokenCache, TokenStore,
+    AccessToken, CacheKey, CacheSettings, RedisStore, RedisStoreConfig, SharedFailure, TokenCache,
+    TokenStore,
 };
 use secrecy::{ExposeSecret, SecretString};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::MockServer;
 
+use numbered_tokens::{HttpFetcher, token_requests, token_server};
 use redis_cluster::RedisCluster;
 
 // ---------------------------------------------------------------- helpers
@@ -79,72 +81,6 @@ fn token(value: &str, lives: Duration) -> AccessToken {
 
 fn value_of(token: &AccessToken) -> &str {
     token.secret().expose_secret()
-}
-
-/// Answers every token request with a new token, `cluster-token-<n>`.
-struct NumberedTokens {
-    issued: AtomicUsize,
-    delay: Duration,
-}
-
-impl Respond for NumberedTokens {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({
-                "access_token": format!("{TOKEN_PREFIX}{n}"),
-                "token_type": "Bearer",
-                "expires_in": 3600,
-            }))
-            .set_delay(self.delay)
-    }
-}
-
-async fn token_server(delay: Duration) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .respond_with(NumberedTokens {
-            issued: AtomicUsize::new(0),
-            delay,
-        })
-        .mount(&server)
-        .await;
-    server
-}
-
-async fn token_requests(server: &MockServer) -> usize {
-    server.received_requests().await.unwrap().len()
-}
-
-/// Posts to the token endpoint (a real HTTP request per fetch).
-struct HttpFetcher {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl FetchToken for HttpFetcher {
-    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
-        Box::pin(async move {
-            let body: serde_json::Value = self
-                .client
-                .post(&self.url)
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .expect("the test token endpoint answers")
-                .json()
-                .await
-                .expect("the test token endpoint answers JSON");
-            let lives = Duration::from_secs(body["expires_in"].as_u64().unwrap());
-            AccessToken::new(
-                SecretString::from(body["access_token"].as_str().unwrap().to_owned()),
-                "Bearer",
-                SystemTime::now() + lives,
-                None,
-            )
-        })
-    }
 }
 
 // ------------------------------------------------------ in-process tests
@@ -536,7 +472,7 @@ const CALLS: usize = 50;
 async fn eight_processes_on_a_cluster_share_one_token_fetch() {
     let cluster = RedisCluster::start();
     let latency = Duration::from_millis(300);
-    let tokens = token_server(latency).await;
+    let tokens = token_server(TOKEN_PREFIX, latency).await;
     let env = fleet_env(
         &cluster,
         &tokens,
@@ -592,7 +528,7 @@ async fn eight_processes_on_a_cluster_share_one_token_fetch() {
 async fn a_node_killed_while_eight_processes_share_one_fetch() {
     let mut cluster = RedisCluster::start();
     let latency = Duration::from_millis(800);
-    let tokens = token_server(latency).await;
+    let tokens = token_server(TOKEN_PREFIX, latency).await;
     let env = fleet_env(
         &cluster,
         &tokens,
@@ -653,7 +589,7 @@ async fn a_node_killed_while_eight_processes_share_one_fetch() {
 async fn a_primary_failover_while_eight_processes_share_one_fetch() {
     let cluster = RedisCluster::start_with_replicas();
     let latency = Duration::from_millis(800);
-    let tokens = token_server(latency).await;
+    let tokens = token_server(TOKEN_PREFIX, latency).await;
     let env = fleet_env(
         &cluster,
         &tokens,
@@ -729,10 +665,7 @@ async fn cluster_worker() {
         Arc::new(RandomJitter),
         settings,
     );
-    let fetcher = Arc::new(HttpFetcher {
-        client: reqwest::Client::new(),
-        url: var("M2M_CLUSTER_TOKEN_URL"),
-    });
+    let fetcher = HttpFetcher::new(var("M2M_CLUSTER_TOKEN_URL"));
     let source = cache.source(key("fleet"), fetcher);
     let calls: usize = var("M2M_CLUSTER_CALLS").parse().unwrap();
     println!("{READY}");

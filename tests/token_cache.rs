@@ -222,10 +222,18 @@ async fn a_thousand_concurrent_cold_calls_make_one_token_request() {
             tokio::spawn(async move { source.token().await })
         })
         .collect();
-    let mut values = Vec::new();
-    for call in calls {
-        values.push(value(&call.await.unwrap().unwrap()).to_owned());
-    }
+    // Awaiting 1000 finished tasks spends the test task's coop budget. Run
+    // unconstrained, or the budget can end at exactly 0, and wiremock's
+    // `Drop` (a `futures` block_on of a tokio RwLock read) then busy-loops
+    // forever: tokio's budget is only refilled by its scheduler.
+    let values = tokio::task::unconstrained(async {
+        let mut values = Vec::new();
+        for call in calls {
+            values.push(value(&call.await.unwrap().unwrap()).to_owned());
+        }
+        values
+    })
+    .await;
     assert_eq!(values.len(), 1000);
     assert!(values.iter().all(|v| v == "Bearer loopback-token-1"));
     assert_eq!(token_requests(&s.server).await, 1);

@@ -45,6 +45,11 @@ fn with_tap(f: impl FnOnce(&mut Tap)) {
     let _ = TAP.try_with(|tap| f(&mut tap.lock().unwrap_or_else(|e| e.into_inner())));
 }
 
+/// Whether the current task is inside [`tapped`].
+pub(crate) fn tapping() -> bool {
+    TAP.try_with(|_| ()).is_ok()
+}
+
 /// Notes a request about to be sent.
 pub(crate) fn note_request(method: &http::Method, url: &str) {
     with_tap(|tap| {
@@ -59,7 +64,7 @@ pub(crate) async fn keep(
     mut response: reqwest::Response,
     sent: &[Option<HeaderValue>],
 ) -> reqwest::Result<reqwest::Response> {
-    if TAP.try_with(|_| ()).is_err() {
+    if !tapping() {
         return Ok(response);
     }
     let status = response.status();

@@ -65,7 +65,8 @@ pub async fn send(
     let retry = request.try_clone();
     let nonce_retry = auth.nonce_retry_copy(&request);
     let sent = auth.sending(&request);
-    let mut authorizations = vec![request.headers().get(AUTHORIZATION).cloned()];
+    // The credentials sent, to scrub from a recorded answer (no allocation).
+    let mut authorizations = [request.headers().get(AUTHORIZATION).cloned(), None];
     let response = execute(http, request, info).await?;
     let response = match auth.nonce_retry(&response, nonce_retry) {
         Some(again) => execute(http, again, info).await?,
@@ -77,7 +78,7 @@ pub async fn send(
     {
         Resend::No => response,
         Resend::Once(retry) => {
-            authorizations.push(retry.headers().get(AUTHORIZATION).cloned());
+            authorizations[1] = retry.headers().get(AUTHORIZATION).cloned();
             let response = execute(http, *retry, info).await?;
             auth.note_answer(&response);
             response
@@ -120,8 +121,14 @@ async fn execute(
     info: &OperationInfo,
 ) -> reqwest::Result<reqwest::Response> {
     let method = request.method().clone();
-    let url = redact_url(request.url());
-    crate::apis::exchange::note_request(&method, &url);
+    // The URL as it may be shown, made only when someone looks: a copy and
+    // a scan of the query on every call otherwise.
+    let url = (crate::apis::exchange::tapping() || tracing::enabled!(tracing::Level::DEBUG))
+        .then(|| redact_url(request.url()));
+    if let Some(url) = &url {
+        crate::apis::exchange::note_request(&method, url);
+    }
+    let url = url.unwrap_or_default();
     let result = http.execute(request).await;
     match &result {
         Ok(response) => tracing::debug!(

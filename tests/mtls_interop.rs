@@ -6,16 +6,21 @@
 //! and a `self_signed_tls_client_auth` client (registered certificate in its
 //! `jwks`) get certificate-bound JWT access tokens whose `cnf.x5t#S256` is
 //! the identity's thumbprint; a certificate the server does not accept comes
-//! back as `AuthError::Rejected` with `invalid_client`, showing no key.
+//! back as `AuthError::Rejected` with `invalid_client`, showing no key; and
+//! API calls through m2m's `Auth` present the certificate the token is bound
+//! to, to an API that checks the binding (RFC 8705 §3).
 
 #[path = "support/oidc_provider.rs"]
 mod oidc_provider;
 
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use m2m::auth::{
-    AuthError, ClientAuthMethod, ClientCredential, FetchToken, HttpSettings, TlsIdentity,
-    TokenEndpoint, TokenHttpClient,
+    ApiSettings, Auth, AuthError, ClientAuthMethod, ClientCredential, FetchToken, HttpSettings,
+    TlsIdentity, TokenCache, TokenEndpoint, TokenHttpClient,
 };
 use m2m::provider::Provider;
 use oidc_provider::{API_RESOURCE, ClientSpec, OidcProvider, ProviderOptions, ProviderTls};
@@ -25,6 +30,13 @@ use rcgen::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::aws_lc_rs as rustls_aws_lc;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use url::Url;
 
 const CA_CLIENT: &str = "mtls-ca-client";
@@ -308,4 +320,144 @@ async fn a_certificate_the_server_does_not_accept_is_invalid_client_without_key_
         "{}",
         provider.logs()
     );
+}
+
+/// An HTTPS API on 127.0.0.1 (certificate from `ca`) that asks for a client
+/// certificate chaining to `ca` and checks RFC 8705 §3: the bearer token's
+/// `cnf.x5t#S256` is the SHA-256 of the certificate on the connection (200),
+/// or not (401). Records the thumbprint of each certificate presented.
+struct BoundTokenApi {
+    port: u16,
+    presented: Arc<Mutex<Vec<String>>>,
+}
+
+impl BoundTokenApi {
+    async fn start(ca: &TestCa) -> Self {
+        let server = ca.server();
+        let crypto = Arc::new(rustls_aws_lc::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(ca.issuer.der().to_vec()))
+            .expect("the CA");
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto.clone())
+            .allow_unauthenticated()
+            .build()
+            .expect("a client verifier");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key.serialize_der()));
+        let config = ServerConfig::builder_with_provider(crypto)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![CertificateDer::from(server.certificate_der)], key)
+            .expect("the server certificate and key");
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        let presented = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&presented);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, record) = (acceptor.clone(), Arc::clone(&record));
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let presented = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|certificate| {
+                            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, certificate))
+                        });
+                    let mut stream = BufReader::new(stream);
+                    let (mut line, mut bound_to) = (String::new(), None);
+                    loop {
+                        line.clear();
+                        match stream.read_line(&mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {
+                                let lower = line.to_ascii_lowercase();
+                                if let Some(token) = lower
+                                    .starts_with("authorization: bearer ")
+                                    .then(|| line["authorization: bearer ".len()..].trim())
+                                {
+                                    bound_to = token
+                                        .split('.')
+                                        .nth(1)
+                                        .and_then(|claims| URL_SAFE_NO_PAD.decode(claims).ok())
+                                        .and_then(|claims| {
+                                            serde_json::from_slice::<Value>(&claims).ok()
+                                        })
+                                        .and_then(|claims| {
+                                            claims["cnf"]["x5t#S256"].as_str().map(str::to_owned)
+                                        });
+                                }
+                            }
+                        }
+                    }
+                    if let Some(thumbprint) = &presented {
+                        record.lock().unwrap().push(thumbprint.clone());
+                    }
+                    let status = if bound_to.is_some() && bound_to == presented {
+                        "200 OK"
+                    } else {
+                        "401 Unauthorized"
+                    };
+                    let mut stream = stream.into_inner();
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self { port, presented }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/things", self.port)
+    }
+}
+
+#[tokio::test]
+async fn api_calls_through_auth_present_the_certificate_the_token_is_bound_to() {
+    let ca = TestCa::new("m2m test CA");
+    let ca_client = ca.client(dn("m2m tests", "m2m-mtls-client"));
+    let self_signed = self_signed_client("m2m-self-signed-client");
+    let provider = start(&ca, &registered(&self_signed)).await;
+    let api = BoundTokenApi::start(&ca).await;
+    let identity = ca_client.identity();
+    let auth = Auth::new(
+        endpoint(
+            &provider,
+            CA_CLIENT,
+            &identity,
+            ClientAuthMethod::TlsClientAuth,
+        ),
+        &TokenCache::in_memory(),
+    );
+    assert_eq!(auth.api_settings().tls_identity.as_ref(), Some(&identity));
+    let url = Url::parse(&api.url()).unwrap();
+    // m2m's API client (the token endpoint's certificate added), trusting the CA.
+    let client = auth
+        .api_settings()
+        .http_client_from(provider.client_builder())
+        .unwrap();
+    let mut request = reqwest::Request::new(reqwest::Method::GET, url.clone());
+    auth.authorize(&mut request).await.unwrap();
+    let response = client.execute(request).await.unwrap();
+    assert_eq!(response.status(), 200, "{}", provider.logs());
+    assert_eq!(*api.presented.lock().unwrap(), [identity.thumbprint()]);
+
+    // The same token over a connection without the certificate: refused,
+    // so the 200 above is the certificate binding at work.
+    let bare = ApiSettings::default()
+        .http_client_from(provider.client_builder())
+        .unwrap();
+    let mut request = reqwest::Request::new(reqwest::Method::GET, url);
+    auth.authorize(&mut request).await.unwrap();
+    assert_eq!(bare.execute(request).await.unwrap().status(), 401);
 }

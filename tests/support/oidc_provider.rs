@@ -12,6 +12,11 @@
 //! One resource server is configured: [`API_RESOURCE`] with the scopes [`API_SCOPES`].
 //! Client credentials tokens issued for it (sent as `resource`, or defaulted with
 //! [`ClientSpec::default_resource`]) are JWTs signed with a key from the provider's JWKS.
+//!
+//! Over TLS ([`ProviderOptions::tls`]) the provider serves `https://127.0.0.1:PORT` with a
+//! certificate the test made, asks every connection for a client certificate, and
+//! authenticates mutual-TLS clients (RFC 8705: [`ClientSpec::tls_client_auth`],
+//! [`ClientSpec::self_signed_tls_client_auth`]), whose tokens are certificate-bound.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -45,6 +50,12 @@ pub enum ClientAuth {
     SecretPost(String),
     /// `private_key_jwt`: a JWT signed with the private half of this public key.
     PrivateKeyJwt(Box<Jwk>),
+    /// `tls_client_auth`: a certificate chaining to [`ProviderTls::ca_pem`] whose subject
+    /// is this DN (RFC 4514 string, e.g. `CN=client,O=m2m tests`).
+    Tls { subject_dn: String },
+    /// `self_signed_tls_client_auth`: one of the certificates of this `jwks` (each key
+    /// carries its certificate in `x5c`).
+    SelfSignedTls { jwks: Value },
 }
 
 /// One client registered at the provider.
@@ -89,6 +100,36 @@ impl ClientSpec {
         self
     }
 
+    /// A `tls_client_auth` client (RFC 8705 §2.1): its certificate must chain to the
+    /// provider's CA and have this subject DN. Tokens are certificate-bound.
+    pub fn tls_client_auth(client_id: &str, subject_dn: &str) -> Self {
+        Self::new(
+            client_id,
+            ClientAuth::Tls {
+                subject_dn: subject_dn.to_owned(),
+            },
+        )
+    }
+
+    /// A `self_signed_tls_client_auth` client (RFC 8705 §2.2) registering one
+    /// certificate: `public_jwk` is its key, `certificate_der` goes in the key's `x5c`.
+    /// Tokens are certificate-bound.
+    pub fn self_signed_tls_client_auth(
+        client_id: &str,
+        public_jwk: &Value,
+        certificate_der: &[u8],
+    ) -> Self {
+        use base64::Engine;
+        let mut jwk = public_jwk.clone();
+        jwk["x5c"] = json!([base64::engine::general_purpose::STANDARD.encode(certificate_der)]);
+        Self::new(
+            client_id,
+            ClientAuth::SelfSignedTls {
+                jwks: json!({ "keys": [jwk] }),
+            },
+        )
+    }
+
     fn new(client_id: &str, auth: ClientAuth) -> Self {
         Self {
             client_id: client_id.to_owned(),
@@ -123,6 +164,31 @@ impl ClientSpec {
                 );
                 fields.insert("jwks".into(), json!({ "keys": [jwk] }));
             }
+            ClientAuth::Tls { subject_dn } => {
+                fields.insert(
+                    "token_endpoint_auth_method".into(),
+                    "tls_client_auth".into(),
+                );
+                fields.insert(
+                    "tls_client_auth_subject_dn".into(),
+                    subject_dn.as_str().into(),
+                );
+                fields.insert(
+                    "tls_client_certificate_bound_access_tokens".into(),
+                    true.into(),
+                );
+            }
+            ClientAuth::SelfSignedTls { jwks } => {
+                fields.insert(
+                    "token_endpoint_auth_method".into(),
+                    "self_signed_tls_client_auth".into(),
+                );
+                fields.insert("jwks".into(), jwks.clone());
+                fields.insert(
+                    "tls_client_certificate_bound_access_tokens".into(),
+                    true.into(),
+                );
+            }
         }
         metadata
     }
@@ -137,6 +203,32 @@ pub struct ProviderOptions {
     pub access_token_alg: Algorithm,
     /// DPoP proofs must carry the server's nonce (`features.dPoP.requireNonce`).
     pub dpop_nonces: bool,
+    /// HTTPS and mutual TLS; plain http when `None`.
+    pub tls: Option<ProviderTls>,
+}
+
+/// The provider's TLS setup: PEMs the test made (e.g. with rcgen). `Debug` leaves the
+/// key out.
+#[derive(Clone)]
+pub struct ProviderTls {
+    /// The server's certificate (valid for the IP 127.0.0.1).
+    pub cert_pem: String,
+    /// The server certificate's private key (PKCS#8).
+    pub key_pem: String,
+    /// The CA that issued the server's certificate: the harness trusts it, and
+    /// `tls_client_auth` certificates must chain to it.
+    pub ca_pem: String,
+    /// Also listen on a second port, published in discovery as
+    /// `mtls_endpoint_aliases.token_endpoint` (RFC 8705 §5).
+    pub mtls_alias: bool,
+}
+
+impl std::fmt::Debug for ProviderTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderTls")
+            .field("mtls_alias", &self.mtls_alias)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ProviderOptions {
@@ -145,6 +237,7 @@ impl Default for ProviderOptions {
             access_token_ttl: Duration::from_secs(600),
             access_token_alg: Algorithm::RS256,
             dpop_nonces: false,
+            tls: None,
         }
     }
 }
@@ -243,6 +336,7 @@ pub struct OidcProvider {
     issuer: String,
     discovery: Value,
     logs: Arc<Mutex<String>>,
+    ca_pem: Option<String>,
 }
 
 impl OidcProvider {
@@ -289,12 +383,34 @@ impl OidcProvider {
             issuer,
             discovery: Value::Null,
             logs,
+            ca_pem: options.tls.as_ref().map(|tls| tls.ca_pem.clone()),
         };
         provider.discovery = provider.get_json(&provider.discovery_url()).await;
         provider
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// The CA the server's certificate chains to, when it serves HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A reqwest builder that trusts the server: only its CA over HTTPS.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder();
+        match &self.ca_pem {
+            Some(ca) => builder.tls_certs_only([
+                reqwest::Certificate::from_pem(ca.as_bytes()).expect("the CA PEM parses")
+            ]),
+            None => builder,
+        }
+    }
+
+    /// `mtls_endpoint_aliases.token_endpoint` from discovery, when published.
+    pub fn mtls_token_url(&self) -> Option<&str> {
+        self.discovery["mtls_endpoint_aliases"]["token_endpoint"].as_str()
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` over TLS), no trailing slash.
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
@@ -363,7 +479,10 @@ impl OidcProvider {
 
     /// A client per call: the handle holds no connection pool tied to one tokio runtime.
     async fn get_json(&self, url: &str) -> Value {
-        let response = reqwest::Client::new()
+        let response = self
+            .client_builder()
+            .build()
+            .expect("an HTTP client")
             .get(url)
             .send()
             .await
@@ -448,6 +567,12 @@ fn server_config(clients: &[ClientSpec], options: &ProviderOptions) -> Value {
         "default_resources": default_resources,
         "access_token_ttl": ttl,
         "dpop_nonces": options.dpop_nonces,
+        "tls": options.tls.as_ref().map(|tls| json!({
+            "cert_pem": tls.cert_pem,
+            "key_pem": tls.key_pem,
+            "ca_pem": tls.ca_pem,
+            "mtls_alias": tls.mtls_alias,
+        })),
     })
 }
 

@@ -940,9 +940,17 @@ impl ClientConfig {
             return Ok(id.clone());
         }
         if self.uses_client_assertion() && self.is_entra() {
-            return non_empty_env(AZURE_CLIENT_ID)?.ok_or_else(|| {
-                format!("client_id is required (or {AZURE_CLIENT_ID}, as the workload identity webhook sets it)")
-            });
+            return match non_empty_env(AZURE_CLIENT_ID)? {
+                // Blank is as good as unset: name the variable, not an
+                // empty client id.
+                Some(id) if id.trim().is_empty() => Err(format!(
+                    "the environment variable {AZURE_CLIENT_ID} is blank: client_id is required (or {AZURE_CLIENT_ID}, as the workload identity webhook sets it)"
+                )),
+                Some(id) => Ok(id),
+                None => Err(format!(
+                    "client_id is required (or {AZURE_CLIENT_ID}, as the workload identity webhook sets it)"
+                )),
+            };
         }
         Err("client_id is required".to_owned())
     }

@@ -1,6 +1,6 @@
 //! `AuthMiddleware` (feature `middleware`): hand-written reqwest code gets
 //! the same token handling as the generated clients, against a real
-//! wiremock server.
+//! wiremock server, DPoP-bound tokens included.
 
 use futures::stream;
 use m2m::auth::{AuthError, AuthMiddleware};
@@ -286,4 +286,392 @@ async fn a_server_that_rejects_every_token_stops_the_renewals() {
     assert_eq!(outcomes[..2], ["401", "401"]);
     assert!(outcomes[2..].iter().all(|s| s == "stopped"), "{outcomes:?}");
     assert_eq!(tokens.rejected(), ["Bearer one", "Bearer two"]);
+}
+
+// DPoP (RFC 9449) through the middleware: an `Auth` over an endpoint with a
+// DPoP key, a wiremock token endpoint and a wiremock API on an origin of
+// its own; time is a `ManualClock` shared by the endpoint, the cache and
+// the handle.
+
+mod dpop {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use aws_lc_rs::digest;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use m2m::auth::clock::{Clock, FixedJitter, ManualClock};
+    use m2m::auth::{
+        Auth, AuthMiddleware, CacheSettings, ClientCredential, Dpop, DpopKey, MemoryStore,
+        TokenCache, TokenEndpoint,
+    };
+    use m2m::provider::Provider;
+    use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+    use serde_json::{Value, json};
+    use url::Url;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    const SECRET: &str = "dpop-mw-secret-61c2";
+    const USE_NONCE: &str = r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#;
+    const INVALID_TOKEN: &str = r#"DPoP algs="ES256", error="invalid_token""#;
+
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn ath(token: &str) -> String {
+        b64(digest::digest(&digest::SHA256, token.as_bytes()))
+    }
+
+    /// RFC 7638 thumbprint of a P-256 JWK, computed here (not by m2m).
+    fn thumbprint(jwk: &Value) -> String {
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["crv"], "P-256");
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        );
+        b64(digest::digest(&digest::SHA256, canonical.as_bytes()))
+    }
+
+    /// The header and claims of the request's `DPoP` proof, checked to be
+    /// a compact ES256 JWS whose signature verifies with its own `jwk`.
+    fn proof_of(request: &Request) -> (Value, Value) {
+        let proof = request.headers["dpop"].to_str().unwrap();
+        let parts: Vec<&str> = proof.split('.').collect();
+        assert_eq!(parts.len(), 3, "a compact JWS");
+        let json = |part: &str| -> Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        };
+        let (header, claims) = (json(parts[0]), json(parts[1]));
+        let mut point = vec![4u8];
+        for coordinate in ["x", "y"] {
+            point.extend(
+                URL_SAFE_NO_PAD
+                    .decode(header["jwk"][coordinate].as_str().unwrap())
+                    .unwrap(),
+            );
+        }
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+            point,
+        )
+        .verify(
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+        )
+        .expect("the proof verifies with its jwk");
+        (header, claims)
+    }
+
+    /// A JWT-shaped DPoP access token bound (`cnf.jkt`) to `jkt`.
+    fn bound_token(serial: usize, jkt: &str) -> String {
+        format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"RS256","typ":"at+jwt"}"#),
+            b64(json!({ "sub": "dpop-mw-client", "n": serial, "cnf": { "jkt": jkt } }).to_string()),
+            b64("not-checked-signature")
+        )
+    }
+
+    /// The `cnf.jkt` of a token made by [`bound_token`].
+    fn jkt_of(token: &str) -> String {
+        let claims: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        claims["cnf"]["jkt"].as_str().unwrap().to_owned()
+    }
+
+    /// A token endpoint that issues a new DPoP token, bound to the key of
+    /// the request's proof, at each request; the tokens are kept in order.
+    struct TokenServer {
+        server: MockServer,
+        issued: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl TokenServer {
+        async fn start() -> Self {
+            let server = MockServer::start().await;
+            let issued = Arc::new(Mutex::new(Vec::new()));
+            let record = issued.clone();
+            let serial = AtomicUsize::new(0);
+            Mock::given(method("POST"))
+                .and(path("/token"))
+                .respond_with(move |request: &Request| {
+                    let (header, _) = proof_of(request);
+                    let token = bound_token(
+                        serial.fetch_add(1, Ordering::SeqCst),
+                        &thumbprint(&header["jwk"]),
+                    );
+                    record.lock().unwrap().push(token.clone());
+                    ResponseTemplate::new(200).set_body_json(json!({
+                        "access_token": token, "token_type": "DPoP", "expires_in": 3600
+                    }))
+                })
+                .mount(&server)
+                .await;
+            Self { server, issued }
+        }
+
+        fn issued(&self) -> Vec<String> {
+            self.issued.lock().unwrap().clone()
+        }
+
+        async fn requests(&self) -> Vec<Request> {
+            self.server.received_requests().await.unwrap()
+        }
+    }
+
+    /// The middleware over an `Auth` whose endpoint has `key`, every layer
+    /// on `clock`.
+    fn client(
+        tokens: &TokenServer,
+        key: &DpopKey,
+        clock: &Arc<ManualClock>,
+    ) -> ClientWithMiddleware {
+        let url = Url::parse(&format!("{}/token", tokens.server.uri())).unwrap();
+        let endpoint = TokenEndpoint::builder(
+            Provider::custom_token_url(url),
+            "dpop-mw-client",
+            ClientCredential::secret(SECRET),
+        )
+        .dpop(Dpop::new(key.clone()))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+        let cache = TokenCache::new(
+            Arc::new(MemoryStore::default()),
+            clock.clone(),
+            Arc::new(FixedJitter(0.0)),
+            CacheSettings::default(),
+        );
+        let auth = Auth::new(endpoint, &cache).with_clock(clock.clone());
+        ClientBuilder::new(reqwest::Client::new())
+            .with(AuthMiddleware::new(auth))
+            .build()
+    }
+
+    fn iat_of(clock: &ManualClock) -> u64 {
+        clock
+            .now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// Every call goes out as `Authorization: DPoP <token>` with a proof of
+    /// its own: `typ`, `alg`, the key of the token request as `jwk` (the
+    /// token's `cnf.jkt`), `htm`, `htu` without the query, `ath` of the
+    /// token, `iat` from the injected clock and a fresh `jti`.
+    #[tokio::test]
+    async fn dpop_calls_carry_the_dpop_scheme_and_a_fresh_proof_each() {
+        let tokens = TokenServer::start().await;
+        let api = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .mount(&api)
+            .await;
+        let key = DpopKey::generate().unwrap();
+        let clock = Arc::new(ManualClock::at_fixed_date());
+        let http = client(&tokens, &key, &clock);
+
+        let calls = [
+            ("GET", format!("{}/things/a?page=2&q=x", api.uri())),
+            ("GET", format!("{}/things/a?page=3", api.uri())),
+            ("POST", format!("{}/things", api.uri())),
+        ];
+        let mut iats = Vec::new();
+        for (verb, url) in &calls {
+            let request = match *verb {
+                "GET" => http.get(url),
+                _ => http.post(url).body("payload"),
+            };
+            assert_eq!(request.send().await.unwrap().status(), 200);
+            iats.push(iat_of(&clock));
+            clock.advance(std::time::Duration::from_secs(7));
+        }
+
+        let token_requests = tokens.requests().await;
+        assert_eq!(token_requests.len(), 1, "one token for every call");
+        let (token_header, token_claims) = proof_of(&token_requests[0]);
+        assert!(token_claims.get("ath").is_none());
+        let token_jkt = thumbprint(&token_header["jwk"]);
+        assert_eq!(token_jkt, key.thumbprint());
+        let token = tokens.issued().remove(0);
+        assert_eq!(jkt_of(&token), token_jkt);
+
+        let sent = api.received_requests().await.unwrap();
+        assert_eq!(sent.len(), calls.len());
+        let mut jtis = HashSet::new();
+        jtis.insert(token_claims["jti"].as_str().unwrap().to_owned());
+        for ((request, (verb, url)), iat) in sent.iter().zip(&calls).zip(&iats) {
+            assert_eq!(
+                request.headers["authorization"].to_str().unwrap(),
+                format!("DPoP {token}"),
+                "{verb} {url}"
+            );
+            let (header, claims) = proof_of(request);
+            assert_eq!(header["typ"], "dpop+jwt");
+            assert_eq!(header["alg"], "ES256");
+            assert!(header["jwk"].get("d").is_none(), "no private part");
+            assert_eq!(thumbprint(&header["jwk"]), token_jkt, "the token's key");
+            assert_eq!(claims["htm"], *verb);
+            let mut htu = Url::parse(url).unwrap();
+            htu.set_query(None);
+            assert_eq!(claims["htu"], htu.as_str(), "{url}");
+            assert!(!claims["htu"].as_str().unwrap().contains('?'));
+            assert_eq!(claims["ath"], ath(&token));
+            assert_eq!(claims["iat"], *iat);
+            assert!(claims.get("nonce").is_none());
+            let jti = claims["jti"].as_str().unwrap();
+            assert!(jti.len() >= 16, "{jti}");
+            assert!(jtis.insert(jti.to_owned()), "jti {jti} used twice");
+        }
+        assert_eq!(sent[2].body, b"payload");
+    }
+
+    /// An API that answers 401 `DPoP error="use_dpop_nonce"` with a
+    /// `DPoP-Nonce` gets the request once more, its proof carrying the
+    /// nonce (same token, no new token request); one that keeps asking gets
+    /// it exactly once more and its 401 is returned.
+    #[tokio::test]
+    async fn a_use_dpop_nonce_401_is_retried_once_with_the_nonce() {
+        let tokens = TokenServer::start().await;
+        let api = MockServer::start().await;
+        Mock::given(path("/wants-nonce"))
+            .respond_with(|request: &Request| {
+                let (_, claims) = proof_of(request);
+                if claims["nonce"] == "n1" {
+                    ResponseTemplate::new(200).set_body_string("ok")
+                } else {
+                    ResponseTemplate::new(401)
+                        .insert_header("WWW-Authenticate", USE_NONCE)
+                        .insert_header("DPoP-Nonce", "n1")
+                }
+            })
+            .mount(&api)
+            .await;
+        let key = DpopKey::generate().unwrap();
+        let clock = Arc::new(ManualClock::at_fixed_date());
+        let http = client(&tokens, &key, &clock);
+
+        let response = http
+            .post(format!("{}/wants-nonce?x=1", api.uri()))
+            .body("payload")
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), 200);
+        assert_eq!(tokens.requests().await.len(), 1);
+        let token = tokens.issued().remove(0);
+        let sent = api.received_requests().await.unwrap();
+        assert_eq!(sent.len(), 2, "sent once more, exactly");
+        let proofs: Vec<Value> = sent.iter().map(|request| proof_of(request).1).collect();
+        assert!(proofs[0].get("nonce").is_none());
+        assert_eq!(proofs[1]["nonce"], "n1");
+        assert_ne!(proofs[0]["jti"], proofs[1]["jti"]);
+        for (request, claims) in sent.iter().zip(&proofs) {
+            assert_eq!(
+                request.headers["authorization"].to_str().unwrap(),
+                format!("DPoP {token}")
+            );
+            assert_eq!(claims["htm"], "POST");
+            assert_eq!(claims["htu"], format!("{}/wants-nonce", api.uri()).as_str());
+            assert_eq!(claims["ath"], ath(&token));
+            assert_eq!(request.body, b"payload");
+        }
+
+        // An API that asks for a new nonce every time: one retry, then its
+        // 401 is the answer (no loop, no new token).
+        let nagging = MockServer::start().await;
+        let next = AtomicUsize::new(2);
+        Mock::given(wiremock::matchers::any())
+            .respond_with(move |_: &Request| {
+                ResponseTemplate::new(401)
+                    .insert_header("WWW-Authenticate", USE_NONCE)
+                    .insert_header(
+                        "DPoP-Nonce",
+                        format!("n{}", next.fetch_add(1, Ordering::SeqCst)).as_str(),
+                    )
+            })
+            .mount(&nagging)
+            .await;
+        let response = http
+            .get(format!("{}/always", nagging.uri()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let sent = nagging.received_requests().await.unwrap();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(proof_of(&sent[1]).1["nonce"], "n2");
+        assert_eq!(tokens.requests().await.len(), 1);
+    }
+
+    /// 401 `DPoP error="invalid_token"`: the token is renewed once (a
+    /// second token request) and the request sent again with the DPoP
+    /// scheme, the new token and a proof of its own (`ath` of the new
+    /// token, a new `jti`).
+    #[tokio::test]
+    async fn a_dpop_invalid_token_renews_once_and_resends_with_the_dpop_scheme() {
+        let tokens = TokenServer::start().await;
+        let api = MockServer::start().await;
+        let first_token = Arc::new(Mutex::new(None::<String>));
+        let seen = first_token.clone();
+        Mock::given(wiremock::matchers::any())
+            .respond_with(move |request: &Request| {
+                let authorization = request.headers["authorization"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let mut first = seen.lock().unwrap();
+                let first = first.get_or_insert(authorization.clone());
+                if *first == authorization {
+                    ResponseTemplate::new(401).insert_header("WWW-Authenticate", INVALID_TOKEN)
+                } else {
+                    ResponseTemplate::new(200).set_body_string("ok")
+                }
+            })
+            .mount(&api)
+            .await;
+        let key = DpopKey::generate().unwrap();
+        let clock = Arc::new(ManualClock::at_fixed_date());
+        let http = client(&tokens, &key, &clock);
+
+        let response = http
+            .put(format!("{}/things/7?v=2", api.uri()))
+            .body("payload")
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), 200);
+        assert_eq!(tokens.requests().await.len(), 2, "renewed once");
+        let issued = tokens.issued();
+        assert_ne!(issued[0], issued[1]);
+        let sent = api.received_requests().await.unwrap();
+        assert_eq!(sent.len(), 2);
+        let mut jtis = HashSet::new();
+        for (request, token) in sent.iter().zip(&issued) {
+            assert_eq!(
+                request.headers["authorization"].to_str().unwrap(),
+                format!("DPoP {token}")
+            );
+            let (header, claims) = proof_of(request);
+            assert_eq!(thumbprint(&header["jwk"]), key.thumbprint());
+            assert_eq!(jkt_of(token), key.thumbprint());
+            assert_eq!(claims["htm"], "PUT");
+            assert_eq!(claims["htu"], format!("{}/things/7", api.uri()).as_str());
+            assert_eq!(claims["ath"], ath(token));
+            assert!(jtis.insert(claims["jti"].as_str().unwrap().to_owned()));
+            assert_eq!(request.body, b"payload");
+        }
+    }
 }

@@ -940,17 +940,9 @@ impl ClientConfig {
             return Ok(id.clone());
         }
         if self.uses_client_assertion() && self.is_entra() {
-            return match non_empty_env(AZURE_CLIENT_ID)? {
-                // Blank is as good as unset: name the variable, not an
-                // empty client id.
-                Some(id) if id.trim().is_empty() => Err(format!(
-                    "the environment variable {AZURE_CLIENT_ID} is blank: client_id is required (or {AZURE_CLIENT_ID}, as the workload identity webhook sets it)"
-                )),
-                Some(id) => Ok(id),
-                None => Err(format!(
-                    "client_id is required (or {AZURE_CLIENT_ID}, as the workload identity webhook sets it)"
-                )),
-            };
+            return non_empty_env(AZURE_CLIENT_ID)?.ok_or_else(|| {
+                format!("client_id is required (or {AZURE_CLIENT_ID}, as the workload identity webhook sets it)")
+            });
         }
         Err("client_id is required".to_owned())
     }
@@ -1166,7 +1158,12 @@ fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
 /// naming it when it is set but empty or not Unicode (never the value).
 fn non_empty_env(name: &str) -> Result<Option<String>, String> {
     match std::env::var(name) {
+        // Blank is a mistake too (a client id, a secret, a file name of
+        // spaces): named, not passed on.
         Ok(value) if value.is_empty() => Err(format!("the environment variable {name} is empty")),
+        Ok(value) if value.trim().is_empty() => {
+            Err(format!("the environment variable {name} is blank"))
+        }
         Ok(value) => Ok(Some(value)),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(format!(

@@ -337,9 +337,10 @@ fn workload_identity_defaults_come_from_the_environment() {
         CLIENT_ID
     );
 
-    // AZURE_FEDERATED_TOKEN_FILE unset or empty: a typed error naming it.
+    // AZURE_FEDERATED_TOKEN_FILE unset, empty or blank: a typed error
+    // naming it (blank was taken as a file name).
     set_env(AZURE_CLIENT_ID, Some(CLIENT_ID));
-    for token_file in [None, Some("")] {
+    for token_file in [None, Some(""), Some("  ")] {
         set_env(AZURE_FEDERATED_TOKEN_FILE, token_file);
         let error = endpoint_error(TokenEndpoint::workload_identity(
             Provider::custom_token_url(server_url.clone()),

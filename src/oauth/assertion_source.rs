@@ -69,10 +69,12 @@ impl ClientAssertion {
 
     /// The file named by `AZURE_FEDERATED_TOKEN_FILE`, as the Entra
     /// workload identity webhook sets it up. Fails, naming the variable,
-    /// when it is not set.
+    /// when it is not set (or empty, or blank).
     pub fn azure_federated_token_file() -> Result<Self, ConfigError> {
         match std::env::var_os(AZURE_FEDERATED_TOKEN_FILE) {
-            Some(path) if !path.is_empty() => Ok(Self::from_file(PathBuf::from(path))),
+            Some(path) if !path.to_string_lossy().trim().is_empty() => {
+                Ok(Self::from_file(PathBuf::from(path)))
+            }
             _ => Err(ConfigError::Invalid(format!(
                 "{AZURE_FEDERATED_TOKEN_FILE} is not set: the client assertion file must be named (is the workload identity webhook enabled for this pod?)"
             ))),

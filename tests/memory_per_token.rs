@@ -111,10 +111,10 @@ impl FetchToken for Counted {
 
 const CLIENTS: usize = 200;
 
-/// Bytes retained per client (one cached token), today about 4,100 (see
+/// Bytes retained per client (one cached token), today about 3,800 (see
 /// the printed breakdown); the bound leaves some headroom for noise in
 /// the amortised growth of shared maps, not for a new per-token copy.
-const MAX_BYTES_PER_TOKEN: i64 = 4_400;
+const MAX_BYTES_PER_TOKEN: i64 = 4_000;
 
 /// One client's parts, built in the phases the breakdown counts.
 struct Phases {

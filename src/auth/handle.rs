@@ -98,7 +98,7 @@ impl Auth {
             source: Arc::new(source),
             api: ApiSettings::default(),
             renewals: Arc::new(Renewals::new(&labels)),
-            clock: Arc::new(SystemClock),
+            clock: SystemClock::shared(),
             dpop: None,
         }
     }

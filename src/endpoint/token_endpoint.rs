@@ -197,9 +197,9 @@ impl TokenEndpointBuilder {
                 }
                 Target::TokenUrl(url.clone())
             }
-            TokenAuthority::Discovery(url) => Target::Discovery(
+            TokenAuthority::Discovery(url) => Target::Discovery(Box::new(
                 Discovery::new(url.clone(), self.allow_http)?.strict_issuer(self.strict_issuer)?,
-            ),
+            )),
         };
         let scopes = self
             .scopes
@@ -230,20 +230,17 @@ impl TokenEndpointBuilder {
         let identity = EndpointIdentity {
             provider: self.provider.name(),
             authority: authority.url().to_string(),
-            client_id: self.client_id.clone(),
-            scopes: scopes.clone(),
-            resource: self.resource.clone(),
+            client_id: self.client_id,
+            scopes,
+            resource: self.resource,
             key_binding: (!key_binding.is_empty()).then(|| key_binding.join(" ")),
         };
         Ok(TokenEndpoint {
             scope_format: self.provider.scope_format(),
             provider: self.provider,
             identity,
-            client_id: self.client_id,
             credential: self.credential,
             method,
-            scopes,
-            resource: self.resource,
             target,
             http,
             retry: self.retry,
@@ -269,9 +266,11 @@ impl fmt::Debug for TokenEndpointBuilder {
     }
 }
 
+/// Boxed discovery: most endpoints have a token URL, and their `Target`
+/// is then no larger than one.
 enum Target {
     TokenUrl(Url),
-    Discovery(Discovery),
+    Discovery(Box<Discovery>),
 }
 
 /// How an attempt failed.
@@ -316,12 +315,10 @@ fn says_moved(error: &AuthError) -> bool {
 /// ```
 pub struct TokenEndpoint {
     provider: Provider,
+    /// Also the client id, scopes and resource the requests send (one copy).
     identity: EndpointIdentity,
-    client_id: String,
     credential: ClientCredential,
     method: ClientAuthMethod,
-    scopes: Vec<String>,
-    resource: Option<String>,
     target: Target,
     http: TokenHttpClient,
     retry: RetryPolicy,
@@ -358,8 +355,8 @@ impl TokenEndpoint {
             http_settings: HttpSettings::default(),
             retry: RetryPolicy::default(),
             lifetimes: TokenLifetimes::default(),
-            clock: Arc::new(SystemClock),
-            jitter: Arc::new(RandomJitter),
+            clock: SystemClock::shared(),
+            jitter: RandomJitter::shared(),
             dpop: None,
         }
     }
@@ -381,7 +378,7 @@ impl TokenEndpoint {
 
     /// The scopes requested.
     pub fn scopes(&self) -> &[String] {
-        &self.scopes
+        &self.identity.scopes
     }
 
     /// The client certificate presented on every connection, with mutual
@@ -403,8 +400,8 @@ impl TokenEndpoint {
         let span = tracing::info_span!(
             "m2m_token_fetch",
             provider = self.identity.provider,
-            client_id = %self.client_id,
-            scopes = %self.scopes.join(" "),
+            client_id = %self.identity.client_id,
+            scopes = %self.identity.scopes.join(" "),
             attempt = tracing::field::Empty,
             status = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
@@ -502,7 +499,7 @@ impl TokenEndpoint {
             let result = self
                 .credential
                 .send_with(
-                    &self.client_id,
+                    &self.identity.client_id,
                     self.method,
                     token_url.as_str(),
                     now,
@@ -578,11 +575,11 @@ impl TokenEndpoint {
         };
         let (result, recorded) = exchange(
             &self.http,
-            &self.client_id,
+            &self.identity.client_id,
             token_url,
             &auth,
-            &self.scopes,
-            self.resource.as_deref(),
+            &self.identity.scopes,
+            self.identity.resource.as_deref(),
             proof,
         )
         .await;

@@ -1,7 +1,7 @@
 //! The access token as m2m holds it: a secret, its type and its lifetime.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use http::HeaderValue;
@@ -18,7 +18,11 @@ use super::error::{AuthError, InvalidTokenValue};
 pub struct AccessToken(Arc<Inner>);
 
 struct Inner {
-    secret: SecretString,
+    /// The token's one copy is in the header, after `{token_type} `: the
+    /// secret alone is made from it only when asked for
+    /// ([`AccessToken::secret`]: a store that serialises tokens), so that a
+    /// cached token does not hold its value twice.
+    secret: OnceLock<SecretString>,
     token_type: TokenType,
     header: HeaderValue,
     expires_at: SystemTime,
@@ -97,8 +101,9 @@ impl AccessToken {
         ))
         .map_err(|_| InvalidTokenValue)?;
         header.set_sensitive(true);
+        // `secret` is dropped here (and zeroised): the header holds the value.
         Ok(Self(Arc::new(Inner {
-            secret,
+            secret: OnceLock::new(),
             token_type,
             header,
             expires_at,
@@ -114,7 +119,12 @@ impl AccessToken {
 
     /// The token itself. Expose it only to send it.
     pub fn secret(&self) -> &SecretString {
-        &self.0.secret
+        self.0.secret.get_or_init(|| {
+            // The header is `{token_type} {secret}`, visible ASCII (it was
+            // made from a `str` by `HeaderValue::from_str`).
+            let value = &self.0.header.as_bytes()[self.0.token_type.as_str().len() + 1..];
+            SecretString::from(String::from_utf8_lossy(value).into_owned())
+        })
     }
 
     /// The token type as it goes into the header (`Bearer`, `DPoP`).
@@ -210,6 +220,22 @@ mod tests {
             None,
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn the_secret_is_the_value_given_read_back_from_the_header() {
+        for (value, token_type) in [
+            ("abc", "Bearer"),
+            ("abc", "bearer"),
+            ("a b\tc ", "DPoP"),
+            (" lead", ""),
+            ("eyJ.x-_~+/=", "Bearer"),
+        ] {
+            let t = token(value, token_type);
+            assert_eq!(t.secret().expose_secret(), value, "{token_type}");
+            // Asked again: the same one.
+            assert!(std::ptr::eq(t.secret(), t.secret()));
+        }
     }
 
     #[test]

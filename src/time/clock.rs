@@ -2,6 +2,7 @@
 //! tested deterministically (no test sleeps for real minutes). The doubles a
 //! test drives by hand are in [`test_doubles`](super::test_doubles).
 
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use crate::future::BoxFuture;
@@ -55,6 +56,16 @@ pub(crate) fn later(at: SystemTime, by: Duration) -> SystemTime {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+impl SystemClock {
+    /// One `Arc` of it for the whole process: the handles and endpoints
+    /// that default to the system clock share it rather than allocating
+    /// one each.
+    pub(crate) fn shared() -> Arc<dyn Clock> {
+        static SHARED: LazyLock<Arc<dyn Clock>> = LazyLock::new(|| Arc::new(SystemClock));
+        Arc::clone(&SHARED)
+    }
+}
+
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
@@ -84,6 +95,14 @@ pub trait Jitter: Send + Sync + 'static {
 /// Jitter from a fast, non-cryptographic generator.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomJitter;
+
+impl RandomJitter {
+    /// One `Arc` of it for the whole process, as [`SystemClock::shared`].
+    pub(crate) fn shared() -> Arc<dyn Jitter> {
+        static SHARED: LazyLock<Arc<dyn Jitter>> = LazyLock::new(|| Arc::new(RandomJitter));
+        Arc::clone(&SHARED)
+    }
+}
 
 impl Jitter for RandomJitter {
     fn fraction(&self) -> f64 {

@@ -8,6 +8,9 @@ use std::process::{Command, Output};
 use m2m::sandbox::{Sandbox, demo};
 use m2m::test_util::assert_no_secret;
 
+#[path = "../../tests/support/oidc_provider.rs"]
+mod oidc_provider;
+
 const M2M: &str = env!("CARGO_BIN_EXE_m2m");
 
 fn m2m(args: &[&str]) -> Output {
@@ -414,6 +417,209 @@ async fn a_dpop_token_and_call_print_no_secret_key_proof_or_token_even_at_trace(
     // Two token requests per run (the nonce), each run a fresh key.
     let stats = sandbox.stats();
     assert_eq!((stats.tokens_issued, stats.nxtsoft_api_requests), (2, 1));
+}
+
+/// A certificate made here (rcgen, P-256) and its PKCS#8 key, as PEM.
+struct TestCertificate {
+    der: Vec<u8>,
+    pem: String,
+    key_pem: String,
+}
+
+fn test_pem(tag: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(tag, der.to_vec()))
+}
+
+fn test_dn(common_name: &str) -> rcgen::DistinguishedName {
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::OrganizationName, "m2m tests");
+    name.push(rcgen::DnType::CommonName, common_name);
+    name
+}
+
+/// A certificate for `subject_alt_names` with `purpose`, issued by `ca`.
+fn issue(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    common_name: &str,
+    subject_alt_names: Vec<String>,
+    purpose: rcgen::ExtendedKeyUsagePurpose,
+) -> TestCertificate {
+    let mut params = rcgen::CertificateParams::new(subject_alt_names).unwrap();
+    params.distinguished_name = test_dn(common_name);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![purpose];
+    let key = rcgen::KeyPair::generate().expect("a P-256 key");
+    let certificate = params.signed_by(&key, ca).expect("a certificate");
+    TestCertificate {
+        der: certificate.der().to_vec(),
+        pem: test_pem("CERTIFICATE", certificate.der()),
+        key_pem: test_pem("PRIVATE KEY", &key.serialize_der()),
+    }
+}
+
+/// `m2m -vv token` with mutual TLS (RFC 8705 `tls_client_auth`) against
+/// oidc-provider over HTTPS, the client certificate and key in files as a
+/// user has them: a certificate-bound token comes, and neither output shows
+/// the private key (its PEM or any 16 characters of its base64) or the
+/// access token, even at TRACE.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mtls_token_prints_no_private_key_or_token_even_at_trace() {
+    use base64::Engine as _;
+    use oidc_provider::{API_RESOURCE, ClientSpec, OidcProvider, ProviderOptions, ProviderTls};
+
+    const CLIENT_ID: &str = "cli-mtls-client";
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name = test_dn("m2m CLI test CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(
+        ca_params,
+        rcgen::KeyPair::generate().expect("a P-256 key"),
+    )
+    .expect("a CA certificate");
+    let ca_pem = test_pem("CERTIFICATE", ca.der());
+    let server = issue(
+        &ca,
+        "127.0.0.1",
+        vec!["127.0.0.1".to_owned()],
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let client = issue(
+        &ca,
+        "m2m-cli-mtls-client",
+        Vec::new(),
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let options = ProviderOptions {
+        tls: Some(ProviderTls {
+            cert_pem: server.pem,
+            key_pem: server.key_pem,
+            ca_pem: ca_pem.clone(),
+            mtls_alias: true,
+        }),
+        ..ProviderOptions::default()
+    };
+    let provider = OidcProvider::start_with(
+        &[ClientSpec::tls_client_auth(
+            CLIENT_ID,
+            "CN=m2m-cli-mtls-client,O=m2m tests",
+        )],
+        &options,
+    )
+    .await;
+    assert!(provider.issuer().starts_with("https://127.0.0.1:"));
+
+    let dir = tempdir("mtls");
+    let ca_file = dir.join("ca.pem");
+    let certificate_file = dir.join("client.pem");
+    let key_file = dir.join("client-key.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    std::fs::write(&certificate_file, &client.pem).unwrap();
+    std::fs::write(&key_file, &client.key_pem).unwrap();
+    let flags: Vec<String> = [
+        "--provider",
+        "custom",
+        "--discovery-url",
+        &provider.discovery_url(),
+        "--client-id",
+        CLIENT_ID,
+        "--auth",
+        "tls-client-auth",
+        "--tls-certificate-file",
+        &certificate_file.to_string_lossy(),
+        "--tls-key-file",
+        &key_file.to_string_lossy(),
+        "--scope",
+        "api:read",
+        "--resource",
+        API_RESOURCE,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    // The command trusts the test CA the way a user with a private CA
+    // makes it: SSL_CERT_FILE. reqwest 0.13's rustls verifier
+    // (rustls-platform-verifier) loads the roots with rustls-native-certs,
+    // which on Linux reads SSL_CERT_FILE (or SSL_CERT_DIR) instead of the
+    // system store when it is set. No cache directory: every run fetches.
+    let ca_file_text = ca_file.to_string_lossy().into_owned();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["-vv".to_owned(), "token".to_owned()];
+        args.extend(flags.clone());
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let ca_file_text = ca_file_text.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            m2m_with_env(
+                &args,
+                &[("SSL_CERT_FILE", &ca_file_text), ("M2M_CACHE_DIR", "")],
+            )
+        })
+    };
+
+    let summary_run = run(&[]).await.unwrap();
+    assert!(
+        summary_run.status.success(),
+        "{}\n{}",
+        stderr(&summary_run),
+        provider.logs()
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&summary_run.stdout).unwrap();
+    assert_eq!(summary["token_type"], "Bearer", "{summary}");
+    assert_eq!(summary["client"], "command-line", "{summary}");
+
+    let claims_run = run(&["--format", "claims"]).await.unwrap();
+    assert!(
+        claims_run.status.success(),
+        "{}\n{}",
+        stderr(&claims_run),
+        provider.logs()
+    );
+    let decoded: serde_json::Value = serde_json::from_slice(&claims_run.stdout).unwrap();
+    let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &client.der).as_ref());
+    assert_eq!(decoded["claims"]["client_id"], CLIENT_ID, "{decoded}");
+    assert_eq!(
+        decoded["claims"]["cnf"]["x5t#S256"], thumbprint,
+        "the token is bound to the certificate of --tls-certificate-file: {decoded}"
+    );
+    // RFC 8705 §5: both token requests went to the mTLS alias.
+    let alias_requests = provider
+        .logs()
+        .lines()
+        .filter(|line| *line == "mtls-alias: POST /token")
+        .count();
+    assert_eq!(alias_requests, 2, "{}", provider.logs());
+
+    let key_body: String = client
+        .key_pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    for (what, output) in [
+        ("mTLS token stdout", stdout(&summary_run)),
+        ("mTLS token stderr (TRACE)", stderr(&summary_run)),
+        ("mTLS --format claims stdout", stdout(&claims_run)),
+        ("mTLS --format claims stderr (TRACE)", stderr(&claims_run)),
+    ] {
+        // The private key's PEM, and any JWT: the access token.
+        assert_no_secret(what, &output);
+        for chunk in key_body.as_bytes().chunks(16) {
+            let chunk = std::str::from_utf8(chunk).unwrap();
+            assert!(
+                !output.contains(chunk),
+                "{what} shows key material ({chunk:?}):\n{output}"
+            );
+        }
+    }
+    assert!(
+        stderr(&summary_run).contains("TRACE") || stderr(&summary_run).contains("DEBUG"),
+        "-vv logs: {}",
+        stderr(&summary_run)
+    );
 }
 
 /// The flags of a client of the sandbox's Cognito-style token server,

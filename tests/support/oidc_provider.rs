@@ -509,10 +509,15 @@ impl Drop for OidcProvider {
     }
 }
 
+/// `tests/oidc-provider` of the root crate, also when a workspace member's tests (`cli/`)
+/// include this file: the nearest one up from the including crate.
 fn server_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("oidc-provider")
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .map(|dir| dir.join("tests").join("oidc-provider"))
+        .find(|dir| dir.join("server.mjs").is_file())
+        .unwrap_or_else(|| manifest_dir.join("tests").join("oidc-provider"))
 }
 
 fn check_prerequisites(dir: &Path) {

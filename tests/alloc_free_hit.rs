@@ -75,9 +75,9 @@ fn allocations_in(work: impl FnOnce()) -> u64 {
 
 const WARM_CALLS: u64 = 10_000;
 
-#[test]
-fn a_warm_cache_hit_allocates_nothing() {
-    // Current-thread runtime: every poll runs on the counting thread.
+/// A current-thread runtime (every poll runs on the counting thread), the
+/// sandbox on it, and an NXTsoft-style endpoint at its token URL.
+fn sandbox_endpoint() -> (tokio::runtime::Runtime, Sandbox, TokenEndpoint) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -97,6 +97,12 @@ fn a_warm_cache_hit_allocates_nothing() {
     )
     .build()
     .unwrap();
+    (runtime, sandbox, endpoint)
+}
+
+#[test]
+fn a_warm_cache_hit_allocates_nothing() {
+    let (runtime, sandbox, endpoint) = sandbox_endpoint();
     let cache = TokenCache::in_memory();
     let auth = Auth::new(endpoint, &cache);
 
@@ -138,25 +144,7 @@ fn a_generated_call_allocates_little_beyond_raw_reqwest() {
     use m2m::apis::nxtsoft_transactions as nxtsoft;
     use m2m::sandbox::demo::accepted_transaction;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let sandbox = runtime.block_on(async {
-        Sandbox::builder()
-            .token_lifetime(Duration::from_secs(3600))
-            .start()
-            .await
-            .unwrap()
-    });
-    let token_url = url::Url::parse(&sandbox.token_url(ProviderStyle::Cognito)).unwrap();
-    let endpoint = TokenEndpoint::builder(
-        Provider::nxtsoft().with_token_url(token_url),
-        COGNITO_CLIENT_ID,
-        ClientCredential::secret(COGNITO_CLIENT_SECRET),
-    )
-    .build()
-    .unwrap();
+    let (runtime, sandbox, endpoint) = sandbox_endpoint();
     let auth = Auth::new(endpoint, &TokenCache::in_memory());
     let http = reqwest::Client::new();
     let client =

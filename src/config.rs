@@ -34,7 +34,7 @@ use secrecy::ExposeSecret;
 use crate::auth::{
     AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, ApiSettings, Auth, CacheEncryptionKey,
     CacheSettings, ClientAuthMethod, ClientCredential, ClientSecrets, Dpop, DpopKey, FileStore,
-    KeyName, MemoryStore, PrivateKeyFiles, SigningAlgorithm, TlsIdentity, TokenCache,
+    KeyName, MemoryStore, PrivateKeyFiles, SigningAlgorithm, TlsIdentity, TlsRoots, TokenCache,
     TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
@@ -399,6 +399,11 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM bundle) trusted beside the platform's for the
+    /// token endpoint, discovery and the API: a private CA's servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -674,6 +679,10 @@ impl Config {
         }
         if let Some(dpop) = client.dpop_settings().map_err(fail)? {
             builder = builder.dpop(dpop);
+        }
+        if let Some(file) = &client.tls_ca_file {
+            let roots = TlsRoots::from_pem_file(file).map_err(|e| fail(format!("tls_ca_file: {e}")))?;
+            builder = builder.tls_roots(roots);
         }
         if let Some(seconds) = self.cache.default_lifetime_secs {
             builder = builder.lifetimes(

@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::oauth::error::{ApiCallError, ApiCallErrorKind, AuthError, ConfigError};
 use crate::oauth::mtls::TlsIdentity;
+use crate::oauth::tls_roots::TlsRoots;
 use crate::oauth::url_policy::check_credentials_url;
 
 /// The settings of the API calls an [`Auth`](super::Auth) handle guards.
@@ -31,6 +32,9 @@ pub struct ApiSettings {
     /// a certificate-bound token is accepted only with it. [`Auth::new`](crate::auth::Auth::new)
     /// sets the token endpoint's.
     pub tls_identity: Option<TlsIdentity>,
+    /// CA certificates trusted beside the platform's (a private CA);
+    /// [`Auth::new`](crate::auth::Auth::new) sets the token endpoint's.
+    pub tls_roots: Option<TlsRoots>,
 }
 
 impl Default for ApiSettings {
@@ -40,6 +44,7 @@ impl Default for ApiSettings {
             max_response_bytes: 16 * 1024 * 1024,
             allow_http: false,
             tls_identity: None,
+            tls_roots: None,
         }
     }
 }
@@ -78,6 +83,12 @@ impl ApiSettings {
         self
     }
 
+    /// With CA certificates trusted beside the platform's.
+    pub fn with_tls_roots(mut self, roots: Option<TlsRoots>) -> Self {
+        self.tls_roots = roots;
+        self
+    }
+
     /// Whether the token may be sent to `url`: the rule for token URLs
     /// ([`check_credentials_url`]) with this handle's `allow_http`. The error
     /// names the URL without its query.
@@ -104,13 +115,18 @@ impl ApiSettings {
 
     /// [`ApiSettings::http_client`] from your own builder (proxy, root
     /// certificates, …); its redirect policy is replaced, and the client
-    /// certificate ([`ApiSettings::tls_identity`]) added.
+    /// certificate ([`ApiSettings::tls_identity`]) and the roots
+    /// ([`ApiSettings::tls_roots`]) added.
     pub fn http_client_from(
         &self,
         builder: reqwest::ClientBuilder,
     ) -> Result<reqwest::Client, ConfigError> {
         let builder = match &self.tls_identity {
             Some(identity) => identity.apply(builder),
+            None => builder,
+        };
+        let builder = match &self.tls_roots {
+            Some(roots) => roots.apply(builder),
             None => builder,
         };
         builder

@@ -78,12 +78,14 @@ impl Auth {
         let key = CacheKey::for_endpoint(endpoint.identity());
         let dpop = endpoint.dpop().cloned();
         let tls_identity = endpoint.tls_identity().cloned();
+        let tls_roots = endpoint.tls_roots().cloned();
         let source = cache.source(key, Arc::new(endpoint));
         let mut auth = match name {
             Some(name) => Self::from_source(source.with_name(name)),
             None => Self::from_source(source),
         };
         auth.api.tls_identity = tls_identity;
+        auth.api.tls_roots = tls_roots;
         match dpop {
             Some(dpop) => auth.with_dpop(dpop),
             None => auth,
@@ -164,10 +166,14 @@ impl Auth {
     /// With other settings for the API calls this handle guards (the
     /// generated clients and [`AuthMiddleware`](crate::auth::AuthMiddleware)): by default the token goes
     /// only over https or to loopback.
-    /// The endpoint's client certificate stays unless `api` names one.
+    /// The endpoint's client certificate and CA roots stay unless `api`
+    /// names its own.
     pub fn with_api_settings(mut self, mut api: ApiSettings) -> Self {
         if api.tls_identity.is_none() {
             api.tls_identity = self.api.tls_identity.take();
+        }
+        if api.tls_roots.is_none() {
+            api.tls_roots = self.api.tls_roots.take();
         }
         self.api = api;
         self

@@ -33,6 +33,7 @@ use crate::oauth::error::{AuthError, ConfigError, TransportErrorKind};
 use crate::oauth::exchange::exchange;
 use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
 use crate::oauth::mtls::TlsIdentity;
+use crate::oauth::tls_roots::TlsRoots;
 use crate::oauth::response::{FailureContext, TokenLifetimes, read_token_answer};
 use crate::oauth::token::{AccessToken, TokenType};
 use crate::oauth::url_policy::check_credentials_url;
@@ -77,9 +78,19 @@ pub struct TokenEndpointBuilder {
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
     dpop: Option<Dpop>,
+    tls_roots: Option<TlsRoots>,
 }
 
 impl TokenEndpointBuilder {
+    /// Trusts `roots` too (a private CA) on the token endpoint and
+    /// discovery, and on the API calls of an [`Auth`](crate::auth::Auth)
+    /// handle over this endpoint. Not used when [`Self::http_client`] gives the
+    /// client.
+    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
+        self.tls_roots = Some(roots);
+        self
+    }
+
     /// DPoP (RFC 9449): every token request carries a proof signed with
     /// `dpop`'s key, and the tokens are bound to it (`token_type` DPoP).
     /// An [`Auth`](crate::auth::Auth) handle over this endpoint sends each
@@ -204,14 +215,19 @@ impl TokenEndpointBuilder {
         let scopes = self
             .scopes
             .unwrap_or_else(|| self.provider.default_scopes(&self.client_id));
-        let http = match (self.http, &self.credential) {
-            (Some(http), _) => http,
-            // One client per identity: the certificate on every connection.
-            (None, ClientCredential::TlsCertificate(identity)) => TokenHttpClient::from_builder(
-                identity.apply(reqwest::Client::builder()),
-                &self.http_settings,
-            )?,
-            (None, _) => TokenHttpClient::new(&self.http_settings)?,
+        let http = match (self.http, &self.credential, &self.tls_roots) {
+            (Some(http), _, _) => http,
+            (None, credential, roots) => {
+                let mut builder = reqwest::Client::builder();
+                // One client per identity: the certificate on every connection.
+                if let ClientCredential::TlsCertificate(identity) = credential {
+                    builder = identity.apply(builder);
+                }
+                if let Some(roots) = roots {
+                    builder = roots.apply(builder);
+                }
+                TokenHttpClient::from_builder(builder, &self.http_settings)?
+            }
         };
         let key_binding = [
             self.dpop
@@ -250,6 +266,7 @@ impl TokenEndpointBuilder {
             held_off_until: Mutex::new(None),
             warned_auth_methods: AtomicBool::new(false),
             dpop: self.dpop,
+            tls_roots: self.tls_roots,
         })
     }
 }
@@ -329,6 +346,7 @@ pub struct TokenEndpoint {
     held_off_until: Mutex<Option<SystemTime>>,
     warned_auth_methods: AtomicBool,
     dpop: Option<Dpop>,
+    tls_roots: Option<TlsRoots>,
 }
 
 impl TokenEndpoint {
@@ -358,6 +376,7 @@ impl TokenEndpoint {
             clock: SystemClock::shared(),
             jitter: RandomJitter::shared(),
             dpop: None,
+            tls_roots: None,
         }
     }
 
@@ -388,6 +407,11 @@ impl TokenEndpoint {
             ClientCredential::TlsCertificate(identity) => Some(identity),
             _ => None,
         }
+    }
+
+    /// The CA certificates trusted beside the platform's, when set.
+    pub fn tls_roots(&self) -> Option<&TlsRoots> {
+        self.tls_roots.as_ref()
     }
 
     /// The DPoP key and nonces of this endpoint, when it uses DPoP.

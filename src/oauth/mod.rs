@@ -17,5 +17,6 @@ pub(crate) mod mtls;
 pub(crate) mod response;
 pub(crate) mod retry_after;
 pub(crate) mod secret_rotation;
+pub(crate) mod tls_roots;
 pub(crate) mod token;
 pub(crate) mod url_policy;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -21,6 +21,7 @@ use super::contract::{self, RequestContract};
 use super::dpop_proof::ProofTarget;
 use super::error::SandboxError;
 use super::faults::{self, Injected, Site};
+use super::mutual_tls::Connection;
 use super::problem::Problem;
 use super::shared::Shared;
 use super::stats::Counter;
@@ -303,7 +304,20 @@ fn authenticate(shared: &Shared, api: Api, parts: &Parts) -> Result<AccessClaims
             shared.now(),
         )
         .map_err(|rejection| invalid(&rejection.to_string()))?;
-    let bound_to = claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str());
+    let connection = parts
+        .extensions
+        .get::<ConnectInfo<Connection>>()
+        .map(|info| &info.0);
+    if let Some(certificate) = claims.cnf.as_ref().and_then(|cnf| cnf.x5t_s256.as_ref())
+        && connection.and_then(Connection::client_thumbprint).as_ref() != Some(certificate)
+    {
+        // RFC 8705 §3: a certificate-bound token, without its certificate.
+        return Err(invalid(
+            "The access token is bound to a client certificate: call over mutual TLS with that certificate",
+        ));
+    }
+    let base_url = connection.map_or(shared.base_url.as_str(), |c| shared.base_url_of(c));
+    let bound_to = claims.cnf.as_ref().and_then(|cnf| cnf.jkt.as_deref());
     match (dpop, bound_to) {
         (false, None) => Ok(claims),
         // RFC 9449 §7.2: a DPoP-bound token is no bearer token.
@@ -321,7 +335,7 @@ fn authenticate(shared: &Shared, api: Api, parts: &Parts) -> Result<AccessClaims
             "The access token is not DPoP-bound: send it as Authorization: Bearer",
         )),
         (true, Some(jkt)) => {
-            let url = format!("{}{}", shared.base_url, parts.uri.path());
+            let url = format!("{base_url}{}", parts.uri.path());
             let target = ProofTarget {
                 method: parts.method.as_str(),
                 url: &url,

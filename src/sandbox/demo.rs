@@ -226,6 +226,28 @@ pub(crate) fn find_federated_client(id: &str) -> Option<&'static RegisteredClien
     (id == FEDERATED_CLIENT.id).then_some(&FEDERATED_CLIENT)
 }
 
+/// The client id of the sandbox's mutual-TLS client (`tls_client_auth`,
+/// RFC 8705 §2.1, at the OIDC endpoint): it has no secret and proves itself
+/// with the client certificate the sandbox issued it
+/// ([`Sandbox::mtls_client_identity`](super::Sandbox::mtls_client_identity)),
+/// sent to the discovery document's `mtls_endpoint_aliases.token_endpoint`.
+/// Its tokens are bound to that certificate (`cnf.x5t#S256`).
+pub const MTLS_CLIENT_ID: &str = "sandbox-mtls-client";
+
+/// The mutual-TLS client: no secret, both APIs.
+pub(crate) const MTLS_CLIENT: RegisteredClient = RegisteredClient {
+    style: ProviderStyle::Oidc,
+    id: MTLS_CLIENT_ID,
+    secret: "",
+    scopes: &[
+        SCOPE_TRANSACTIONS_MOCK,
+        SCOPE_TRANSACTIONS_POST,
+        SCOPE_CENDA_CONFIGURATION,
+    ],
+    description: "OIDC discovery with mutual TLS (tls_client_auth): the sandbox's client certificate, certificate-bound tokens",
+    requires_dpop: false,
+};
+
 /// The client registered under `id` for `style`.
 pub(crate) fn find_client(style: ProviderStyle, id: &str) -> Option<&'static RegisteredClient> {
     CLIENTS

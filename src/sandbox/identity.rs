@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -23,6 +23,7 @@ use super::endpoints::{self, issuer_url};
 use super::faults::{self, Injected, Site};
 use super::federated::federated_client;
 use super::json_response::json_response;
+use super::mutual_tls::Connection;
 use super::refusal::{Refusal, RefusalContext, refusal_response};
 use super::scope_grant::grant_scopes;
 use super::shared::Shared;
@@ -34,6 +35,7 @@ use crate::oauth::dpop::DPOP_NONCE_HEADER;
 /// `POST /{tenant}/oauth2/v2.0/token` (Entra ID v2).
 pub(crate) async fn entra_token(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     Path(tenant): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -47,6 +49,7 @@ pub(crate) async fn entra_token(
             uri: &uri,
             headers: &headers,
             body: &body,
+            connection: &connection,
         },
     )
     .await
@@ -55,6 +58,7 @@ pub(crate) async fn entra_token(
 /// `POST /oauth2/token` (Cognito).
 pub(crate) async fn cognito_token(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -63,6 +67,7 @@ pub(crate) async fn cognito_token(
         uri: &uri,
         headers: &headers,
         body: &body,
+        connection: &connection,
     };
     token_endpoint(&shared, ProviderStyle::Cognito, None, &request).await
 }
@@ -70,6 +75,7 @@ pub(crate) async fn cognito_token(
 /// `POST /Authentication/connect/token` (IdentityServer).
 pub(crate) async fn identityserver_token(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -78,6 +84,7 @@ pub(crate) async fn identityserver_token(
         uri: &uri,
         headers: &headers,
         body: &body,
+        connection: &connection,
     };
     token_endpoint(&shared, ProviderStyle::IdentityServer, None, &request).await
 }
@@ -85,6 +92,7 @@ pub(crate) async fn identityserver_token(
 /// `POST /oidc/token` (the endpoint the discovery document names).
 pub(crate) async fn oidc_token(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -93,6 +101,7 @@ pub(crate) async fn oidc_token(
         uri: &uri,
         headers: &headers,
         body: &body,
+        connection: &connection,
     };
     token_endpoint(&shared, ProviderStyle::Oidc, None, &request).await
 }
@@ -111,7 +120,12 @@ pub(crate) async fn oidc_discovery(State(shared): State<Arc<Shared>>) -> Respons
         "token_endpoint": format!("{base}{}", endpoints::OIDC_TOKEN_PATH),
         "jwks_uri": format!("{base}{}", endpoints::JWKS_PATH),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "tls_client_auth"],
+        // RFC 8705 §5: the token endpoint that asks for client certificates.
+        "mtls_endpoint_aliases": {
+            "token_endpoint": format!("{}{}", shared.mtls_base_url, endpoints::OIDC_TOKEN_PATH),
+        },
+        "tls_client_certificate_bound_access_tokens": true,
         "scopes_supported": oidc_scopes,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
@@ -133,6 +147,7 @@ struct Request<'a> {
     uri: &'a Uri,
     headers: &'a HeaderMap,
     body: &'a [u8],
+    connection: &'a Connection,
 }
 
 async fn token_endpoint(
@@ -202,9 +217,11 @@ fn exchange(
         }
         _ => None,
     };
-    let client = match federated {
-        Some(client) => client,
-        None => client_with_secret(style, headers, &params)?,
+    let certificate = mutual_tls_client(shared, style, request, &params)?;
+    let client = match (federated, &certificate) {
+        (Some(client), _) => client,
+        (None, Some(_)) => &demo::MTLS_CLIENT,
+        (None, None) => client_with_secret(style, headers, &params)?,
     };
     let jkt = dpop_binding(shared, style, client, request)?;
     let granted = grant_scopes(style, client, params.get("scope").map(String::as_str))?;
@@ -218,6 +235,7 @@ fn exchange(
         roles: granted.roles,
         tenant: (style == ProviderStyle::Entra).then(|| tenant.to_owned()),
         jkt,
+        x5t: certificate,
     };
     let token = shared
         .issuer
@@ -252,6 +270,36 @@ fn client_with_secret(
     Ok(client)
 }
 
+/// The certificate thumbprint of a request from the mutual-TLS client
+/// (`tls_client_auth`, at the OIDC endpoint): `Ok(None)` for any other
+/// client. The client's certificate must be on the connection, issued by
+/// the sandbox's CA and the one registered; no secret may come along.
+fn mutual_tls_client(
+    shared: &Shared,
+    style: ProviderStyle,
+    request: &Request<'_>,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<String>, Refusal> {
+    if style != ProviderStyle::Oidc
+        || params.get("client_id").map(String::as_str) != Some(demo::MTLS_CLIENT_ID)
+    {
+        return Ok(None);
+    }
+    if has_basic(request.headers)
+        || params.contains_key("client_secret")
+        || params.contains_key("client_assertion")
+    {
+        return Err(Refusal::DoubleClientAuth);
+    }
+    let Some(chain) = request.connection.client_certificates.as_deref() else {
+        return Err(Refusal::NoClientCertificate);
+    };
+    if !shared.pki.accepts_client(chain, shared.now()) {
+        return Err(Refusal::CertificateNotAccepted);
+    }
+    Ok(request.connection.client_thumbprint())
+}
+
 /// The thumbprint a token for `client` is bound to: the key of the
 /// request's DPoP proof, checked, at the endpoints that speak DPoP; `None`
 /// without a proof, unless the client requires one.
@@ -265,7 +313,11 @@ fn dpop_binding(
     if !speaks_dpop || !(client.requires_dpop || ProofChecker::is_present(request.headers)) {
         return Ok(None);
     }
-    let url = format!("{}{}", shared.base_url, request.uri.path());
+    let url = format!(
+        "{}{}",
+        shared.base_url_of(request.connection),
+        request.uri.path()
+    );
     let target = ProofTarget {
         method: "POST",
         url: &url,

@@ -17,6 +17,11 @@
 //!   organisations are validated without any DNS check, and
 //!   [`Sandbox::issue_credential`] stands in for Cenda's OIDC issuance so
 //!   that a credential can be revoked;
+//! - the same routes again over HTTPS with mutual TLS
+//!   ([`Sandbox::mtls_base_url`]): a CA, a server certificate and a client
+//!   certificate made at start, a `tls_client_auth` client
+//!   ([`demo::MTLS_CLIENT_ID`]) whose tokens are bound to its certificate
+//!   (`cnf.x5t#S256`, RFC 8705), which the APIs check;
 //! - fault knobs ([`FaultControl`]) and request counters ([`SandboxStats`]).
 //!
 //! "Now" comes from an injected [`Clock`], so a test with a
@@ -46,6 +51,7 @@ mod faults;
 mod federated;
 mod identity;
 mod json_response;
+mod mutual_tls;
 mod nxtsoft;
 mod problem;
 mod refusal;
@@ -58,17 +64,19 @@ mod token_request;
 mod tokens;
 
 use std::fmt;
+use std::future::IntoFuture;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use cenda::IssuanceError;
 pub use demo::{DemoClient, ProviderStyle};
 pub use error::SandboxError;
 pub use faults::{FaultControl, Faults, GarbageBody};
+pub use mutual_tls::MtlsClientIdentity;
 pub use stats::SandboxStats;
 pub use summary::Summary;
 
@@ -143,38 +151,58 @@ impl SandboxBuilder {
         self
     }
 
-    /// Binds 127.0.0.1, generates the signing key and starts serving on a
-    /// task of the current Tokio runtime (call it from within one).
+    /// Binds 127.0.0.1 (plain HTTP on the port asked for, HTTPS with
+    /// mutual TLS on a free one), generates the signing key and the TLS
+    /// certificates, and starts serving on a task of the current Tokio
+    /// runtime (call it from within one).
     pub async fn start(self) -> Result<Sandbox, SandboxError> {
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
+        let bind = |port: u16| async move {
+            let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
                 .await
-                .map_err(|source| SandboxError::Bind {
-                    port: self.port,
-                    source,
-                })?;
-        let address = listener.local_addr().map_err(|source| SandboxError::Bind {
-            port: self.port,
-            source,
-        })?;
+                .map_err(|source| SandboxError::Bind { port, source })?;
+            let address = listener
+                .local_addr()
+                .map_err(|source| SandboxError::Bind { port, source })?;
+            Ok::<_, SandboxError>((listener, address))
+        };
+        let (listener, address) = bind(self.port).await?;
+        let (tls_listener, tls_address) = bind(0).await?;
+        let pki = mutual_tls::Pki::generate()?;
+        let tls_listener = pki
+            .listen(tls_listener)
+            .map_err(|source| SandboxError::Bind { port: 0, source })?;
         let faults = FaultControl::new(self.faults, self.seed.unwrap_or_else(|| fastrand::u64(..)));
         let shared = Arc::new(Shared::new(
             format!("http://{address}"),
+            format!("https://{tls_address}"),
+            pki,
             self.clock,
             self.token_lifetime,
             faults,
         )?);
         let router = router::router(Arc::clone(&shared))?;
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop, stopped) = watch::channel(());
+        let until_stopped = |mut stopped: watch::Receiver<()>| async move {
+            // A dropped sender stops the servers too.
+            let _ = stopped.changed().await;
+        };
+        let plain = axum::serve(
+            listener,
+            router
+                .clone()
+                .into_make_service_with_connect_info::<mutual_tls::Connection>(),
+        )
+        .with_graceful_shutdown(until_stopped(stopped.clone()));
+        let tls = axum::serve(
+            tls_listener,
+            router.into_make_service_with_connect_info::<mutual_tls::Connection>(),
+        )
+        .with_graceful_shutdown(until_stopped(stopped));
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // A dropped sender stops the server too.
-                    let _ = stopped.await;
-                })
-                .await
+            let (plain, tls) = tokio::join!(plain.into_future(), tls.into_future());
+            plain.and(tls)
         });
-        tracing::debug!(%address, "sandbox listening");
+        tracing::debug!(%address, %tls_address, "sandbox listening");
         Ok(Sandbox {
             shared,
             address,
@@ -189,7 +217,7 @@ impl SandboxBuilder {
 pub struct Sandbox {
     shared: Arc<Shared>,
     address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<watch::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -289,6 +317,46 @@ impl Sandbox {
     /// client takes it.
     pub fn nxtsoft_api_url(&self) -> String {
         format!("{}{}", self.base_url(), Api::Nxtsoft.prefix())
+    }
+
+    /// `https://127.0.0.1:{port}`: every route again, over TLS with a
+    /// certificate of the sandbox's own CA
+    /// ([`Sandbox::tls_root_certificate_pem`]), asking each client for its
+    /// certificate (mutual TLS, RFC 8705). A certificate-bound token works
+    /// only here, with its certificate.
+    pub fn mtls_base_url(&self) -> &str {
+        &self.shared.mtls_base_url
+    }
+
+    /// The OIDC token endpoint over mutual TLS
+    /// (`{mtls_base}/oidc/token`), which the discovery document names as
+    /// `mtls_endpoint_aliases.token_endpoint`.
+    pub fn mtls_token_url(&self) -> String {
+        format!("{}{}", self.mtls_base_url(), endpoints::OIDC_TOKEN_PATH)
+    }
+
+    /// The Cenda Configuration API over mutual TLS (`{mtls_base}/cenda`).
+    pub fn mtls_cenda_api_url(&self) -> String {
+        format!("{}{}", self.mtls_base_url(), Api::Cenda.prefix())
+    }
+
+    /// The NXTsoft API over mutual TLS (`{mtls_base}/nxtsoft`).
+    pub fn mtls_nxtsoft_api_url(&self) -> String {
+        format!("{}{}", self.mtls_base_url(), Api::Nxtsoft.prefix())
+    }
+
+    /// The certificate (PEM) of the CA that issued the HTTPS listener's
+    /// certificate and the mutual-TLS client's: trust it to call
+    /// [`Sandbox::mtls_base_url`] (`tls_ca_file`, or
+    /// `reqwest::ClientBuilder::add_root_certificate`). Made at start.
+    pub fn tls_root_certificate_pem(&self) -> &str {
+        self.shared.pki.ca_pem()
+    }
+
+    /// The certificate and key of the mutual-TLS client
+    /// ([`demo::MTLS_CLIENT_ID`]), made at start.
+    pub fn mtls_client_identity(&self) -> &MtlsClientIdentity {
+        self.shared.pki.client()
     }
 
     /// Every registered demo client with its token endpoint.

@@ -30,6 +30,10 @@ pub(crate) enum Refusal {
     UnknownClient(String),
     WrongSecret(String),
     BadAssertion(AssertionRefusal),
+    /// The mutual-TLS client sent no certificate on the connection.
+    NoClientCertificate,
+    /// The certificate is not the registered one, or not the sandbox CA's.
+    CertificateNotAccepted,
     ScopeNotDefault(String),
     UnknownResource(String),
     ScopeNotAllowed(String),
@@ -58,7 +62,9 @@ impl Refusal {
             | Refusal::MissingSecret(_)
             | Refusal::UnknownClient(_)
             | Refusal::WrongSecret(_)
-            | Refusal::BadAssertion(_) => "invalid_client",
+            | Refusal::BadAssertion(_)
+            | Refusal::NoClientCertificate
+            | Refusal::CertificateNotAccepted => "invalid_client",
             Refusal::ScopeNotDefault(_)
             | Refusal::UnknownResource(_)
             | Refusal::ScopeNotAllowed(_)
@@ -93,6 +99,13 @@ impl Refusal {
             Refusal::MissingSecret(_) => "client_secret is required".into(),
             Refusal::UnknownClient(_) | Refusal::WrongSecret(_) | Refusal::BadAssertion(_) => {
                 "client authentication failed".into()
+            }
+            Refusal::NoClientCertificate => {
+                "the client authenticates with a TLS client certificate (tls_client_auth): send it to the mtls_endpoint_aliases token endpoint"
+                    .into()
+            }
+            Refusal::CertificateNotAccepted => {
+                "the TLS client certificate is not the one registered for this client".into()
             }
             Refusal::ScopeNotDefault(scope) => {
                 format!("scope '{scope}' must be a resource followed by /.default")
@@ -256,7 +269,11 @@ fn entra_refusal(refusal: &Refusal, context: &RefusalContext) -> Response {
             9000411,
             "The request is not properly formatted. The client credentials are sent both in the Authorization header and in the request body.".to_owned(),
         ),
-        Refusal::MalformedBasic | Refusal::MissingSecret(_) => (
+        // Entra has no mutual-TLS client: only the OIDC endpoint refuses these.
+        Refusal::MalformedBasic
+        | Refusal::MissingSecret(_)
+        | Refusal::NoClientCertificate
+        | Refusal::CertificateNotAccepted => (
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             7000218,

@@ -1,5 +1,6 @@
-//! The state every handler shares: the base URL, the clock, the token
-//! issuer, the DPoP proof checker, the fault knobs, the counters and the APIs' in-memory stores.
+//! The state every handler shares: the base URLs, the clock, the token
+//! issuer, the DPoP proof checker, the PKI of mutual TLS, the fault knobs,
+//! the counters and the APIs' in-memory stores.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -11,6 +12,7 @@ use super::dpop_proof::ProofChecker;
 use super::endpoints::issuer_url;
 use super::error::SandboxError;
 use super::faults::{FaultControl, Injected, Site};
+use super::mutual_tls::{Connection, Pki};
 use super::stats::StatsCounters;
 use super::tokens::TokenIssuer;
 use super::{cenda, nxtsoft};
@@ -18,7 +20,11 @@ use crate::auth::clock::Clock;
 
 /// Everything the handlers share.
 pub(crate) struct Shared {
+    /// `http://127.0.0.1:{port}`.
     pub(crate) base_url: String,
+    /// `https://127.0.0.1:{port}`: the same routes, with mutual TLS.
+    pub(crate) mtls_base_url: String,
+    pub(crate) pki: Pki,
     pub(crate) clock: Arc<dyn Clock>,
     token_lifetime: Duration,
     pub(crate) issuer: TokenIssuer,
@@ -34,6 +40,8 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(
         base_url: String,
+        mtls_base_url: String,
+        pki: Pki,
         clock: Arc<dyn Clock>,
         token_lifetime: Duration,
         faults: FaultControl,
@@ -46,6 +54,8 @@ impl Shared {
             issuer: TokenIssuer::generate()?,
             dpop: ProofChecker::new(),
             base_url,
+            mtls_base_url,
+            pki,
             clock,
             token_lifetime,
             trusted_issuers,
@@ -59,6 +69,15 @@ impl Shared {
     /// "Now", from the injected clock.
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.now()
+    }
+
+    /// The base URL a request on `connection` was sent to.
+    pub(crate) fn base_url_of(&self, connection: &Connection) -> &str {
+        if connection.tls {
+            &self.mtls_base_url
+        } else {
+            &self.base_url
+        }
     }
 
     /// The lifetime of a token issued now.

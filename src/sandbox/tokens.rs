@@ -26,6 +26,9 @@ pub(crate) struct Grant {
     pub(crate) tenant: Option<String>,
     /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`).
     pub(crate) jkt: Option<String>,
+    /// The thumbprint of the client certificate the token is bound to
+    /// (`cnf.x5t#S256`, RFC 8705 §3).
+    pub(crate) x5t: Option<String>,
 }
 
 /// The claims of a sandbox access token.
@@ -51,11 +54,19 @@ pub(crate) struct AccessClaims {
     pub(crate) cnf: Option<Confirmation>,
 }
 
-/// `cnf`: the confirmation of a DPoP-bound token (RFC 9449 §6.1).
+/// `cnf`: what a sender-constrained token is bound to (RFC 7800).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Confirmation {
-    /// The RFC 7638 thumbprint of the DPoP key.
-    pub(crate) jkt: String,
+    /// The RFC 7638 thumbprint of the DPoP key (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) jkt: Option<String>,
+    /// The SHA-256 thumbprint of the client certificate (RFC 8705 §3.1).
+    #[serde(
+        rename = "x5t#S256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) x5t_s256: Option<String>,
 }
 
 impl AccessClaims {
@@ -180,7 +191,10 @@ impl TokenIssuer {
             nbf: iat,
             exp: iat.saturating_add(expires_in),
             jti: uuid::Uuid::new_v4().to_string(),
-            cnf: grant.jkt.clone().map(|jkt| Confirmation { jkt }),
+            cnf: (grant.jkt.is_some() || grant.x5t.is_some()).then(|| Confirmation {
+                jkt: grant.jkt.clone(),
+                x5t_s256: grant.x5t.clone(),
+            }),
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
@@ -311,6 +325,7 @@ mod tests {
             roles: Vec::new(),
             tenant: None,
             jkt: None,
+            x5t: None,
         }
     }
 

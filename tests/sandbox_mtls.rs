@@ -8,8 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use m2m::apis::nxtsoft_transactions as nxtsoft;
 use m2m::auth::{
-    Auth, AuthError, ClientAuthMethod, ClientCredential, TlsIdentity, TlsRoots, TokenCache,
-    TokenEndpoint,
+    Auth, AuthError, ClientAuthMethod, ClientCredential, FetchToken, TlsIdentity, TlsRoots,
+    TokenCache, TokenEndpoint,
 };
 use m2m::provider::Provider;
 use m2m::sandbox::demo::{self, accepted_transaction};
@@ -62,12 +62,12 @@ async fn the_mtls_client_gets_a_certificate_bound_token_and_calls_the_api_over_m
     let identity = sandbox_identity(&sandbox);
     assert_eq!(identity.thumbprint(), sandbox.mtls_client_identity().thumbprint);
 
-    let auth = Auth::new(endpoint(&sandbox, identity.clone()), &TokenCache::new());
+    let auth = Auth::new(endpoint(&sandbox, identity.clone()), &TokenCache::in_memory());
     let token = auth.token().await.unwrap();
     let claims = claims(token.secret().expose_secret());
     assert_eq!(claims["client_id"], demo::MTLS_CLIENT_ID);
     assert_eq!(claims["cnf"]["x5t#S256"], identity.thumbprint());
-    assert_eq!(token.token_type().as_str(), "Bearer");
+    assert_eq!(token.token_type().to_string(), "Bearer");
 
     // The generated client presents the certificate: the API accepts the
     // bound token over mutual TLS.
@@ -90,7 +90,7 @@ async fn a_certificate_bound_token_is_refused_without_its_certificate() {
     let sandbox = Sandbox::start().await.unwrap();
     let auth = Auth::new(
         endpoint(&sandbox, sandbox_identity(&sandbox)),
-        &TokenCache::new(),
+        &TokenCache::in_memory(),
     );
     let token = auth.token().await.unwrap();
     let bearer = format!("Bearer {}", token.secret().expose_secret());

@@ -681,7 +681,8 @@ impl Config {
             builder = builder.dpop(dpop);
         }
         if let Some(file) = &client.tls_ca_file {
-            let roots = TlsRoots::from_pem_file(file).map_err(|e| fail(format!("tls_ca_file: {e}")))?;
+            let roots =
+                TlsRoots::from_pem_file(file).map_err(|e| fail(format!("tls_ca_file: {e}")))?;
             builder = builder.tls_roots(roots);
         }
         if let Some(seconds) = self.cache.default_lifetime_secs {

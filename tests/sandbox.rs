@@ -536,7 +536,11 @@ async fn oidc_discovery_leads_to_a_basic_token_endpoint() {
     assert_eq!(discovery["jwks_uri"], sandbox.jwks_url());
     assert_eq!(
         discovery["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "tls_client_auth"
+        ])
     );
     let token_endpoint = discovery["token_endpoint"].as_str().unwrap();
     let client = sandbox.demo_client(ProviderStyle::Oidc);

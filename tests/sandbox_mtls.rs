@@ -12,8 +12,8 @@ use m2m::auth::{
     TokenCache, TokenEndpoint,
 };
 use m2m::provider::Provider;
-use m2m::sandbox::demo::{self, accepted_transaction};
 use m2m::sandbox::Sandbox;
+use m2m::sandbox::demo::{self, accepted_transaction};
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -60,9 +60,15 @@ async fn the_mtls_client_gets_a_certificate_bound_token_and_calls_the_api_over_m
     let sandbox = Sandbox::start().await.unwrap();
     assert!(sandbox.mtls_base_url().starts_with("https://127.0.0.1:"));
     let identity = sandbox_identity(&sandbox);
-    assert_eq!(identity.thumbprint(), sandbox.mtls_client_identity().thumbprint);
+    assert_eq!(
+        identity.thumbprint(),
+        sandbox.mtls_client_identity().thumbprint
+    );
 
-    let auth = Auth::new(endpoint(&sandbox, identity.clone()), &TokenCache::in_memory());
+    let auth = Auth::new(
+        endpoint(&sandbox, identity.clone()),
+        &TokenCache::in_memory(),
+    );
     let token = auth.token().await.unwrap();
     let claims = claims(token.secret().expose_secret());
     assert_eq!(claims["client_id"], demo::MTLS_CLIENT_ID);

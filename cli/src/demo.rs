@@ -17,6 +17,7 @@ use m2m::apis::{cenda_configuration as cenda, nxtsoft_transactions as nxtsoft};
 use m2m::auth::{Auth, ClientAuthMethod, TokenCache};
 use m2m::config::{AuthMethodName, ClientConfig, Config, EnvironmentName, ProviderKind};
 use m2m::sandbox::{Sandbox, demo};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::json;
 use url::Url;
@@ -147,6 +148,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         "custom",
         "federated",
         "dpop",
+        "mtls",
     ] {
         let client = &config.clients[name];
         let shape = token_request_shape(&config, name, client);
@@ -157,6 +159,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         };
         let dpop = if client.dpop == Some(true) {
             " (DPoP)"
+        } else if client.auth == Some(AuthMethodName::TlsClientAuth) {
+            " (mutual TLS)"
         } else {
             ""
         };
@@ -188,17 +192,27 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     if let Some(auth) = auth_of("nxtsoft") {
         let api = nxtsoft::Client::new(&sandbox.nxtsoft_api_url(), auth);
-        nxtsoft_steps(&mut report, &api, "nxtsoft", "Bearer").await;
+        nxtsoft_steps(&mut report, &api, "nxtsoft", "Bearer", false).await;
     }
     if let Some(auth) = auth_of("dpop") {
         // Every call: `Authorization: DPoP <token>` and a fresh proof.
         let api = nxtsoft::Client::new(&sandbox.nxtsoft_api_url(), auth);
-        nxtsoft_steps(&mut report, &api, "dpop", "DPoP").await;
+        nxtsoft_steps(&mut report, &api, "dpop", "DPoP", false).await;
+    }
+    if let Some(auth) = auth_of("mtls") {
+        // Over the sandbox's HTTPS listener, presenting the certificate the
+        // token is bound to.
+        match nxtsoft::Client::from_auth(&sandbox.mtls_nxtsoft_api_url(), auth) {
+            Ok(api) => nxtsoft_steps(&mut report, &api, "mtls", "Bearer", true).await,
+            Err(error) => println!("cannot build the mutual-TLS client: {error}"),
+        }
     }
 
     report.print_summary(&sandbox);
     let failed = report.steps.iter().filter(|s| !s.ok).count();
     let _ = sandbox.shutdown().await;
+    // The workload token and the mTLS key go with the run.
+    let _ = std::fs::remove_dir_all(run_dir());
     if failed == 0 {
         Ok(())
     } else {
@@ -321,7 +335,39 @@ fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
             ..ClientConfig::default()
         },
     );
+    // Mutual TLS (RFC 8705): the sandbox's client certificate, sent to the
+    // discovery document's mTLS alias over HTTPS (the sandbox's own CA,
+    // trusted through tls_ca_file); the token is bound to the certificate,
+    // and the API calls present it.
+    let identity = sandbox.mtls_client_identity();
+    config.clients.insert(
+        "mtls".to_owned(),
+        ClientConfig {
+            provider: Some(ProviderKind::Custom),
+            discovery_url: Some(url(sandbox.oidc_discovery_url())?),
+            api_base_url: Some(url(sandbox.mtls_nxtsoft_api_url())?),
+            client_id: Some(demo::MTLS_CLIENT_ID.to_owned()),
+            auth: Some(AuthMethodName::TlsClientAuth),
+            scopes: Some(vec![demo::SCOPE_TRANSACTIONS_MOCK.to_owned()]),
+            tls_certificate_file: Some(private_file("client-cert.pem", &identity.certificate_pem)?),
+            tls_key_file: Some(private_file(
+                "client-key.pem",
+                identity.key_pem.expose_secret(),
+            )?),
+            tls_ca_file: Some(private_file(
+                "sandbox-ca.pem",
+                sandbox.tls_root_certificate_pem(),
+            )?),
+            ..ClientConfig::default()
+        },
+    );
     Ok(config)
+}
+
+/// The directory of this run's files (workload token, mTLS certificate and
+/// key), removed when the demo ends.
+fn run_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("m2m-demo-{}", std::process::id()))
 }
 
 /// Writes a workload token of the sandbox's federated client to a private
@@ -330,17 +376,23 @@ fn federated_token_file(sandbox: &Sandbox) -> Result<std::path::PathBuf, String>
     let token = sandbox
         .federated_token(std::time::Duration::from_secs(3600))
         .map_err(|e| e.to_string())?;
-    let dir = std::env::temp_dir().join(format!("m2m-demo-{}", std::process::id()));
-    let file = dir.join("azure-identity-token");
+    private_file("azure-identity-token", &token)
+}
+
+/// Writes `contents` to the file `name` of this run's directory, readable
+/// by this user only, and returns its path.
+fn private_file(name: &str, contents: &str) -> Result<std::path::PathBuf, String> {
+    let dir = run_dir();
+    let file = dir.join(name);
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        std::io::Write::write_all(&mut options.open(&file)?, token.as_bytes())
+        std::io::Write::write_all(&mut options.open(&file)?, contents.as_bytes())
     };
-    write().map_err(|e| format!("cannot write the workload token to {}: {e}", file.display()))?;
+    write().map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     Ok(file)
 }
 
@@ -416,8 +468,14 @@ fn token_request_shape(config: &Config, name: &str, client: &ClientConfig) -> St
         ),
     };
     let mut shape = if client.discovery_url.is_some() {
+        // RFC 8705 §5: a client with a certificate takes the mTLS alias.
+        let endpoint_name = if method.is_mutual_tls() {
+            "mtls_endpoint_aliases.token_endpoint"
+        } else {
+            "token_endpoint"
+        };
         format!(
-            "POST <token_endpoint of {}>  [{method}]",
+            "POST <{endpoint_name} of {}>  [{method}]",
             identity.authority
         )
     } else {
@@ -662,8 +720,16 @@ async fn cenda_steps(report: &mut Report, api: &cenda::Client, sandbox: &Sandbox
         .await;
 }
 
-/// A validation message posted by `client`, whose token goes out as `scheme`.
-async fn nxtsoft_steps(report: &mut Report, api: &nxtsoft::Client, client: &str, scheme: &str) {
+/// A validation message posted by `client`, whose token goes out as
+/// `scheme`, with its client certificate on the connection when `over_mtls`.
+async fn nxtsoft_steps(
+    report: &mut Report,
+    api: &nxtsoft::Client,
+    client: &str,
+    scheme: &str,
+    over_mtls: bool,
+) {
+    let mut shape = api_shape_with("POST", "/transactions/mock", scheme, None::<&()>);
     let message: nxtsoft::types::TransactionRequest = serde_json::from_value(json!({
         "accountNumber": "000123456789",
         "routingNumber": "021000021",
@@ -675,11 +741,20 @@ async fn nxtsoft_steps(report: &mut Report, api: &nxtsoft::Client, client: &str,
         "counterpartyName": "Jane Doe"
     }))
     .expect("a valid TransactionRequest");
+    if over_mtls {
+        shape.push_str("\n(client certificate on the TLS connection)");
+    }
+    shape.push('\n');
+    shape.push_str(&serde_json::to_string(&message).unwrap_or_default());
     report
         .run(
-            &format!("postValidationMessage ({scheme})"),
+            &if over_mtls {
+                format!("postValidationMessage ({scheme}, mutual TLS)")
+            } else {
+                format!("postValidationMessage ({scheme})")
+            },
             client,
-            &api_shape_with("POST", "/transactions/mock", scheme, Some(&message)),
+            &shape,
             async {
                 let result = api
                     .post_validation_message()

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use m2m::config::{ClientConfig, Config, EnvironmentName, ProviderKind};
+use m2m::config::{AuthMethodName, ClientConfig, Config, EnvironmentName, ProviderKind};
 use m2m::sandbox::{Sandbox, demo};
+use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::failure::Failure;
@@ -13,6 +14,10 @@ use crate::failure::Failure;
 /// First line of a configuration written by `--write-config`: such a file
 /// may be overwritten, any other is kept.
 const MARKER: &str = "# Written by `m2m sandbox --write-config`";
+
+/// How long the federated client's workload token (written beside the
+/// configuration) is valid.
+const WORKLOAD_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Arguments of `m2m sandbox`.
 #[derive(Debug, Args)]
@@ -88,6 +93,16 @@ fn write_config(sandbox: &Sandbox, file: &Path) -> Result<Vec<String>, Failure> 
     let cognito_secret = secret_file("cognito", demo::COGNITO_CLIENT_SECRET)?;
     let identityserver_secret = secret_file("identityserver", demo::IDENTITYSERVER_CLIENT_SECRET)?;
     let oidc_secret = secret_file("oidc", demo::OIDC_CLIENT_SECRET)?;
+    let dpop_secret = secret_file("dpop", demo::DPOP_CLIENT_SECRET)?;
+    // Made by this run of the sandbox: valid while it runs.
+    let identity = sandbox.mtls_client_identity();
+    let mtls_certificate = secret_file("mtls-client-cert.pem", &identity.certificate_pem)?;
+    let mtls_key = secret_file("mtls-client-key.pem", identity.key_pem.expose_secret())?;
+    let sandbox_ca = secret_file("sandbox-ca.pem", sandbox.tls_root_certificate_pem())?;
+    let workload_token = sandbox
+        .federated_token(WORKLOAD_TOKEN_LIFETIME)
+        .map_err(|e| Failure::usage(format!("cannot make the workload token: {e}")))?;
+    let workload_token = secret_file("workload-token", &workload_token)?;
 
     let url = |text: String| {
         Url::parse(&text).map_err(|e| Failure::usage(format!("sandbox URL {text}: {e}")))
@@ -110,6 +125,19 @@ fn write_config(sandbox: &Sandbox, file: &Path) -> Result<Vec<String>, Failure> 
             provider: Some(ProviderKind::Cenda),
             gateway_client_id: Some(demo::CENDA_GATEWAY_CLIENT_ID.to_owned()),
             api_base_url: Some(url(sandbox.cenda_api_url())?),
+            ..entra.clone()
+        },
+    );
+    add(
+        "federated",
+        ClientConfig {
+            provider: Some(ProviderKind::Cenda),
+            gateway_client_id: Some(demo::CENDA_GATEWAY_CLIENT_ID.to_owned()),
+            api_base_url: Some(url(sandbox.cenda_api_url())?),
+            client_id: Some(demo::FEDERATED_CLIENT_ID.to_owned()),
+            client_secret_file: None,
+            auth: Some(AuthMethodName::ClientAssertion),
+            client_assertion_file: Some(workload_token),
             ..entra.clone()
         },
     );
@@ -154,6 +182,34 @@ fn write_config(sandbox: &Sandbox, file: &Path) -> Result<Vec<String>, Failure> 
             client_id: Some(oidc.client_id.to_owned()),
             client_secret_file: Some(oidc_secret),
             scopes: scopes(oidc.scopes),
+            ..ClientConfig::default()
+        },
+    );
+    add(
+        "dpop",
+        ClientConfig {
+            provider: Some(ProviderKind::Sequel),
+            authentication_server_url: Some(url(sandbox.sequel_authentication_server_url())?),
+            api_base_url: Some(url(sandbox.nxtsoft_api_url())?),
+            client_id: Some(demo::DPOP_CLIENT_ID.to_owned()),
+            client_secret_file: Some(dpop_secret),
+            scopes: scopes(&[demo::SCOPE_TRANSACTIONS_MOCK]),
+            dpop: Some(true),
+            ..ClientConfig::default()
+        },
+    );
+    add(
+        "mtls",
+        ClientConfig {
+            provider: Some(ProviderKind::Custom),
+            discovery_url: Some(url(sandbox.oidc_discovery_url())?),
+            api_base_url: Some(url(sandbox.mtls_nxtsoft_api_url())?),
+            client_id: Some(demo::MTLS_CLIENT_ID.to_owned()),
+            auth: Some(AuthMethodName::TlsClientAuth),
+            scopes: scopes(&[demo::SCOPE_TRANSACTIONS_MOCK]),
+            tls_certificate_file: Some(mtls_certificate),
+            tls_key_file: Some(mtls_key),
+            tls_ca_file: Some(sandbox_ca),
             ..ClientConfig::default()
         },
     );

@@ -54,7 +54,7 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
     let out = stdout(&output);
     let err = stderr(&output);
     assert!(output.status.success(), "demo failed:\n{out}\n{err}");
-    assert!(out.contains("17/17 steps passed"), "{out}");
+    assert!(out.contains("19/19 steps passed"), "{out}");
     // Cenda's onboarding in the vendor's order, in the steps and the summary.
     let steps = [
         "token, cenda style",
@@ -67,6 +67,7 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
         "revokeCredential",
         "postValidationMessage (Bearer)",
         "postValidationMessage (DPoP)",
+        "postValidationMessage (Bearer, mutual TLS)",
     ];
     let summary = out.find("\nSummary").expect("a summary");
     for part in [&out[..summary], &out[summary..]] {
@@ -92,9 +93,17 @@ fn demo_runs_every_step_and_prints_no_secret_even_at_trace() {
     assert!(out.contains("token, sequel style (DPoP)"), "{out}");
     assert!(out.contains("DPoP: [proof redacted]"), "{out}");
     assert!(out.contains("Authorization: DPoP [redacted]"), "{out}");
-    // Eight clients, nine token requests (the DPoP client's first one is
+    // The mutual-TLS client: its certificate on the token request and the
+    // API call, over the sandbox's HTTPS listener.
+    assert!(out.contains("token, custom style (mutual TLS)"), "{out}");
+    assert!(
+        out.contains("(client certificate on the TLS connection)"),
+        "{out}"
+    );
+    assert!(out.contains("auth = \"tls-client-auth\""), "{out}");
+    // Nine clients, ten token requests (the DPoP client's first one is
     // answered use_dpop_nonce): API calls reuse the cached tokens.
-    assert!(out.contains("the sandbox saw 9 token requests"), "{out}");
+    assert!(out.contains("the sandbox saw 10 token requests"), "{out}");
     assert!(
         err.contains("TRACE") || err.contains("DEBUG"),
         "-vv shows tracing:\n{err}"

@@ -455,6 +455,11 @@ async fn sandbox_write_config_gives_working_clients() {
     let check = with_config(&["config", "check"]).await;
     let token = with_config(&["token", "nxtsoft"]).await;
     let list = with_config(&["call", "cenda", "listOrganisations"]).await;
+    // The clients without a lasting secret, or with a bound token.
+    let mut bound = Vec::new();
+    for client in ["federated", "dpop", "mtls"] {
+        bound.push((client, with_config(&["token", client]).await));
+    }
     let _ = sandbox.kill();
     let output = sandbox.wait_with_output().unwrap();
     let printed = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -464,6 +469,22 @@ async fn sandbox_write_config_gives_working_clients() {
     assert_eq!(list.code, Some(0), "{}", list.output());
     // A fresh sandbox has no organisation yet: the list is empty.
     assert_eq!(list.stdout.trim(), "[]", "{}", list.stdout);
+    for (client, token) in &bound {
+        assert_eq!(token.code, Some(0), "{client}: {}", token.output());
+        assert_eq!(summary(token)["cached"], false, "{client}");
+    }
+    let token_types: Vec<(&str, String)> = bound
+        .iter()
+        .map(|(client, token)| (*client, summary(token)["token_type"].to_string()))
+        .collect();
+    assert_eq!(
+        token_types,
+        [
+            ("federated", "\"Bearer\"".to_owned()),
+            ("dpop", "\"DPoP\"".to_owned()),
+            ("mtls", "\"Bearer\"".to_owned()),
+        ]
+    );
     assert!(printed.contains(&format!("Wrote {path}")), "{printed}");
     assert!(printed.contains("config check"), "{printed}");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -473,7 +494,15 @@ async fn sandbox_write_config_gives_working_clients() {
         &check.output(),
         &token.output(),
         &list.output(),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        bound
+            .iter()
+            .map(|(_, token)| token.output())
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
         assert_no_secret("sandbox --write-config", output);
     }
     #[cfg(unix)]

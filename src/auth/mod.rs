@@ -54,10 +54,10 @@ pub use crate::oauth::error::{
 pub use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
 pub use crate::oauth::key_file::{KeyName, PrivateKeyFiles};
 pub use crate::oauth::mtls::TlsIdentity;
-pub use crate::oauth::tls_roots::TlsRoots;
 pub use crate::oauth::response::TokenLifetimes;
 pub use crate::oauth::retry_after::{MAX_RETRY_AFTER, retry_after};
 pub use crate::oauth::secret_rotation::{ClientSecrets, SecretSlot};
+pub use crate::oauth::tls_roots::TlsRoots;
 pub use crate::oauth::token::{AccessToken, TokenType};
 pub use crate::oauth::url_policy::check_credentials_url;
 pub use crate::store::encryption::{CacheEncryptionKey, EncryptionKeyError};

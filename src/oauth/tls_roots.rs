@@ -33,8 +33,9 @@ impl TlsRoots {
                 let certificate = reqwest::Certificate::from_der(der)
                     .map_err(|e| invalid(format!("a CA certificate cannot be used: {e}")))?;
                 let mut fingerprint = [0; 32];
-                fingerprint
-                    .copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
+                fingerprint.copy_from_slice(
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref(),
+                );
                 Ok(Root {
                     certificate,
                     fingerprint,
@@ -92,7 +93,12 @@ impl fmt::Debug for TlsRoots {
         let sha256: Vec<String> = self
             .0
             .iter()
-            .map(|root| root.fingerprint.iter().map(|b| format!("{b:02x}")).collect())
+            .map(|root| {
+                root.fingerprint
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
             .collect();
         f.debug_struct("TlsRoots").field("sha256", &sha256).finish()
     }

@@ -157,9 +157,10 @@ impl SandboxBuilder {
     /// runtime (call it from within one).
     pub async fn start(self) -> Result<Sandbox, SandboxError> {
         let bind = |port: u16| async move {
-            let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-                .await
-                .map_err(|source| SandboxError::Bind { port, source })?;
+            let listener =
+                tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                    .await
+                    .map_err(|source| SandboxError::Bind { port, source })?;
             let address = listener
                 .local_addr()
                 .map_err(|source| SandboxError::Bind { port, source })?;
@@ -465,6 +466,8 @@ impl Sandbox {
             base_url: self.base_url().to_owned(),
             oidc_discovery_url: self.oidc_discovery_url(),
             jwks_url: self.jwks_url(),
+            mtls_base_url: self.mtls_base_url().to_owned(),
+            mtls_token_url: self.mtls_token_url(),
             sequel_authentication_server_url: self.sequel_authentication_server_url(),
             cenda_api_url: self.cenda_api_url(),
             nxtsoft_api_url: self.nxtsoft_api_url(),

@@ -169,7 +169,11 @@ impl Pki {
 
     /// Whether `chain` (the client's certificate first) is the registered
     /// client's certificate, issued by the sandbox's CA and valid at `now`.
-    pub(crate) fn accepts_client(&self, chain: &[CertificateDer<'static>], now: SystemTime) -> bool {
+    pub(crate) fn accepts_client(
+        &self,
+        chain: &[CertificateDer<'static>],
+        now: SystemTime,
+    ) -> bool {
         let Some((end_entity, intermediates)) = chain.split_first() else {
             return false;
         };

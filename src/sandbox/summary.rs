@@ -22,6 +22,11 @@ pub struct Summary {
     pub cenda_api_url: String,
     /// Base URL of the NXTsoft API.
     pub nxtsoft_api_url: String,
+    /// `https://127.0.0.1:{port}`: the same routes with mutual TLS.
+    pub mtls_base_url: String,
+    /// The OIDC token endpoint over mutual TLS (the discovery document's
+    /// `mtls_endpoint_aliases.token_endpoint`).
+    pub mtls_token_url: String,
     /// The Entra tenant the sandbox knows.
     pub entra_tenant_id: &'static str,
     /// The demo clients.
@@ -45,6 +50,18 @@ impl fmt::Display for Summary {
         )?;
         writeln!(f, "  OIDC discovery            {}", self.oidc_discovery_url)?;
         writeln!(f, "  JWKS                      {}", self.jwks_url)?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Mutual TLS (RFC 8705; the sandbox's own CA, made at start)"
+        )?;
+        writeln!(f, "  HTTPS base URL            {}", self.mtls_base_url)?;
+        writeln!(f, "  token endpoint (alias)    {}", self.mtls_token_url)?;
+        writeln!(
+            f,
+            "  client_id                 {} (tls_client_auth: its certificate, no secret)",
+            super::demo::MTLS_CLIENT_ID
+        )?;
         writeln!(f)?;
         writeln!(f, "Demo clients (sandbox-only credentials)")?;
         for client in &self.clients {

@@ -61,11 +61,7 @@ pub(crate) struct Confirmation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) jkt: Option<String>,
     /// The SHA-256 thumbprint of the client certificate (RFC 8705 §3.1).
-    #[serde(
-        rename = "x5t#S256",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
     pub(crate) x5t_s256: Option<String>,
 }
 

@@ -1402,6 +1402,40 @@ auth = "basic"
     }
 
     #[test]
+    fn tls_ca_file_is_trusted_by_the_token_endpoint_and_the_api_and_a_bad_one_is_named() {
+        let dir = std::env::temp_dir().join(format!("m2m-tls-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(
+            &ca,
+            include_str!("../tests/fixtures/loopback-server-cert.pem"),
+        )
+        .unwrap();
+        let text = |file: &Path| {
+            format!(
+                "[clients.private]\nprovider = \"nxtsoft\"\nclient_id = \"id\"\nclient_secret_file = \"{}\"\ntls_ca_file = \"{}\"\n",
+                ca.display(),
+                file.display()
+            )
+        };
+        let config = Config::parse(&text(&ca), "m2m.toml").unwrap();
+        let endpoint = config.token_endpoint("private").unwrap().build().unwrap();
+        let roots = endpoint.tls_roots().expect("the CA file's roots").clone();
+        assert_eq!(roots.len(), 1);
+        let auth = config
+            .auth_with_cache("private", &TokenCache::in_memory())
+            .unwrap();
+        assert_eq!(auth.api_settings().tls_roots.as_ref(), Some(&roots));
+
+        let missing = dir.join("missing.pem");
+        let config = Config::parse(&text(&missing), "m2m.toml").unwrap();
+        let err = config.token_endpoint("private").err().unwrap().to_string();
+        assert!(err.contains("tls_ca_file"), "{err}");
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn api_limits_come_from_the_client_and_zero_is_refused() {
         let client = |text: &str| -> ClientConfig {
             let config = Config::parse(&format!("[clients.c]\n{text}"), "m2m.toml").unwrap();

@@ -92,13 +92,10 @@ pub async fn resolve(
         .map_err(|e| Failure::usage(format!("client {name:?}: {e}")))?;
     let cache: TokenCache = effective.new_token_cache_for(&name).await?;
     let key = m2m::auth::CacheKey::for_endpoint(endpoint.identity());
-    // The API calls prove DPoP tokens with the endpoint's key and present
-    // its client certificate, as `Auth::new` does.
+    // The API calls prove DPoP tokens with the endpoint's key, present its
+    // client certificate and trust its CA roots, as `Auth::new` does.
     let dpop = endpoint.dpop().cloned();
-    let api = match api.tls_identity {
-        Some(_) => api,
-        None => api.with_tls_identity(endpoint.tls_identity().cloned()),
-    };
+    let api = api.with_tls_of(&endpoint);
     let source = cache.source(key, std::sync::Arc::new(endpoint));
     let mut auth = Auth::from_source(source.clone()).with_api_settings(api);
     if let Some(dpop) = dpop {

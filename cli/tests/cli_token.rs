@@ -460,6 +460,27 @@ async fn sandbox_write_config_gives_working_clients() {
     for client in ["federated", "dpop", "mtls"] {
         bound.push((client, with_config(&["token", client]).await));
     }
+    // An API call over mutual TLS, traced: the certificate on the token
+    // request and the call, no key material or token in any output.
+    let mtls_call = with_config(&[
+        "-vv",
+        "call",
+        "mtls",
+        "postValidationMessage",
+        "--param",
+        "accountNumber=000123456789",
+        "--param",
+        "routingNumber=021000021",
+        "--param",
+        "amount=10.5",
+        "--param",
+        "currency=USD",
+        "--param",
+        "transactionType=Debit",
+        "--param",
+        "reference=CLI-MTLS-1",
+    ])
+    .await;
     let _ = sandbox.kill();
     let output = sandbox.wait_with_output().unwrap();
     let printed = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -473,6 +494,21 @@ async fn sandbox_write_config_gives_working_clients() {
         assert_eq!(token.code, Some(0), "{client}: {}", token.output());
         assert_eq!(summary(token)["cached"], false, "{client}");
     }
+    assert_eq!(mtls_call.code, Some(0), "{}", mtls_call.output());
+    assert!(
+        mtls_call.stdout.contains("\"status\""),
+        "{}",
+        mtls_call.stdout
+    );
+    let key = std::fs::read_to_string(dir.join("m2m.secrets/mtls-client-key.pem")).unwrap();
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(key_body.len() > 40);
+    let mtls_output = mtls_call.output();
+    assert!(!mtls_output.contains(&key_body), "{mtls_output}");
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!mtls_output.contains(line), "{mtls_output}");
+    }
+    assert_no_secret("call mtls (-vv)", &mtls_output);
     let token_types: Vec<(&str, String)> = bound
         .iter()
         .map(|(client, token)| (*client, summary(token)["token_type"].to_string()))

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use reqwest::{Request, Response, ResponseBuilderExt};
 use url::Url;
 
+use crate::endpoint::token_endpoint::TokenEndpoint;
 use crate::oauth::error::{ApiCallError, ApiCallErrorKind, AuthError, ConfigError};
 use crate::oauth::mtls::TlsIdentity;
 use crate::oauth::tls_roots::TlsRoots;
@@ -86,6 +87,19 @@ impl ApiSettings {
     /// With CA certificates trusted beside the platform's.
     pub fn with_tls_roots(mut self, roots: Option<TlsRoots>) -> Self {
         self.tls_roots = roots;
+        self
+    }
+
+    /// With the client certificate and the CA roots of `endpoint`, where
+    /// these settings name none: the API calls then present the certificate
+    /// its tokens are bound to, and trust the servers its tokens come from.
+    pub fn with_tls_of(mut self, endpoint: &TokenEndpoint) -> Self {
+        if self.tls_identity.is_none() {
+            self.tls_identity = endpoint.tls_identity().cloned();
+        }
+        if self.tls_roots.is_none() {
+            self.tls_roots = endpoint.tls_roots().cloned();
+        }
         self
     }
 

@@ -77,15 +77,13 @@ impl Auth {
     fn over_endpoint(endpoint: TokenEndpoint, cache: &TokenCache, name: Option<&str>) -> Self {
         let key = CacheKey::for_endpoint(endpoint.identity());
         let dpop = endpoint.dpop().cloned();
-        let tls_identity = endpoint.tls_identity().cloned();
-        let tls_roots = endpoint.tls_roots().cloned();
+        let api = ApiSettings::default().with_tls_of(&endpoint);
         let source = cache.source(key, Arc::new(endpoint));
         let mut auth = match name {
             Some(name) => Self::from_source(source.with_name(name)),
             None => Self::from_source(source),
         };
-        auth.api.tls_identity = tls_identity;
-        auth.api.tls_roots = tls_roots;
+        auth.api = api;
         match dpop {
             Some(dpop) => auth.with_dpop(dpop),
             None => auth,

@@ -116,6 +116,8 @@ impl Report {
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
+    // The workload token and the mTLS key go with the run, however it ends.
+    let _files = RunFiles;
     let sandbox = Sandbox::start()
         .await
         .map_err(|e| Failure::remote(format!("cannot start the sandbox: {e}")))?;
@@ -211,8 +213,6 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     report.print_summary(&sandbox);
     let failed = report.steps.iter().filter(|s| !s.ok).count();
     let _ = sandbox.shutdown().await;
-    // The workload token and the mTLS key go with the run.
-    let _ = std::fs::remove_dir_all(run_dir());
     if failed == 0 {
         Ok(())
     } else {
@@ -365,9 +365,18 @@ fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
 }
 
 /// The directory of this run's files (workload token, mTLS certificate and
-/// key), removed when the demo ends.
+/// key).
 fn run_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("m2m-demo-{}", std::process::id()))
+}
+
+/// Removes [`run_dir`] when dropped.
+struct RunFiles;
+
+impl Drop for RunFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(run_dir());
+    }
 }
 
 /// Writes a workload token of the sandbox's federated client to a private

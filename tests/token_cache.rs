@@ -1465,3 +1465,90 @@ async fn a_flight_dropped_by_an_unrelated_panic_is_retried_not_reported_as_a_fet
     assert_eq!(hangs.calls.load(Ordering::SeqCst), 2);
     assert_eq!(s.cache.stats().fetch_failures, 0, "no failure was recorded");
 }
+
+/// A memory store that counts the cache's looks at it on the call path.
+#[derive(Default)]
+struct CountingPeeks {
+    inner: MemoryStore,
+    peeks: AtomicU64,
+}
+
+impl TokenStore for CountingPeeks {
+    fn peek(&self, key: &CacheKey) -> Option<AccessToken> {
+        self.peeks.fetch_add(1, Ordering::SeqCst);
+        self.inner.peek(key)
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a CacheKey,
+    ) -> BoxFuture<'a, Result<Option<AccessToken>, StoreError>> {
+        self.inner.get(key)
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        token: &'a AccessToken,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.put(key, token, ttl)
+    }
+
+    fn remove<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.remove(key)
+    }
+
+    fn remove_if_same<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        rejected: &'a HeaderValue,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.remove_if_same(key, rejected)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_during_a_background_refresh_take_the_lock_free_path() {
+    let store = Arc::new(CountingPeeks::default());
+    let s = setup_with_store(3600, CacheSettings::default(), store.clone()).await;
+    let gated = Arc::new(Gated {
+        reached: Semaphore::new(0),
+        gate: Semaphore::new(1),
+        then: s.fetcher.clone(),
+    });
+    let source = s.cache.source(cache_key("gated"), gated.clone());
+    let first = source.token().await.unwrap();
+    gated.reached.acquire().await.unwrap().forget();
+
+    // The refresh is due (5 min before expiry): the call that sees it starts
+    // the background refresh, held at the gate.
+    s.clock.advance(secs(3400));
+    assert!(
+        source
+            .token()
+            .await
+            .unwrap()
+            .is_sent_as(first.authorization())
+    );
+    gated.reached.acquire().await.unwrap().forget();
+    let peeks_before = store.peeks.load(Ordering::SeqCst);
+    let hits_before = s.cache.stats().hits;
+
+    for _ in 0..100 {
+        let token = source.token().await.unwrap();
+        assert!(token.is_sent_as(first.authorization()));
+    }
+    assert_eq!(
+        store.peeks.load(Ordering::SeqCst) - peeks_before,
+        0,
+        "no call looked past the lock-free token while the refresh ran"
+    );
+    assert_eq!(s.cache.stats().hits - hits_before, 100);
+
+    gated.gate.add_permits(1);
+    source.settled().await;
+    let second = source.token().await.unwrap();
+    assert!(!second.is_sent_as(first.authorization()));
+    assert_eq!(s.cache.stats().fetches, 2);
+}

@@ -98,7 +98,7 @@ pub(crate) async fn run(
             );
             inner.plan = Some(plan);
             if plan.standing(now) == Standing::Fresh {
-                state.publish_fresh(&mut inner, &token, plan.refresh_at, None);
+                state.publish_fresh(&mut inner, &token, &plan, None);
             }
             Ok(token)
         }
@@ -106,7 +106,7 @@ pub(crate) async fn run(
             inner.retry.succeeded();
             let plan = inner.plan_for(&token, &shared.settings, now, shared.jitter.as_ref());
             if plan.standing(now) == Standing::Fresh {
-                state.publish_fresh(&mut inner, &token, plan.refresh_at, None);
+                state.publish_fresh(&mut inner, &token, &plan, None);
             }
             Ok(token)
         }

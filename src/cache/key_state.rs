@@ -3,7 +3,7 @@
 //! the fetch under way (single flight) and the failures that hold the next
 //! attempt back.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -35,10 +35,15 @@ pub(crate) struct KeyState {
 }
 
 /// A token and the moment its refresh is due: until then it is served as
-/// it is.
+/// it is; after, while this process refreshes it in the background, until
+/// it is no longer usable.
 pub(crate) struct FreshToken {
     pub token: AccessToken,
     pub refresh_at: SystemTime,
+    pub usable_until: SystemTime,
+    /// A background refresh of this token is under way (set and cleared
+    /// under the key's lock).
+    refreshing: AtomicBool,
 }
 
 /// The value of [`KeyState::evictions`] when a token was looked up.
@@ -162,12 +167,40 @@ impl KeyState {
         }
     }
 
-    /// The fresh token, if there is one and its refresh is not due at
-    /// `now`: no lock, no allocation (one reference count).
-    pub fn fresh(&self, now: SystemTime) -> Option<AccessToken> {
+    /// The token to serve without a lock at `now`, and whether its
+    /// refresh is due: before its refresh is due, or after while a
+    /// background refresh is under way and it is still usable. No lock, no
+    /// allocation (one reference count).
+    pub fn fresh(&self, now: SystemTime) -> Option<(AccessToken, bool)> {
         let fresh = self.fresh.load();
         let fresh = fresh.as_deref()?;
-        (now < fresh.refresh_at).then(|| fresh.token.clone())
+        if now < fresh.refresh_at {
+            Some((fresh.token.clone(), false))
+        } else if now < fresh.usable_until && fresh.refreshing.load(Ordering::Acquire) {
+            Some((fresh.token.clone(), true))
+        } else {
+            None
+        }
+    }
+
+    /// A background refresh of `token` has started: it stays served
+    /// without a lock until it is replaced or unusable, if it is the one
+    /// published. `_inner`: the key's lock, held.
+    pub fn refreshing(&self, _inner: &mut KeyInner, token: &AccessToken) {
+        if let Some(current) = self.fresh.load().as_deref()
+            && current.token.is_sent_as(token.authorization())
+        {
+            current.refreshing.store(true, Ordering::Release);
+        }
+    }
+
+    /// The key's flight ended: a token whose refresh is due goes back to
+    /// the locked path, which decides whether to try again. `_inner`: the
+    /// key's lock, held.
+    fn refresh_ended(&self, _inner: &mut KeyInner) {
+        if let Some(current) = self.fresh.load().as_deref() {
+            current.refreshing.store(false, Ordering::Release);
+        }
     }
 
     /// Taken before a token is looked up in the store, for
@@ -176,7 +209,7 @@ impl KeyState {
         Evictions(self.evictions.load(Ordering::Acquire))
     }
 
-    /// Makes `token` the one served without a lock until `refresh_at`,
+    /// Makes `token` the one served without a lock as `plan` says,
     /// unless it was looked up before an eviction (`seen`: a token from the
     /// store, which is then not replaced by one that expires sooner; `None`:
     /// a flight's token, the newest). `_inner`: the key's lock, held.
@@ -184,7 +217,7 @@ impl KeyState {
         &self,
         _inner: &mut KeyInner,
         token: &AccessToken,
-        refresh_at: SystemTime,
+        plan: &Plan,
         seen: Option<Evictions>,
     ) {
         if seen.is_some_and(|Evictions(seen)| seen != self.evictions.load(Ordering::Acquire)) {
@@ -199,7 +232,9 @@ impl KeyState {
         }
         self.fresh.store(Some(Arc::new(FreshToken {
             token: token.clone(),
-            refresh_at,
+            refresh_at: plan.refresh_at,
+            usable_until: plan.usable_until,
+            refreshing: AtomicBool::new(false),
         })));
     }
 
@@ -306,7 +341,7 @@ impl FlightGuard {
     /// updates plan and retry state in the same critical section) and
     /// publishes `end` once the lock is released.
     pub fn finish(mut self, inner: &mut KeyInner) -> Publish {
-        clear_slot(inner, self.id);
+        clear_slot(&self.state, inner, self.id);
         Publish { tx: self.tx.take() }
     }
 }
@@ -324,16 +359,17 @@ impl Publish {
     }
 }
 
-fn clear_slot(inner: &mut KeyInner, id: u64) {
+fn clear_slot(state: &KeyState, inner: &mut KeyInner, id: u64) {
     if inner.flight.as_ref().is_some_and(|f| f.id == id) {
         inner.flight = None;
+        state.refresh_ended(inner);
     }
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
         let Some(tx) = self.tx.take() else { return };
-        clear_slot(&mut self.state.lock(), self.id);
+        clear_slot(&self.state, &mut self.state.lock(), self.id);
         if !self.started {
             tx.send_replace(Some(FlightEnd::NotStarted));
         }

@@ -210,9 +210,9 @@ impl CachedTokenSource {
             return None;
         }
         let now = self.shared.clock.now();
-        let token = self.state.fresh(now)?;
+        let (token, refresh_due) = self.state.fresh(now)?;
         Counters::bump(&self.shared.counters.hits);
-        self.observer.served(&token, now, false);
+        self.observer.served(&token, now, refresh_due);
         let key = &self.state.key;
         tracing::trace!(
             provider = key.provider(),
@@ -369,15 +369,16 @@ impl CachedTokenSource {
         let refresh = match standing {
             Standing::Unusable => return None,
             Standing::Fresh => {
-                let refresh_at = plan.refresh_at;
                 self.state
-                    .publish_fresh(&mut inner, &token, refresh_at, Some(seen));
+                    .publish_fresh(&mut inner, &token, &plan, Some(seen));
                 None
             }
             Standing::RefreshDue if inner.flight.is_none() && inner.retry.allows(now) => {
-                Handle::try_current()
-                    .ok()
-                    .map(|runtime| (runtime, inner.start_flight(&self.state).0))
+                Handle::try_current().ok().map(|runtime| {
+                    let (guard, _) = inner.start_flight(&self.state);
+                    self.state.refreshing(&mut inner, &token);
+                    (runtime, guard)
+                })
             }
             Standing::RefreshDue => None,
         };

@@ -60,9 +60,12 @@ pub async fn send(
     info: &OperationInfo,
 ) -> reqwest::Result<reqwest::Response> {
     let settings = auth.api_settings();
+    // The copy to resend after a rejected token, taken before the timeout
+    // is set: a request without extensions copies none (the resend gets
+    // its own timeout below).
+    let retry = copy_to_resend(&request);
     // Generated code sets no timeout of its own: the handle's applies.
     settings.limit_time(&mut request);
-    let retry = request.try_clone();
     let nonce_retry = auth.nonce_retry_copy(&request);
     let sent = auth.sending(&request);
     // The credentials sent, to scrub from a recorded answer (no allocation).
@@ -77,7 +80,8 @@ pub async fn send(
         .await
     {
         Resend::No => response,
-        Resend::Once(retry) => {
+        Resend::Once(mut retry) => {
+            settings.limit_time(&mut retry);
             authorizations[1] = retry.headers().get(AUTHORIZATION).cloned();
             let response = execute(http, *retry, info).await?;
             auth.note_answer(&response);
@@ -112,6 +116,27 @@ pub async fn check<E>(
             )))
         }
     }
+}
+
+/// A copy of `request` (made by a generated client: reqwest's
+/// `RequestBuilder`, no timeout yet) to send once more, or `None` when its
+/// body is a stream. Without a body, `Request::try_clone` without its
+/// extra work: that sets the copy's timeout through `timeout_mut`, which
+/// allocates reqwest's extension map even for no timeout, before
+/// overwriting it with a clone of the original's. A request built by
+/// reqwest's builder has no extension but that timeout, which the copy
+/// keeps.
+fn copy_to_resend(request: &reqwest::Request) -> Option<reqwest::Request> {
+    if request.body().is_some() {
+        return request.try_clone();
+    }
+    let mut copy = reqwest::Request::new(request.method().clone(), request.url().clone());
+    *copy.headers_mut() = request.headers().clone();
+    *copy.version_mut() = request.version();
+    if let Some(timeout) = request.timeout() {
+        *copy.timeout_mut() = Some(*timeout);
+    }
+    Some(copy)
 }
 
 /// Sends one request, logging it.
@@ -365,6 +390,48 @@ mod tests {
             ["Bearer old-token", "Bearer new-token"]
         );
         assert_eq!(tokens.renewals(), 1);
+    }
+
+    #[test]
+    fn the_copy_to_resend_has_the_method_url_headers_version_and_timeout() {
+        let http = reqwest::Client::new();
+        let mut request = http
+            .delete("http://127.0.0.1:9/organisations/1?force=true")
+            .header("api-version", "1.0")
+            .header(AUTHORIZATION, "Bearer old-token")
+            .version(http::Version::HTTP_2)
+            .timeout(Duration::from_secs(7))
+            .build()
+            .unwrap();
+
+        let copy = copy_to_resend(&request).unwrap();
+
+        assert_eq!(copy.method(), request.method());
+        assert_eq!(copy.url(), request.url());
+        assert_eq!(copy.headers(), request.headers());
+        assert_eq!(copy.version(), http::Version::HTTP_2);
+        assert_eq!(copy.timeout(), Some(&Duration::from_secs(7)));
+        assert!(copy.body().is_none());
+        // Without a timeout the copy has none either.
+        *request.timeout_mut() = None;
+        assert_eq!(copy_to_resend(&request).unwrap().timeout(), None);
+        // A buffered body is copied, a stream is not.
+        let buffered = http
+            .post("http://127.0.0.1:9/x")
+            .body("part-1")
+            .build()
+            .unwrap();
+        let copy = copy_to_resend(&buffered).unwrap();
+        assert_eq!(
+            copy.body().and_then(reqwest::Body::as_bytes),
+            Some(&b"part-1"[..])
+        );
+        let streamed = http
+            .post("http://127.0.0.1:9/x")
+            .body(stream_of(&["part-1"]))
+            .build()
+            .unwrap();
+        assert!(copy_to_resend(&streamed).is_none());
     }
 
     #[test]

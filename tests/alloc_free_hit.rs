@@ -206,7 +206,7 @@ fn a_generated_call_allocates_little_beyond_raw_reqwest() {
     );
     eprintln!(
         "allocations per call: raw reqwest {raw_per_call:.1}, generated {generated_per_call:.1}, \
-         added {:.1}",
+         added {:.3}",
         generated_per_call - raw_per_call
     );
     assert!(
@@ -300,7 +300,7 @@ fn a_generated_get_allocates_little_beyond_raw_reqwest() {
     );
     eprintln!(
         "B1 GET allocations per call: raw reqwest {raw_per_call:.1}, generated \
-         {generated_per_call:.1}, added {:.1}",
+         {generated_per_call:.1}, added {:.3}",
         generated_per_call - raw_per_call
     );
     assert!(
@@ -311,19 +311,23 @@ fn a_generated_get_allocates_little_beyond_raw_reqwest() {
 }
 
 /// Allocations B1's generated GET may add to raw reqwest's (see the test):
-/// 18 measured on 2026-12-06, 24 with reqwest's `Request::try_clone` for
-/// the resend copy. Of the 18, m2m's hooks make 13 (the copy for the
-/// resend: URL and header map, 3; the handle's timeout as a request
-/// extension and reqwest's boxed timer for it, 4; the answer rebuilt with
-/// its body read, 6); progenitor's builder (the id, its path encoding, the
-/// URL, a second header map: 9) and its `ResponseValue` (a copy of the
-/// response headers: 2) make 11; the raw call makes 6 that the generated
-/// one does not (header values made from strings, and reqwest's copies of
-/// them).
-const ADDED_GET_ALLOCATIONS_CEILING: f64 = 18.0;
+/// 14 measured on 2026-12-06 (14.005: the ceiling has half of one more, as
+/// the other test's); 18 while the handle's timeout was set on the
+/// request (reqwest keeps it in an extension map, and a boxed timer), 24
+/// with reqwest's `Request::try_clone` for the resend copy. Of the 14,
+/// m2m's hooks make 9 (the copy for the resend: URL and header map, 3; the
+/// answer rebuilt with its body read, 6); progenitor's builder (the id,
+/// its path encoding, the URL, a second header map: 9) and its
+/// `ResponseValue` (a copy of the response headers: 2) make 11; the raw
+/// call makes 6 that the generated one does not (header values made from
+/// strings, and reqwest's copies of them).
+const ADDED_GET_ALLOCATIONS_CEILING: f64 = 14.5;
 
 /// Allocations a generated call may add to raw reqwest's (see the test):
-/// 40 measured on 2026-12-06 (43 before the exec hook took its copy for
-/// the resend before setting the timeout, 46 before the URL was shown only
-/// when looked at). The ceiling is the count: a new copy fails it.
-const ADDED_ALLOCATIONS_CEILING: f64 = 40.0;
+/// 36 measured on 2026-12-06 (40 while the handle's timeout was set on the
+/// request, 43 before the exec hook took its copy for the resend before
+/// that, 46 before the URL was shown only when looked at). The ceiling is
+/// the count and half of one more (an allocation that grows a shared
+/// structure now and then shows as 36.005): a new copy on every call
+/// fails it.
+const ADDED_ALLOCATIONS_CEILING: f64 = 36.5;

@@ -56,23 +56,40 @@ pub async fn authorize<E>(
 pub async fn send(
     http: &reqwest::Client,
     auth: &Auth,
-    mut request: reqwest::Request,
+    request: reqwest::Request,
     info: &OperationInfo,
 ) -> reqwest::Result<reqwest::Response> {
     let settings = auth.api_settings();
-    // The copy to resend after a rejected token, taken before the timeout
-    // is set: a request without extensions copies none (the resend gets
-    // its own timeout below).
+    // The copy to resend after a rejected token.
     let retry = copy_to_resend(&request);
-    // Generated code sets no timeout of its own: the handle's applies.
-    settings.limit_time(&mut request);
+    // The URL to name if the time runs out: the copy's, or (a streamed
+    // body, no copy) one of its own.
+    let own_url = retry.is_none().then(|| request.url().clone());
     let nonce_retry = auth.nonce_retry_copy(&request);
     let sent = auth.sending(&request);
     // The credentials sent, to scrub from a recorded answer (no allocation).
     let mut authorizations = [request.headers().get(AUTHORIZATION).cloned(), None];
-    let response = execute(http, request, info).await?;
+    // Generated code sets no timeout of its own: the handle's applies to
+    // each request sent and to reading the answer to the last one. It is
+    // kept here rather than set on the request (reqwest keeps that in an
+    // extension map and a boxed timer: four allocations a call).
+    let mut deadline = settings.deadline();
+    let response = match within(deadline, execute(http, request, info)).await {
+        Some(response) => response?,
+        None => {
+            let url = own_url.or_else(|| retry.map(|copy| copy.url().clone()));
+            return Ok(settings.time_ran_out(url));
+        }
+    };
     let response = match auth.nonce_retry(&response, nonce_retry) {
-        Some(again) => execute(http, again, info).await?,
+        Some(again) => {
+            let url = again.url().clone();
+            deadline = settings.deadline();
+            match within(deadline, execute(http, again, info)).await {
+                Some(response) => response?,
+                None => return Ok(settings.time_ran_out(Some(url))),
+            }
+        }
         None => response,
     };
     let response = match auth
@@ -80,17 +97,29 @@ pub async fn send(
         .await
     {
         Resend::No => response,
-        Resend::Once(mut retry) => {
-            settings.limit_time(&mut retry);
+        Resend::Once(retry) => {
             authorizations[1] = retry.headers().get(AUTHORIZATION).cloned();
-            let response = execute(http, *retry, info).await?;
+            let url = retry.url().clone();
+            deadline = settings.deadline();
+            let response = match within(deadline, execute(http, *retry, info)).await {
+                Some(response) => response?,
+                None => return Ok(settings.time_ran_out(Some(url))),
+            };
             auth.note_answer(&response);
             response
         }
         Resend::Stop(error) => return Ok(api::stop(response, error)),
     };
-    let response = settings.read_whole(response).await?;
+    let response = settings.read_whole(response, Some(deadline)).await?;
     finish(response, &authorizations).await
+}
+
+/// `work`'s output, or `None` when `deadline` passed first.
+async fn within<T>(
+    deadline: tokio::time::Instant,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::time::timeout_at(deadline, work).await.ok()
 }
 
 /// `post` hook: the call fails with `Error::Custom` (starting with

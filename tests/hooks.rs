@@ -636,6 +636,50 @@ async fn a_call_longer_than_the_timeout_fails_saying_it_timed_out() {
     );
 }
 
+/// An API that sends its head in time but stalls in the middle of the
+/// body: reading the answer is part of the call, so the call fails when
+/// the handle's timeout runs out, with the same typed error.
+#[tokio::test]
+async fn an_answer_whose_body_stalls_fails_saying_it_timed_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 4096];
+        let _ = stream.read(&mut head).await;
+        let start = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"organisationId\":";
+        let _ = stream.write_all(start.as_bytes()).await;
+        // The rest never comes (the test is over long before).
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    });
+    let tokens = TestTokens::new(&["token-one"]);
+    let limit = std::time::Duration::from_millis(300);
+    let auth = tokens
+        .auth()
+        .with_api_settings(m2m::auth::ApiSettings::default().with_timeout(limit));
+    let client = Client::new_with_client(&uri, reqwest::Client::new(), auth);
+    let started = std::time::Instant::now();
+
+    let error = get_organisation(&client).await.unwrap_err();
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let message = error.to_string();
+    assert!(message.contains(m2m::apis::CALL_ERROR_PREFIX), "{message}");
+    assert!(message.contains("timed out after 0.3 s"), "{message}");
+    let typed = progenitor_client::ClientInfo::inner(&client)
+        .error_of(&error)
+        .expect("the typed error");
+    let m2m::auth::AuthError::ApiCall(call) = &typed else {
+        panic!("{typed:?}");
+    };
+    assert_eq!(call.kind, m2m::auth::ApiCallErrorKind::TimedOut { limit });
+    assert_eq!(
+        call.url,
+        format!("{uri}/api/Organisation/{ORGANISATION_ID}")
+    );
+}
+
 /// The limit is the handle's: a smaller one refuses a smaller answer, and
 /// an answer within it is read and decoded as before.
 #[tokio::test]

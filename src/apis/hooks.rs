@@ -56,20 +56,40 @@ pub async fn authorize<E>(
 pub async fn send(
     http: &reqwest::Client,
     auth: &Auth,
-    mut request: reqwest::Request,
+    request: reqwest::Request,
     info: &OperationInfo,
 ) -> reqwest::Result<reqwest::Response> {
     let settings = auth.api_settings();
-    // Generated code sets no timeout of its own: the handle's applies.
-    settings.limit_time(&mut request);
-    let retry = request.try_clone();
+    // The copy to resend after a rejected token.
+    let retry = copy_to_resend(&request);
+    // The URL to name if the time runs out: the copy's, or (a streamed
+    // body, no copy) one of its own.
+    let own_url = retry.is_none().then(|| request.url().clone());
     let nonce_retry = auth.nonce_retry_copy(&request);
     let sent = auth.sending(&request);
     // The credentials sent, to scrub from a recorded answer (no allocation).
     let mut authorizations = [request.headers().get(AUTHORIZATION).cloned(), None];
-    let response = execute(http, request, info).await?;
+    // Generated code sets no timeout of its own: the handle's applies to
+    // each request sent and to reading the answer to the last one. It is
+    // kept here rather than set on the request (reqwest keeps that in an
+    // extension map and a boxed timer: four allocations a call).
+    let mut deadline = settings.deadline();
+    let response = match within(deadline, execute(http, request, info)).await {
+        Some(response) => response?,
+        None => {
+            let url = own_url.or_else(|| retry.map(|copy| copy.url().clone()));
+            return Ok(settings.time_ran_out(url));
+        }
+    };
     let response = match auth.nonce_retry(&response, nonce_retry) {
-        Some(again) => execute(http, again, info).await?,
+        Some(again) => {
+            let url = again.url().clone();
+            deadline = settings.deadline();
+            match within(deadline, execute(http, again, info)).await {
+                Some(response) => response?,
+                None => return Ok(settings.time_ran_out(Some(url))),
+            }
+        }
         None => response,
     };
     let response = match auth
@@ -79,14 +99,27 @@ pub async fn send(
         Resend::No => response,
         Resend::Once(retry) => {
             authorizations[1] = retry.headers().get(AUTHORIZATION).cloned();
-            let response = execute(http, *retry, info).await?;
+            let url = retry.url().clone();
+            deadline = settings.deadline();
+            let response = match within(deadline, execute(http, *retry, info)).await {
+                Some(response) => response?,
+                None => return Ok(settings.time_ran_out(Some(url))),
+            };
             auth.note_answer(&response);
             response
         }
         Resend::Stop(error) => return Ok(api::stop(response, error)),
     };
-    let response = settings.read_whole(response).await?;
+    let response = settings.read_whole(response, Some(deadline)).await?;
     finish(response, &authorizations).await
+}
+
+/// `work`'s output, or `None` when `deadline` passed first.
+async fn within<T>(
+    deadline: tokio::time::Instant,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::time::timeout_at(deadline, work).await.ok()
 }
 
 /// `post` hook: the call fails with `Error::Custom` (starting with
@@ -112,6 +145,27 @@ pub async fn check<E>(
             )))
         }
     }
+}
+
+/// A copy of `request` (made by a generated client: reqwest's
+/// `RequestBuilder`, no timeout yet) to send once more, or `None` when its
+/// body is a stream. Without a body, `Request::try_clone` without its
+/// extra work: that sets the copy's timeout through `timeout_mut`, which
+/// allocates reqwest's extension map even for no timeout, before
+/// overwriting it with a clone of the original's. A request built by
+/// reqwest's builder has no extension but that timeout, which the copy
+/// keeps.
+fn copy_to_resend(request: &reqwest::Request) -> Option<reqwest::Request> {
+    if request.body().is_some() {
+        return request.try_clone();
+    }
+    let mut copy = reqwest::Request::new(request.method().clone(), request.url().clone());
+    *copy.headers_mut() = request.headers().clone();
+    *copy.version_mut() = request.version();
+    if let Some(timeout) = request.timeout() {
+        *copy.timeout_mut() = Some(*timeout);
+    }
+    Some(copy)
 }
 
 /// Sends one request, logging it.
@@ -365,6 +419,48 @@ mod tests {
             ["Bearer old-token", "Bearer new-token"]
         );
         assert_eq!(tokens.renewals(), 1);
+    }
+
+    #[test]
+    fn the_copy_to_resend_has_the_method_url_headers_version_and_timeout() {
+        let http = reqwest::Client::new();
+        let mut request = http
+            .delete("http://127.0.0.1:9/organisations/1?force=true")
+            .header("api-version", "1.0")
+            .header(AUTHORIZATION, "Bearer old-token")
+            .version(http::Version::HTTP_2)
+            .timeout(Duration::from_secs(7))
+            .build()
+            .unwrap();
+
+        let copy = copy_to_resend(&request).unwrap();
+
+        assert_eq!(copy.method(), request.method());
+        assert_eq!(copy.url(), request.url());
+        assert_eq!(copy.headers(), request.headers());
+        assert_eq!(copy.version(), http::Version::HTTP_2);
+        assert_eq!(copy.timeout(), Some(&Duration::from_secs(7)));
+        assert!(copy.body().is_none());
+        // Without a timeout the copy has none either.
+        *request.timeout_mut() = None;
+        assert_eq!(copy_to_resend(&request).unwrap().timeout(), None);
+        // A buffered body is copied, a stream is not.
+        let buffered = http
+            .post("http://127.0.0.1:9/x")
+            .body("part-1")
+            .build()
+            .unwrap();
+        let copy = copy_to_resend(&buffered).unwrap();
+        assert_eq!(
+            copy.body().and_then(reqwest::Body::as_bytes),
+            Some(&b"part-1"[..])
+        );
+        let streamed = http
+            .post("http://127.0.0.1:9/x")
+            .body(stream_of(&["part-1"]))
+            .build()
+            .unwrap();
+        assert!(copy_to_resend(&streamed).is_none());
     }
 
     #[test]

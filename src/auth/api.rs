@@ -192,11 +192,42 @@ impl ApiSettings {
         ))
     }
 
+    /// When a request sent now runs out of time.
+    pub(crate) fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.timeout
+    }
+
+    /// The answer to a call whose time ran out before it came (or was
+    /// read): none, marked with the error ([`stopped_by`]) naming `url`.
+    pub(crate) fn time_ran_out(&self, url: Option<Url>) -> Response {
+        let url = url.unwrap_or_else(|| Url::parse("http://no.url.provided.local").expect("a URL"));
+        let error = ApiCallError::stopped(
+            &url,
+            ApiCallErrorKind::TimedOut {
+                limit: self.timeout,
+            },
+        );
+        tracing::debug!(%error, "API request failed");
+        let answer = http::Response::builder()
+            .status(http::StatusCode::GATEWAY_TIMEOUT)
+            .url(url)
+            .body(Vec::new())
+            .expect("a valid answer");
+        let mut stopped = Response::from(answer);
+        stopped.extensions_mut().insert(Stopped(error));
+        stopped
+    }
+
     /// Reads the whole answer, at most `max_response_bytes` of it (none when
-    /// its `Content-Length` says more), within the request's timeout, and
-    /// returns it with the body read. An answer over the limit comes back
-    /// without its body, marked with the error ([`stopped_by`]).
-    pub(crate) async fn read_whole(&self, mut response: Response) -> reqwest::Result<Response> {
+    /// its `Content-Length` says more), within the request's own timeout and
+    /// by `deadline` if given, and returns it with the body read. An answer
+    /// over the limit, or not read by `deadline`, comes back without its
+    /// body, marked with the error ([`stopped_by`]).
+    pub(crate) async fn read_whole(
+        &self,
+        mut response: Response,
+        deadline: Option<tokio::time::Instant>,
+    ) -> reqwest::Result<Response> {
         let too_large = |response: &Response, content_length| {
             ApiCallError::stopped(
                 response.url(),
@@ -216,7 +247,23 @@ impl ApiSettings {
         // An answer in one chunk (most are) is kept as it came, uncopied.
         let mut first = Bytes::new();
         let mut joined: Option<BytesMut> = None;
-        while let Some(chunk) = response.chunk().await? {
+        loop {
+            let chunk = match deadline {
+                None => response.chunk().await?,
+                Some(deadline) => match tokio::time::timeout_at(deadline, response.chunk()).await {
+                    Ok(chunk) => chunk?,
+                    Err(_) => {
+                        let error = ApiCallError::stopped(
+                            response.url(),
+                            ApiCallErrorKind::TimedOut {
+                                limit: self.timeout,
+                            },
+                        );
+                        return Ok(stop(response, error));
+                    }
+                },
+            };
+            let Some(chunk) = chunk else { break };
             let read = joined.as_ref().map_or(first.len(), BytesMut::len);
             if (read + chunk.len()) as u64 > self.max_response_bytes {
                 let error = too_large(&response, None);

@@ -33,9 +33,12 @@ pub(crate) fn prove(
     request: &mut Request,
     now: SystemTime,
 ) -> Result<(), AuthError> {
+    // The scheme is looked at first: a bearer token (every call without
+    // DPoP) is not scanned whole as text.
     let token = request
         .headers()
         .get(AUTHORIZATION)
+        .filter(|value| value.as_bytes().starts_with(DPOP_SCHEME.as_bytes()))
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix(DPOP_SCHEME));
     let Some(token) = token else {

@@ -111,7 +111,7 @@ impl Middleware for AuthMiddleware {
         };
         let response = on_time(
             settings
-                .read_whole(response)
+                .read_whole(response, None)
                 .await
                 .map_err(reqwest_middleware::Error::Reqwest),
         )?;

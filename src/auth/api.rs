@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::{Request, Response, ResponseBuilderExt};
+use reqwest::{Response, ResponseBuilderExt};
 use url::Url;
 
 use crate::endpoint::token_endpoint::TokenEndpoint;
@@ -166,8 +166,10 @@ impl ApiSettings {
     }
 
     /// Gives `request` the timeout, or keeps its own when that is shorter.
-    /// Whether the handle's timeout is the one that applies.
-    pub(crate) fn limit_time(&self, request: &mut Request) -> bool {
+    /// Whether the handle's timeout is the one that applies. (The generated
+    /// clients' hook keeps the time itself; the middleware sets it here.)
+    #[cfg(feature = "middleware")]
+    pub(crate) fn limit_time(&self, request: &mut reqwest::Request) -> bool {
         let timeout = request.timeout_mut();
         let ours = timeout.is_none_or(|own| own >= self.timeout);
         if ours {

@@ -17,7 +17,6 @@ use m2m::apis::{cenda_configuration as cenda, nxtsoft_transactions as nxtsoft};
 use m2m::auth::{Auth, ClientAuthMethod, TokenCache};
 use m2m::config::{AuthMethodName, ClientConfig, Config, EnvironmentName, ProviderKind};
 use m2m::sandbox::{Sandbox, demo};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::json;
 use url::Url;
@@ -335,31 +334,11 @@ fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
             ..ClientConfig::default()
         },
     );
-    // Mutual TLS (RFC 8705): the sandbox's client certificate, sent to the
-    // discovery document's mTLS alias over HTTPS (the sandbox's own CA,
-    // trusted through tls_ca_file); the token is bound to the certificate,
-    // and the API calls present it.
-    let identity = sandbox.mtls_client_identity();
+    // Mutual TLS (RFC 8705): the sandbox's client certificate, at the mTLS
+    // alias over HTTPS (the sandbox's own CA, trusted through tls_ca_file).
     config.clients.insert(
         "mtls".to_owned(),
-        ClientConfig {
-            provider: Some(ProviderKind::Custom),
-            discovery_url: Some(url(sandbox.oidc_discovery_url())?),
-            api_base_url: Some(url(sandbox.mtls_nxtsoft_api_url())?),
-            client_id: Some(demo::MTLS_CLIENT_ID.to_owned()),
-            auth: Some(AuthMethodName::TlsClientAuth),
-            scopes: Some(vec![demo::SCOPE_TRANSACTIONS_MOCK.to_owned()]),
-            tls_certificate_file: Some(private_file("client-cert.pem", &identity.certificate_pem)?),
-            tls_key_file: Some(private_file(
-                "client-key.pem",
-                identity.key_pem.expose_secret(),
-            )?),
-            tls_ca_file: Some(private_file(
-                "sandbox-ca.pem",
-                sandbox.tls_root_certificate_pem(),
-            )?),
-            ..ClientConfig::default()
-        },
+        crate::sandbox::mtls_client(sandbox, private_file)?,
     );
     Ok(config)
 }
@@ -393,15 +372,9 @@ fn federated_token_file(sandbox: &Sandbox) -> Result<std::path::PathBuf, String>
 fn private_file(name: &str, contents: &str) -> Result<std::path::PathBuf, String> {
     let dir = run_dir();
     let file = dir.join(name);
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        std::io::Write::write_all(&mut options.open(&file)?, contents.as_bytes())
-    };
-    write().map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| crate::sandbox::write_private(&file, contents.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     Ok(file)
 }
 

@@ -84,21 +84,18 @@ fn write_config(sandbox: &Sandbox, file: &Path) -> Result<Vec<String>, Failure> 
         Failure::usage(format!("cannot write {what} {}: {e}", path.display()))
     };
     create_private_dir(&dir).map_err(|e| failed("the secrets directory", &dir, e))?;
-    let secret_file = |name: &str, secret: &str| -> Result<PathBuf, Failure> {
+    let write_secret = |name: &str, secret: &str| -> Result<PathBuf, String> {
         let path = dir.join(name);
-        write_private(&path, secret.as_bytes()).map_err(|e| failed("the secret file", &path, e))?;
+        write_private(&path, secret.as_bytes())
+            .map_err(|e| format!("cannot write the secret file {}: {e}", path.display()))?;
         Ok(std::path::absolute(&path).unwrap_or(path))
     };
+    let secret_file = |name: &str, secret: &str| write_secret(name, secret).map_err(Failure::usage);
     let entra_secret = secret_file("entra", demo::ENTRA_CLIENT_SECRET)?;
     let cognito_secret = secret_file("cognito", demo::COGNITO_CLIENT_SECRET)?;
     let identityserver_secret = secret_file("identityserver", demo::IDENTITYSERVER_CLIENT_SECRET)?;
     let oidc_secret = secret_file("oidc", demo::OIDC_CLIENT_SECRET)?;
     let dpop_secret = secret_file("dpop", demo::DPOP_CLIENT_SECRET)?;
-    // Made by this run of the sandbox: valid while it runs.
-    let identity = sandbox.mtls_client_identity();
-    let mtls_certificate = secret_file("mtls-client-cert.pem", &identity.certificate_pem)?;
-    let mtls_key = secret_file("mtls-client-key.pem", identity.key_pem.expose_secret())?;
-    let sandbox_ca = secret_file("sandbox-ca.pem", sandbox.tls_root_certificate_pem())?;
     let workload_token = sandbox
         .federated_token(WORKLOAD_TOKEN_LIFETIME)
         .map_err(|e| Failure::usage(format!("cannot make the workload token: {e}")))?;
@@ -200,18 +197,7 @@ fn write_config(sandbox: &Sandbox, file: &Path) -> Result<Vec<String>, Failure> 
     );
     add(
         "mtls",
-        ClientConfig {
-            provider: Some(ProviderKind::Custom),
-            discovery_url: Some(url(sandbox.oidc_discovery_url())?),
-            api_base_url: Some(url(sandbox.mtls_nxtsoft_api_url())?),
-            client_id: Some(demo::MTLS_CLIENT_ID.to_owned()),
-            auth: Some(AuthMethodName::TlsClientAuth),
-            scopes: scopes(&[demo::SCOPE_TRANSACTIONS_MOCK]),
-            tls_certificate_file: Some(mtls_certificate),
-            tls_key_file: Some(mtls_key),
-            tls_ca_file: Some(sandbox_ca),
-            ..ClientConfig::default()
-        },
+        mtls_client(sandbox, write_secret).map_err(Failure::usage)?,
     );
     let toml = toml::to_string_pretty(&config)
         .map_err(|e| Failure::usage(format!("cannot write the configuration: {e}")))?;
@@ -254,7 +240,37 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+/// The sandbox's mutual-TLS client (RFC 8705): its certificate and key,
+/// and the sandbox's CA (trusted through `tls_ca_file`), written by `file`
+/// (a name and its contents to a private file, its path back). They are
+/// made at the sandbox's start: valid while it runs. The token goes to the
+/// discovery document's mTLS alias and is bound to the certificate, which
+/// the API calls present too.
+pub(crate) fn mtls_client(
+    sandbox: &Sandbox,
+    mut file: impl FnMut(&str, &str) -> Result<PathBuf, String>,
+) -> Result<ClientConfig, String> {
+    let url = |text: String| Url::parse(&text).map_err(|e| format!("sandbox URL {text}: {e}"));
+    let identity = sandbox.mtls_client_identity();
+    Ok(ClientConfig {
+        provider: Some(ProviderKind::Custom),
+        discovery_url: Some(url(sandbox.oidc_discovery_url())?),
+        api_base_url: Some(url(sandbox.mtls_nxtsoft_api_url())?),
+        client_id: Some(demo::MTLS_CLIENT_ID.to_owned()),
+        auth: Some(AuthMethodName::TlsClientAuth),
+        scopes: Some(vec![demo::SCOPE_TRANSACTIONS_MOCK.to_owned()]),
+        tls_certificate_file: Some(file("mtls-client-cert.pem", &identity.certificate_pem)?),
+        tls_key_file: Some(file(
+            "mtls-client-key.pem",
+            identity.key_pem.expose_secret(),
+        )?),
+        tls_ca_file: Some(file("sandbox-ca.pem", sandbox.tls_root_certificate_pem())?),
+        ..ClientConfig::default()
+    })
+}
+
+/// Writes `contents` to `path`, readable and writable by this user only.
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -179,31 +179,7 @@ fn a_generated_call_allocates_little_beyond_raw_reqwest() {
         let value: nxtsoft::types::ValidationResult = answer.json().await.unwrap();
         std::hint::black_box(value);
     };
-    // Warm: the token, the pooled connection, lazily made statics.
-    runtime.block_on(async {
-        for _ in 0..20 {
-            generated().await;
-            raw().await;
-        }
-    });
-    let raw_allocations = allocations_in(|| {
-        runtime.block_on(async {
-            for _ in 0..CALLS {
-                raw().await;
-            }
-        })
-    });
-    let generated_allocations = allocations_in(|| {
-        runtime.block_on(async {
-            for _ in 0..CALLS {
-                generated().await;
-            }
-        })
-    });
-    let (raw_per_call, generated_per_call) = (
-        raw_allocations as f64 / CALLS as f64,
-        generated_allocations as f64 / CALLS as f64,
-    );
+    let (raw_per_call, generated_per_call) = per_call(&runtime, raw, generated);
     eprintln!(
         "allocations per call: raw reqwest {raw_per_call:.1}, generated {generated_per_call:.1}, \
          added {:.3}",
@@ -274,30 +250,7 @@ fn a_generated_get_allocates_little_beyond_raw_reqwest() {
         let organisation: cenda::types::Organisation = answer.json().await.unwrap();
         assert_eq!(organisation.organisation_id, ORGANISATION_ID);
     };
-    runtime.block_on(async {
-        for _ in 0..20 {
-            generated().await;
-            raw().await;
-        }
-    });
-    let raw_allocations = allocations_in(|| {
-        runtime.block_on(async {
-            for _ in 0..CALLS {
-                raw().await;
-            }
-        })
-    });
-    let generated_allocations = allocations_in(|| {
-        runtime.block_on(async {
-            for _ in 0..CALLS {
-                generated().await;
-            }
-        })
-    });
-    let (raw_per_call, generated_per_call) = (
-        raw_allocations as f64 / CALLS as f64,
-        generated_allocations as f64 / CALLS as f64,
-    );
+    let (raw_per_call, generated_per_call) = per_call(&runtime, raw, generated);
     eprintln!(
         "B1 GET allocations per call: raw reqwest {raw_per_call:.1}, generated \
          {generated_per_call:.1}, added {:.3}",
@@ -331,3 +284,38 @@ const ADDED_GET_ALLOCATIONS_CEILING: f64 = 14.5;
 /// structure now and then shows as 36.005): a new copy on every call
 /// fails it.
 const ADDED_ALLOCATIONS_CEILING: f64 = 36.5;
+
+/// Allocations per call of `raw` and of `generated` on `runtime`, each
+/// after both were warmed (the token, the pooled connection, lazily made
+/// statics).
+fn per_call<R, RF, G, GF>(runtime: &tokio::runtime::Runtime, raw: R, generated: G) -> (f64, f64)
+where
+    R: Fn() -> RF,
+    RF: std::future::Future<Output = ()>,
+    G: Fn() -> GF,
+    GF: std::future::Future<Output = ()>,
+{
+    runtime.block_on(async {
+        for _ in 0..20 {
+            generated().await;
+            raw().await;
+        }
+    });
+    (count(runtime, raw), count(runtime, generated))
+}
+
+/// Allocations per call of `call`, made `CALLS` times on `runtime`.
+fn count<F, Fut>(runtime: &tokio::runtime::Runtime, call: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let allocations = allocations_in(|| {
+        runtime.block_on(async {
+            for _ in 0..CALLS {
+                call().await;
+            }
+        })
+    });
+    allocations as f64 / CALLS as f64
+}

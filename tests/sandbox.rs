@@ -539,7 +539,8 @@ async fn oidc_discovery_leads_to_a_basic_token_endpoint() {
         json!([
             "client_secret_basic",
             "client_secret_post",
-            "tls_client_auth"
+            "tls_client_auth",
+            "self_signed_tls_client_auth"
         ])
     );
     let token_endpoint = discovery["token_endpoint"].as_str().unwrap();

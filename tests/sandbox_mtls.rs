@@ -1,8 +1,8 @@
 //! Mutual TLS against the embedded sandbox (RFC 8705): its HTTPS listener,
 //! its CA (trusted through `TokenEndpointBuilder::tls_roots`), its
-//! `tls_client_auth` client, certificate-bound tokens at the mTLS alias of
-//! its discovery document, and APIs that accept such a token only with its
-//! certificate.
+//! `tls_client_auth` and `self_signed_tls_client_auth` clients,
+//! certificate-bound tokens at the mTLS alias of its discovery document,
+//! and APIs that accept such a token only with its certificate.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,25 +18,44 @@ use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-/// The sandbox's mTLS client, found through discovery, presenting
-/// `identity` and trusting the sandbox's CA.
-fn endpoint(sandbox: &Sandbox, identity: TlsIdentity) -> TokenEndpoint {
+/// The sandbox's mutual-TLS clients: `tls_client_auth` with the
+/// certificate its CA issued, `self_signed_tls_client_auth` with the
+/// registered self-signed one.
+const CLIENTS: [(&str, ClientAuthMethod); 2] = [
+    (demo::MTLS_CLIENT_ID, ClientAuthMethod::TlsClientAuth),
+    (
+        demo::MTLS_SELF_SIGNED_CLIENT_ID,
+        ClientAuthMethod::SelfSignedTlsClientAuth,
+    ),
+];
+
+/// The sandbox's mTLS client `client_id`, found through discovery,
+/// presenting `identity` with `method` and trusting the sandbox's CA.
+fn endpoint(
+    sandbox: &Sandbox,
+    (client_id, method): (&str, ClientAuthMethod),
+    identity: TlsIdentity,
+) -> TokenEndpoint {
     let discovery = Url::parse(&sandbox.oidc_discovery_url()).unwrap();
     TokenEndpoint::builder(
         Provider::custom_discovery(discovery),
-        demo::MTLS_CLIENT_ID,
+        client_id,
         ClientCredential::TlsCertificate(identity),
     )
-    .client_auth(ClientAuthMethod::TlsClientAuth)
+    .client_auth(method)
     .scopes([demo::SCOPE_TRANSACTIONS_MOCK])
     .tls_roots(TlsRoots::from_pem(sandbox.tls_root_certificate_pem()).unwrap())
     .build()
     .unwrap()
 }
 
-/// The sandbox's own client certificate and key.
-fn sandbox_identity(sandbox: &Sandbox) -> TlsIdentity {
-    let client = sandbox.mtls_client_identity();
+/// The certificate and key the sandbox made for `client_id`.
+fn sandbox_identity(sandbox: &Sandbox, client_id: &str) -> TlsIdentity {
+    let client = if client_id == demo::MTLS_CLIENT_ID {
+        sandbox.mtls_client_identity()
+    } else {
+        sandbox.mtls_self_signed_client_identity()
+    };
     TlsIdentity::from_pem(&client.certificate_pem, &client.key_pem).unwrap()
 }
 
@@ -56,46 +75,51 @@ fn plain_https_client(sandbox: &Sandbox) -> reqwest::Client {
 }
 
 #[tokio::test]
-async fn the_mtls_client_gets_a_certificate_bound_token_and_calls_the_api_over_mtls() {
+async fn both_mtls_clients_get_certificate_bound_tokens_and_call_the_api_over_mtls() {
     let sandbox = Sandbox::start().await.unwrap();
     assert!(sandbox.mtls_base_url().starts_with("https://127.0.0.1:"));
-    let identity = sandbox_identity(&sandbox);
     assert_eq!(
-        identity.thumbprint(),
+        sandbox_identity(&sandbox, demo::MTLS_CLIENT_ID).thumbprint(),
         sandbox.mtls_client_identity().thumbprint
     );
+    for (round, client) in CLIENTS.into_iter().enumerate() {
+        let (client_id, method) = client;
+        let identity = sandbox_identity(&sandbox, client_id);
+        let auth = Auth::new(
+            endpoint(&sandbox, client, identity.clone()),
+            &TokenCache::in_memory(),
+        );
+        let token = auth
+            .token()
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        let claims = claims(token.secret().expose_secret());
+        assert_eq!(claims["client_id"], client_id, "{method}");
+        assert_eq!(claims["cnf"]["x5t#S256"], identity.thumbprint(), "{method}");
+        assert_eq!(token.token_type().to_string(), "Bearer");
 
-    let auth = Auth::new(
-        endpoint(&sandbox, identity.clone()),
-        &TokenCache::in_memory(),
-    );
-    let token = auth.token().await.unwrap();
-    let claims = claims(token.secret().expose_secret());
-    assert_eq!(claims["client_id"], demo::MTLS_CLIENT_ID);
-    assert_eq!(claims["cnf"]["x5t#S256"], identity.thumbprint());
-    assert_eq!(token.token_type().to_string(), "Bearer");
-
-    // The generated client presents the certificate: the API accepts the
-    // bound token over mutual TLS.
-    let api = nxtsoft::Client::from_auth(&sandbox.mtls_nxtsoft_api_url(), auth).unwrap();
-    let answer = api
-        .post_validation_message()
-        .body(accepted_transaction())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    let stats = sandbox.stats();
-    assert_eq!(stats.token_requests(), 1);
-    assert_eq!(stats.discovery_requests, 1);
-    assert_eq!(stats.tokens_issued, 1);
+        // The generated client presents the certificate: the API accepts
+        // the bound token over mutual TLS.
+        let api = nxtsoft::Client::from_auth(&sandbox.mtls_nxtsoft_api_url(), auth).unwrap();
+        let answer = api
+            .post_validation_message()
+            .body(accepted_transaction())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!(answer.status(), 200);
+        let stats = sandbox.stats();
+        assert_eq!(stats.token_requests(), round as u64 + 1, "{method}");
+        assert_eq!(stats.tokens_issued, round as u64 + 1, "{method}");
+    }
 }
 
 #[tokio::test]
 async fn a_certificate_bound_token_is_refused_without_its_certificate() {
     let sandbox = Sandbox::start().await.unwrap();
+    let identity = sandbox_identity(&sandbox, demo::MTLS_CLIENT_ID);
     let auth = Auth::new(
-        endpoint(&sandbox, sandbox_identity(&sandbox)),
+        endpoint(&sandbox, CLIENTS[0], identity),
         &TokenCache::in_memory(),
     );
     let token = auth.token().await.unwrap();
@@ -141,28 +165,43 @@ async fn a_certificate_the_sandbox_did_not_issue_is_invalid_client_without_key_m
         key.serialize_der(),
     )));
     let identity = TlsIdentity::from_pem(&certificate_pem, &key_pem).unwrap();
-
-    let error = endpoint(&sandbox, identity)
-        .fetch()
-        .await
-        .expect_err("the sandbox refuses a certificate it did not issue");
-    let AuthError::Rejected(rejected) = &error else {
-        panic!("expected AuthError::Rejected, got {error:?}");
-    };
-    assert_eq!(rejected.status, 401, "{error}");
-    assert_eq!(
-        error.oauth_error().map(|oauth| oauth.error.as_str()),
-        Some("invalid_client"),
-        "{error}"
-    );
     let key_body: String = key_pem
         .expose_secret()
         .lines()
         .filter(|line| !line.starts_with("-----"))
         .collect();
-    for shown in [error.to_string(), format!("{error:?}")] {
-        assert!(!shown.contains(&key_body), "the key leaked: {shown}");
+
+    // For both clients: not the sandbox CA's, and not the registered
+    // self-signed certificate either.
+    for client in CLIENTS {
+        let method = client.1;
+        let error = endpoint(&sandbox, client, identity.clone())
+            .fetch()
+            .await
+            .expect_err("the sandbox refuses a certificate it did not make");
+        let AuthError::Rejected(rejected) = &error else {
+            panic!("{method}: expected AuthError::Rejected, got {error:?}");
+        };
+        assert_eq!(rejected.status, 401, "{method}: {error}");
+        assert_eq!(
+            error.oauth_error().map(|oauth| oauth.error.as_str()),
+            Some("invalid_client"),
+            "{method}: {error}"
+        );
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains(&key_body), "the key leaked: {shown}");
+        }
     }
+    // The CA-issued certificate is not the self-signed client's credential.
+    let ca_issued = sandbox_identity(&sandbox, demo::MTLS_CLIENT_ID);
+    let error = endpoint(&sandbox, CLIENTS[1], ca_issued)
+        .fetch()
+        .await
+        .expect_err("the CA-issued certificate is not the self-signed client's");
+    assert_eq!(
+        error.oauth_error().map(|oauth| oauth.error.as_str()),
+        Some("invalid_client")
+    );
 }
 
 #[tokio::test]
@@ -207,11 +246,14 @@ async fn the_discovery_document_names_the_mtls_alias() {
         sandbox.mtls_token_url()
     );
     assert_eq!(document["tls_client_certificate_bound_access_tokens"], true);
-    assert!(
-        document["token_endpoint_auth_methods_supported"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|method| method == "tls_client_auth")
-    );
+    for wanted in ["tls_client_auth", "self_signed_tls_client_auth"] {
+        assert!(
+            document["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|method| method == wanted),
+            "{wanted}"
+        );
+    }
 }

@@ -338,7 +338,7 @@ fn generated_config(sandbox: &Sandbox) -> Result<Config, String> {
     // alias over HTTPS (the sandbox's own CA, trusted through tls_ca_file).
     config.clients.insert(
         "mtls".to_owned(),
-        crate::sandbox::mtls_client(sandbox, private_file)?,
+        crate::sandbox::mtls_client(sandbox, false, private_file)?,
     );
     Ok(config)
 }

@@ -197,7 +197,11 @@ fn write_config(sandbox: &Sandbox, file: &Path) -> Result<Vec<String>, Failure> 
     );
     add(
         "mtls",
-        mtls_client(sandbox, write_secret).map_err(Failure::usage)?,
+        mtls_client(sandbox, false, write_secret).map_err(Failure::usage)?,
+    );
+    add(
+        "mtls-self-signed",
+        mtls_client(sandbox, true, write_secret).map_err(Failure::usage)?,
     );
     let toml = toml::to_string_pretty(&config)
         .map_err(|e| Failure::usage(format!("cannot write the configuration: {e}")))?;
@@ -240,28 +244,48 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// The sandbox's mutual-TLS client (RFC 8705): its certificate and key,
-/// and the sandbox's CA (trusted through `tls_ca_file`), written by `file`
-/// (a name and its contents to a private file, its path back). They are
-/// made at the sandbox's start: valid while it runs. The token goes to the
-/// discovery document's mTLS alias and is bound to the certificate, which
-/// the API calls present too.
+/// One of the sandbox's mutual-TLS clients (RFC 8705): `tls_client_auth`
+/// with the certificate its CA issued, or with `self_signed` the
+/// `self_signed_tls_client_auth` client and its registered self-signed
+/// certificate. The certificate, its key and the sandbox's CA (trusted
+/// through `tls_ca_file`) are written by `file` (a name and its contents to
+/// a private file, its path back); they are made at the sandbox's start:
+/// valid while it runs. The token goes to the discovery document's mTLS
+/// alias and is bound to the certificate, which the API calls present too.
 pub(crate) fn mtls_client(
     sandbox: &Sandbox,
+    self_signed: bool,
     mut file: impl FnMut(&str, &str) -> Result<PathBuf, String>,
 ) -> Result<ClientConfig, String> {
     let url = |text: String| Url::parse(&text).map_err(|e| format!("sandbox URL {text}: {e}"));
-    let identity = sandbox.mtls_client_identity();
+    let (client_id, auth, identity, prefix) = if self_signed {
+        (
+            demo::MTLS_SELF_SIGNED_CLIENT_ID,
+            AuthMethodName::SelfSignedTlsClientAuth,
+            sandbox.mtls_self_signed_client_identity(),
+            "mtls-self-signed",
+        )
+    } else {
+        (
+            demo::MTLS_CLIENT_ID,
+            AuthMethodName::TlsClientAuth,
+            sandbox.mtls_client_identity(),
+            "mtls",
+        )
+    };
     Ok(ClientConfig {
         provider: Some(ProviderKind::Custom),
         discovery_url: Some(url(sandbox.oidc_discovery_url())?),
         api_base_url: Some(url(sandbox.mtls_nxtsoft_api_url())?),
-        client_id: Some(demo::MTLS_CLIENT_ID.to_owned()),
-        auth: Some(AuthMethodName::TlsClientAuth),
+        client_id: Some(client_id.to_owned()),
+        auth: Some(auth),
         scopes: Some(vec![demo::SCOPE_TRANSACTIONS_MOCK.to_owned()]),
-        tls_certificate_file: Some(file("mtls-client-cert.pem", &identity.certificate_pem)?),
+        tls_certificate_file: Some(file(
+            &format!("{prefix}-client-cert.pem"),
+            &identity.certificate_pem,
+        )?),
         tls_key_file: Some(file(
-            "mtls-client-key.pem",
+            &format!("{prefix}-client-key.pem"),
             identity.key_pem.expose_secret(),
         )?),
         tls_ca_file: Some(file("sandbox-ca.pem", sandbox.tls_root_certificate_pem())?),

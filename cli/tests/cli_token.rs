@@ -457,7 +457,7 @@ async fn sandbox_write_config_gives_working_clients() {
     let list = with_config(&["call", "cenda", "listOrganisations"]).await;
     // The clients without a lasting secret, or with a bound token.
     let mut bound = Vec::new();
-    for client in ["federated", "dpop", "mtls"] {
+    for client in ["federated", "dpop", "mtls", "mtls-self-signed"] {
         bound.push((client, with_config(&["token", client]).await));
     }
     // An API call over mutual TLS, traced: the certificate on the token
@@ -519,6 +519,7 @@ async fn sandbox_write_config_gives_working_clients() {
             ("federated", "\"Bearer\"".to_owned()),
             ("dpop", "\"DPoP\"".to_owned()),
             ("mtls", "\"Bearer\"".to_owned()),
+            ("mtls-self-signed", "\"Bearer\"".to_owned()),
         ]
     );
     assert!(printed.contains(&format!("Wrote {path}")), "{printed}");

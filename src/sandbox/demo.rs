@@ -248,6 +248,21 @@ pub(crate) const MTLS_CLIENT: RegisteredClient = RegisteredClient {
     requires_dpop: false,
 };
 
+/// The client id of the sandbox's self-signed mutual-TLS client
+/// (`self_signed_tls_client_auth`, RFC 8705 §2.2, at the OIDC endpoint): it
+/// has no secret and proves itself with the self-signed certificate
+/// registered for it
+/// ([`Sandbox::mtls_self_signed_client_identity`](super::Sandbox::mtls_self_signed_client_identity)).
+/// Its tokens are bound to that certificate (`cnf.x5t#S256`).
+pub const MTLS_SELF_SIGNED_CLIENT_ID: &str = "sandbox-mtls-self-signed-client";
+
+/// The self-signed mutual-TLS client: no secret, both APIs.
+pub(crate) const MTLS_SELF_SIGNED_CLIENT: RegisteredClient = RegisteredClient {
+    id: MTLS_SELF_SIGNED_CLIENT_ID,
+    description: "OIDC discovery with mutual TLS (self_signed_tls_client_auth): a registered self-signed certificate, certificate-bound tokens",
+    ..MTLS_CLIENT
+};
+
 /// The client registered under `id` for `style`.
 pub(crate) fn find_client(style: ProviderStyle, id: &str) -> Option<&'static RegisteredClient> {
     CLIENTS

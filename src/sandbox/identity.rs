@@ -120,7 +120,7 @@ pub(crate) async fn oidc_discovery(State(shared): State<Arc<Shared>>) -> Respons
         "token_endpoint": format!("{base}{}", endpoints::OIDC_TOKEN_PATH),
         "jwks_uri": format!("{base}{}", endpoints::JWKS_PATH),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "tls_client_auth"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "tls_client_auth", "self_signed_tls_client_auth"],
         // RFC 8705 §5: the token endpoint that asks for client certificates.
         "mtls_endpoint_aliases": {
             "token_endpoint": format!("{}{}", shared.mtls_base_url, endpoints::OIDC_TOKEN_PATH),
@@ -217,11 +217,11 @@ fn exchange(
         }
         _ => None,
     };
-    let certificate = mutual_tls_client(shared, style, request, &params)?;
-    let client = match (federated, &certificate) {
-        (Some(client), _) => client,
-        (None, Some(_)) => &demo::MTLS_CLIENT,
-        (None, None) => client_with_secret(style, headers, &params)?,
+    let mutual_tls = mutual_tls_client(shared, style, request, &params)?;
+    let (client, certificate) = match (federated, mutual_tls) {
+        (Some(client), _) => (client, None),
+        (None, Some((client, certificate))) => (client, Some(certificate)),
+        (None, None) => (client_with_secret(style, headers, &params)?, None),
     };
     let jkt = dpop_binding(shared, style, client, request)?;
     let granted = grant_scopes(style, client, params.get("scope").map(String::as_str))?;
@@ -270,21 +270,24 @@ fn client_with_secret(
     Ok(client)
 }
 
-/// The certificate thumbprint of a request from the mutual-TLS client
-/// (`tls_client_auth`, at the OIDC endpoint): `Ok(None)` for any other
-/// client. The client's certificate must be on the connection, issued by
-/// the sandbox's CA and the one registered; no secret may come along.
+/// A request from a mutual-TLS client (at the OIDC endpoint), with the
+/// thumbprint of its certificate: `Ok(None)` for any other client. The
+/// certificate must be on the connection and the registered one: for
+/// `tls_client_auth`, issued by the sandbox's CA; for
+/// `self_signed_tls_client_auth`, the registered self-signed certificate.
+/// No secret may come along.
 fn mutual_tls_client(
     shared: &Shared,
     style: ProviderStyle,
     request: &Request<'_>,
     params: &std::collections::BTreeMap<String, String>,
-) -> Result<Option<String>, Refusal> {
-    if style != ProviderStyle::Oidc
-        || params.get("client_id").map(String::as_str) != Some(demo::MTLS_CLIENT_ID)
-    {
-        return Ok(None);
-    }
+) -> Result<Option<(&'static RegisteredClient, String)>, Refusal> {
+    let client = match params.get("client_id").map(String::as_str) {
+        _ if style != ProviderStyle::Oidc => return Ok(None),
+        Some(demo::MTLS_CLIENT_ID) => &demo::MTLS_CLIENT,
+        Some(demo::MTLS_SELF_SIGNED_CLIENT_ID) => &demo::MTLS_SELF_SIGNED_CLIENT,
+        _ => return Ok(None),
+    };
     if has_basic(request.headers)
         || params.contains_key("client_secret")
         || params.contains_key("client_assertion")
@@ -294,10 +297,15 @@ fn mutual_tls_client(
     let Some(chain) = request.connection.client_certificates.as_deref() else {
         return Err(Refusal::NoClientCertificate);
     };
-    if !shared.pki.accepts_client(chain, shared.now()) {
-        return Err(Refusal::CertificateNotAccepted);
+    let accepted = if client.id == demo::MTLS_CLIENT_ID {
+        shared.pki.accepts_client(chain, shared.now())
+    } else {
+        shared.pki.accepts_self_signed_client(chain)
+    };
+    match request.connection.client_thumbprint() {
+        Some(thumbprint) if accepted => Ok(Some((client, thumbprint))),
+        _ => Err(Refusal::CertificateNotAccepted),
     }
-    Ok(request.connection.client_thumbprint())
 }
 
 /// The thumbprint a token for `client` is bound to: the key of the

@@ -360,6 +360,13 @@ impl Sandbox {
         self.shared.pki.client()
     }
 
+    /// The registered self-signed certificate and key of the
+    /// `self_signed_tls_client_auth` client
+    /// ([`demo::MTLS_SELF_SIGNED_CLIENT_ID`]), made at start.
+    pub fn mtls_self_signed_client_identity(&self) -> &MtlsClientIdentity {
+        self.shared.pki.self_signed_client()
+    }
+
     /// Every registered demo client with its token endpoint.
     pub fn demo_clients(&self) -> Vec<DemoClient> {
         demo::CLIENTS

@@ -3,9 +3,11 @@
 //! certificate (a client without one is served too).
 //!
 //! At start the sandbox makes its own small PKI (P-256): a CA, a server
-//! certificate for `127.0.0.1` and `localhost`, and the certificate of the
-//! registered `tls_client_auth` client ([`demo::MTLS_CLIENT_ID`]). Nothing
-//! of it is written to disk; [`Sandbox::tls_root_certificate_pem`] and
+//! certificate for `127.0.0.1` and `localhost`, the certificate of the
+//! registered `tls_client_auth` client ([`demo::MTLS_CLIENT_ID`]), and the
+//! self-signed certificate registered for the `self_signed_tls_client_auth`
+//! client ([`demo::MTLS_SELF_SIGNED_CLIENT_ID`]). Nothing of it is written
+//! to disk; [`Sandbox::tls_root_certificate_pem`] and
 //! [`Sandbox::mtls_client_identity`] hand it out.
 //!
 //! The handshake takes any client certificate whose handshake signature
@@ -50,9 +52,8 @@ use super::error::SandboxError;
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The client certificate and key of the sandbox's `tls_client_auth` client
-/// ([`demo::MTLS_CLIENT_ID`]), PEM, made when the sandbox started. `Debug`
-/// never shows the key.
+/// The client certificate and key of one of the sandbox's mutual-TLS
+/// clients, PEM, made when the sandbox started. `Debug` never shows the key.
 #[derive(Clone)]
 pub struct MtlsClientIdentity {
     /// The client's certificate, issued by the sandbox's CA.
@@ -75,6 +76,7 @@ impl fmt::Debug for MtlsClientIdentity {
 pub(crate) struct Pki {
     ca_pem: String,
     client: MtlsClientIdentity,
+    self_signed: MtlsClientIdentity,
     server_config: Arc<ServerConfig>,
     /// Chains a client certificate to the sandbox's CA.
     ca_verifier: Arc<dyn ClientCertVerifier>,
@@ -122,6 +124,16 @@ impl Pki {
             .signed_by(&client_key, &ca)
             .map_err(|e| failed("client certificate", &e))?;
 
+        let mut self_signed_params = CertificateParams::default();
+        self_signed_params
+            .distinguished_name
+            .push(DnType::CommonName, demo::MTLS_SELF_SIGNED_CLIENT_ID);
+        self_signed_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let self_signed_key = KeyPair::generate().map_err(|e| failed("client key", &e))?;
+        let self_signed = self_signed_params
+            .self_signed(&self_signed_key)
+            .map_err(|e| failed("self-signed client certificate", &e))?;
+
         let mut roots = RootCertStore::empty();
         roots
             .add(ca.der().clone())
@@ -152,6 +164,14 @@ impl Pki {
                 key_pem: SecretString::from(pem_of("PRIVATE KEY", &client_key.serialize_der())),
                 thumbprint: thumbprint(client.der()),
             },
+            self_signed: MtlsClientIdentity {
+                certificate_pem: pem_of("CERTIFICATE", self_signed.der()),
+                key_pem: SecretString::from(pem_of(
+                    "PRIVATE KEY",
+                    &self_signed_key.serialize_der(),
+                )),
+                thumbprint: thumbprint(self_signed.der()),
+            },
             server_config: Arc::new(server_config),
             ca_verifier,
         })
@@ -165,6 +185,21 @@ impl Pki {
     /// The registered `tls_client_auth` client's certificate and key.
     pub(crate) fn client(&self) -> &MtlsClientIdentity {
         &self.client
+    }
+
+    /// The `self_signed_tls_client_auth` client's registered certificate
+    /// and its key.
+    pub(crate) fn self_signed_client(&self) -> &MtlsClientIdentity {
+        &self.self_signed
+    }
+
+    /// Whether `chain` starts with the self-signed certificate registered
+    /// for the `self_signed_tls_client_auth` client (RFC 8705 §2.2: no
+    /// chain, the certificate itself is the credential).
+    pub(crate) fn accepts_self_signed_client(&self, chain: &[CertificateDer<'static>]) -> bool {
+        chain
+            .first()
+            .is_some_and(|certificate| thumbprint(certificate) == self.self_signed.thumbprint)
     }
 
     /// Whether `chain` (the client's certificate first) is the registered

@@ -62,6 +62,11 @@ impl fmt::Display for Summary {
             "  client_id                 {} (tls_client_auth: its certificate, no secret)",
             super::demo::MTLS_CLIENT_ID
         )?;
+        writeln!(
+            f,
+            "  client_id                 {} (self_signed_tls_client_auth)",
+            super::demo::MTLS_SELF_SIGNED_CLIENT_ID
+        )?;
         writeln!(f)?;
         writeln!(f, "Demo clients (sandbox-only credentials)")?;
         for client in &self.clients {

@@ -56,7 +56,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// clients, PEM, made when the sandbox started. `Debug` never shows the key.
 #[derive(Clone)]
 pub struct MtlsClientIdentity {
-    /// The client's certificate, issued by the sandbox's CA.
+    /// The client's certificate: issued by the sandbox's CA, or self-signed.
     pub certificate_pem: String,
     /// Its private key (PKCS#8).
     pub key_pem: SecretString,

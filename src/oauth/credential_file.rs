@@ -114,6 +114,17 @@ pub(crate) fn trimmed_text(
     Ok(text.to_owned().into())
 }
 
+/// The text of the PEM file at `path` (a key, a certificate, a bundle of
+/// them), read within [`MAX_PEM_FILE_BYTES`] like every credential file;
+/// `kind` names it in errors.
+pub(crate) fn read_pem_text(
+    kind: CredentialKind,
+    path: &Path,
+) -> Result<secrecy::SecretString, CredentialError> {
+    let file = CredentialFile::new(kind, path);
+    trimmed_text(&file, &file.read_blocking()?)
+}
+
 /// The parser of a [`Reloading`] value: the files' contents, in order.
 type Parse<T> = dyn Fn(&[SecretSlice<u8>]) -> Result<T, CredentialError> + Send + Sync;
 

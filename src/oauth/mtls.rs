@@ -13,7 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::error::ConfigError;
+use super::credential_file::read_pem_text;
+use super::error::{ConfigError, CredentialKind};
 
 /// A client certificate with its private key. Cheap to clone; `Debug` shows
 /// the certificate's thumbprint only, never the key.
@@ -58,16 +59,17 @@ impl TlsIdentity {
         })))
     }
 
-    /// [`TlsIdentity::from_pem`] of two files; errors name them.
+    /// [`TlsIdentity::from_pem`] of two files, each read within 1 MiB;
+    /// errors name them.
     pub fn from_pem_files(certificate_file: &Path, key_file: &Path) -> Result<Self, ConfigError> {
-        let read = |path: &Path, what: &str| {
-            std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidKey {
-                reason: format!("cannot read the TLS {what} {}: {e}", path.display()),
+        let read = |kind, path: &Path| {
+            read_pem_text(kind, path).map_err(|error| ConfigError::InvalidKey {
+                reason: error.to_string(),
             })
         };
-        let certificate = read(certificate_file, "certificate")?;
-        let key = SecretString::from(read(key_file, "key")?);
-        Self::from_pem(&certificate, &key).map_err(|error| match error {
+        let certificate = read(CredentialKind::Certificate, certificate_file)?;
+        let key = read(CredentialKind::PrivateKey, key_file)?;
+        Self::from_pem(certificate.expose_secret(), &key).map_err(|error| match error {
             ConfigError::InvalidKey { reason } => ConfigError::InvalidKey {
                 reason: format!(
                     "{} / {}: {reason}",
@@ -133,5 +135,34 @@ mod tests {
         let error = TlsIdentity::from_pem(CERT, &SecretString::from(CERT)).unwrap_err();
         assert!(error.to_string().contains("PRIVATE KEY"), "{error}");
         assert!(!error.to_string().contains("MII"), "{error}");
+    }
+
+    #[test]
+    fn a_certificate_or_key_file_over_a_mebibyte_is_refused_unread() {
+        let dir = std::env::temp_dir().join(format!("m2m-tls-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (certificate, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&certificate, CERT).unwrap();
+        std::fs::write(&key, KEY).unwrap();
+        assert!(TlsIdentity::from_pem_files(&certificate, &key).is_ok());
+        // The same certificate, then a long PEM comment (text outside the
+        // blocks, which PEM parsers skip): read whole before, it was taken.
+        let padded = format!("{CERT}\n{}", "# padding\n".repeat(110_000));
+        std::fs::write(&certificate, padded).unwrap();
+        let error = TlsIdentity::from_pem_files(&certificate, &key)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("larger than 1048576 bytes"), "{error}");
+        assert!(error.contains("cert.pem"), "{error}");
+        std::fs::write(&certificate, CERT).unwrap();
+        let error = TlsIdentity::from_pem_files(&certificate, Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("private key file /dev/zero is larger than"),
+            "{error}"
+        );
+        assert!(!error.contains("PRIVATE KEY"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,7 +6,10 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::error::ConfigError;
+use secrecy::ExposeSecret;
+
+use super::credential_file::read_pem_text;
+use super::error::{ConfigError, CredentialKind};
 
 /// CA certificates trusted for the token endpoint, discovery and the API
 /// calls, in addition to the platform's roots. Cheap to clone; two are
@@ -48,12 +51,14 @@ impl TlsRoots {
         Ok(Self(roots.into()))
     }
 
-    /// [`TlsRoots::from_pem`] of a file; errors name it.
+    /// [`TlsRoots::from_pem`] of a file, read within 1 MiB; errors name it.
     pub fn from_pem_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidKey {
-            reason: format!("cannot read the CA file {}: {e}", path.display()),
+        let text = read_pem_text(CredentialKind::Certificate, path).map_err(|error| {
+            ConfigError::InvalidKey {
+                reason: error.to_string(),
+            }
         })?;
-        Self::from_pem(&text).map_err(|error| match error {
+        Self::from_pem(text.expose_secret()).map_err(|error| match error {
             ConfigError::InvalidKey { reason } => ConfigError::InvalidKey {
                 reason: format!("{}: {reason}", path.display()),
             },
@@ -122,5 +127,24 @@ mod tests {
         let missing = Path::new("/nonexistent/ca.pem");
         let error = TlsRoots::from_pem_file(missing).unwrap_err().to_string();
         assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn a_ca_file_over_a_mebibyte_is_refused_unread() {
+        // A valid bundle, only too long: read whole before, it was taken.
+        let dir = std::env::temp_dir().join(format!("m2m-tls-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("huge-ca.pem");
+        let copies = 1024 * 1024 / CERT.len() + 1;
+        std::fs::write(&file, CERT.repeat(copies)).unwrap();
+        let error = TlsRoots::from_pem_file(&file).unwrap_err().to_string();
+        assert!(error.contains("larger than 1048576 bytes"), "{error}");
+        assert!(error.contains("huge-ca.pem"), "{error}");
+        // A device that never ends is refused the same way.
+        let error = TlsRoots::from_pem_file(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("larger than"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

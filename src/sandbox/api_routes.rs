@@ -309,7 +309,10 @@ fn authenticate(shared: &Shared, api: Api, parts: &Parts) -> Result<AccessClaims
         .get::<ConnectInfo<Connection>>()
         .map(|info| &info.0);
     if let Some(certificate) = claims.cnf.as_ref().and_then(|cnf| cnf.x5t_s256.as_ref())
-        && connection.and_then(Connection::client_thumbprint).as_ref() != Some(certificate)
+        && connection
+            .and_then(|c| c.client_certificate.as_deref())
+            .map(|presented| &presented.thumbprint)
+            != Some(certificate)
     {
         // RFC 8705 §3: a certificate-bound token, without its certificate.
         return Err(invalid(

@@ -294,18 +294,18 @@ fn mutual_tls_client(
     {
         return Err(Refusal::DoubleClientAuth);
     }
-    let Some(chain) = request.connection.client_certificates.as_deref() else {
+    let Some(presented) = request.connection.client_certificate.as_deref() else {
         return Err(Refusal::NoClientCertificate);
     };
     let accepted = if client.id == demo::MTLS_CLIENT_ID {
-        shared.pki.accepts_client(chain, shared.now())
+        shared.pki.accepts_client(presented, shared.now())
     } else {
-        shared.pki.accepts_self_signed_client(chain)
+        shared.pki.accepts_self_signed_client(presented)
     };
-    match request.connection.client_thumbprint() {
-        Some(thumbprint) if accepted => Ok(Some((client, thumbprint))),
-        _ => Err(Refusal::CertificateNotAccepted),
+    if !accepted {
+        return Err(Refusal::CertificateNotAccepted);
     }
+    Ok(Some((client, presented.thumbprint.clone())))
 }
 
 /// The thumbprint a token for `client` is bound to: the key of the

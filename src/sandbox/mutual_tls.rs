@@ -193,30 +193,24 @@ impl Pki {
         &self.self_signed
     }
 
-    /// Whether `chain` starts with the self-signed certificate registered
-    /// for the `self_signed_tls_client_auth` client (RFC 8705 §2.2: no
-    /// chain, the certificate itself is the credential).
-    pub(crate) fn accepts_self_signed_client(&self, chain: &[CertificateDer<'static>]) -> bool {
-        chain
-            .first()
-            .is_some_and(|certificate| thumbprint(certificate) == self.self_signed.thumbprint)
+    /// Whether `presented` is the self-signed certificate registered for
+    /// the `self_signed_tls_client_auth` client (RFC 8705 §2.2: no chain,
+    /// the certificate itself is the credential).
+    pub(crate) fn accepts_self_signed_client(&self, presented: &ClientCertificate) -> bool {
+        presented.thumbprint == self.self_signed.thumbprint
     }
 
-    /// Whether `chain` (the client's certificate first) is the registered
-    /// client's certificate, issued by the sandbox's CA and valid at `now`.
-    pub(crate) fn accepts_client(
-        &self,
-        chain: &[CertificateDer<'static>],
-        now: SystemTime,
-    ) -> bool {
-        let Some((end_entity, intermediates)) = chain.split_first() else {
+    /// Whether `presented` is the registered client's certificate, issued
+    /// by the sandbox's CA and valid at `now`.
+    pub(crate) fn accepts_client(&self, presented: &ClientCertificate, now: SystemTime) -> bool {
+        let Some((end_entity, intermediates)) = presented.chain.split_first() else {
             return false;
         };
         let now = UnixTime::since_unix_epoch(
             now.duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default(),
         );
-        thumbprint(end_entity) == self.client.thumbprint
+        presented.thumbprint == self.client.thumbprint
             && self
                 .ca_verifier
                 .verify_client_cert(end_entity, intermediates, now)
@@ -306,17 +300,28 @@ impl Listener for TlsListener {
 pub(crate) struct Connection {
     /// Whether it is the HTTPS listener's.
     pub(crate) tls: bool,
-    /// The client's certificate chain (its own first), when it sent one.
-    pub(crate) client_certificates: Option<Arc<[CertificateDer<'static>]>>,
+    /// The client's certificate, when it sent one.
+    pub(crate) client_certificate: Option<Arc<ClientCertificate>>,
 }
 
-impl Connection {
-    /// `x5t#S256` of the client's certificate, when it sent one.
-    pub(crate) fn client_thumbprint(&self) -> Option<String> {
-        self.client_certificates
-            .as_deref()
-            .and_then(<[_]>::first)
-            .map(|certificate| thumbprint(certificate))
+/// The certificate a client presented on its connection, its thumbprint
+/// taken once for all the connection's requests.
+#[derive(Debug)]
+pub(crate) struct ClientCertificate {
+    /// The chain, the client's own certificate first (never empty).
+    chain: Vec<CertificateDer<'static>>,
+    /// `x5t#S256` of the client's own certificate.
+    pub(crate) thumbprint: String,
+}
+
+impl ClientCertificate {
+    /// The client's chain; `None` when it sent no certificate.
+    fn of(chain: &[CertificateDer<'static>]) -> Option<Self> {
+        let first = chain.first()?;
+        Some(Self {
+            thumbprint: thumbprint(first),
+            chain: chain.to_vec(),
+        })
     }
 }
 
@@ -331,7 +336,10 @@ impl Connected<IncomingStream<'_, TlsListener>> for Connection {
         let (_, session) = stream.io().get_ref();
         Self {
             tls: true,
-            client_certificates: session.peer_certificates().map(Arc::from),
+            client_certificate: session
+                .peer_certificates()
+                .and_then(ClientCertificate::of)
+                .map(Arc::new),
         }
     }
 }

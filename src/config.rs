@@ -33,11 +33,12 @@ use secrecy::ExposeSecret;
 
 use crate::auth::{
     AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, ApiSettings, Auth, CacheEncryptionKey,
-    CacheSettings, ClientAuthMethod, ClientCredential, ClientSecrets, Dpop, DpopKey, FileStore,
-    KeyName, MemoryStore, PrivateKeyFiles, SigningAlgorithm, TlsIdentity, TlsRoots, TokenCache,
-    TokenEndpoint, TokenEndpointBuilder,
+    CacheSettings, ClientAuthMethod, ClientCredential, ClientSecrets, CredentialKind, Dpop,
+    DpopKey, FileStore, KeyName, MemoryStore, PrivateKeyFiles, SigningAlgorithm, TlsIdentity,
+    TlsRoots, TokenCache, TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
+use crate::oauth::credential_file::{CredentialFile, read_text};
 use crate::provider::{ApitureEnvironment, NxtPortEnvironment, Provider};
 
 /// Environment variable naming the configuration file.
@@ -1004,11 +1005,15 @@ impl ClientConfig {
     /// The secret the client authenticates with, as bytes: its TLS key
     /// file, its first client secret, or its private key file. What a file
     /// cache's key is derived from when no `M2M_CACHE_KEY` is given.
+    /// Every file is read within its kind's limit, like a credential.
     fn secret_material(&self, client_name: &str) -> Result<secrecy::SecretSlice<u8>, String> {
+        let read = |kind, path: &Path| {
+            CredentialFile::new(kind, path)
+                .read_blocking()
+                .map_err(|e| e.to_string())
+        };
         if let (Some(_), Some(key_file)) = (self.tls_identity()?, &self.tls_key_file) {
-            return std::fs::read(key_file)
-                .map(Into::into)
-                .map_err(|e| format!("tls_key_file {}: {e}", key_file.display()));
+            return read(CredentialKind::PrivateKey, key_file);
         }
         if self.uses_client_assertion() {
             return Err(format!(
@@ -1019,15 +1024,13 @@ impl ClientConfig {
         match self.first_secret(client_name)? {
             Some(FirstSecret::Value(secret)) => Ok(secret.into_bytes().into()),
             Some(FirstSecret::File(path)) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("client_secret_file {}: {e}", path.display()))?;
-                Ok(text.trim().as_bytes().to_vec().into())
+                let text =
+                    read_text(CredentialKind::ClientSecret, &path).map_err(|e| e.to_string())?;
+                Ok(text.expose_secret().as_bytes().to_vec().into())
             }
             None => {
                 let key_file = self.private_key_file.as_ref().ok_or("no credential")?;
-                std::fs::read(key_file)
-                    .map(Into::into)
-                    .map_err(|e| format!("private_key_file {}: {e}", key_file.display()))
+                read(CredentialKind::PrivateKey, key_file)
             }
         }
     }
@@ -1403,9 +1406,8 @@ auth = "basic"
 
     #[test]
     fn tls_ca_file_is_trusted_by_the_token_endpoint_and_the_api_and_a_bad_one_is_named() {
-        let dir = std::env::temp_dir().join(format!("m2m-tls-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = dir.join("ca.pem");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
         std::fs::write(
             &ca,
             include_str!("../tests/fixtures/loopback-server-cert.pem"),
@@ -1427,12 +1429,34 @@ auth = "basic"
             .unwrap();
         assert_eq!(auth.api_settings().tls_roots.as_ref(), Some(&roots));
 
-        let missing = dir.join("missing.pem");
+        let missing = dir.path().join("missing.pem");
         let config = Config::parse(&text(&missing), "m2m.toml").unwrap();
         let err = config.token_endpoint("private").err().unwrap().to_string();
         assert!(err.contains("tls_ca_file"), "{err}");
         assert!(err.contains(&missing.display().to_string()), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The key of a client's file cache is derived from its key file, read
+    /// within the limit of every key file (read whole before).
+    #[tokio::test]
+    async fn the_file_caches_key_is_derived_from_a_key_file_read_within_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+        let text = format!(
+            "[cache]\ndir = \"{}\"\n[clients.big]\nprovider = \"nxtsoft\"\nclient_id = \"id\"\nprivate_key_file = \"{}\"\n",
+            dir.path().join("cache").display(),
+            key.display()
+        );
+        let config = Config::parse(&text, "m2m.toml").unwrap();
+        let err = config
+            .new_token_cache_for("big")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("larger than 1048576 bytes"), "{err}");
+        assert!(err.contains("key.pem"), "{err}");
     }
 
     #[test]

@@ -655,8 +655,8 @@ fn every_operation_of_every_spec_has_a_snapshot() {
 /// snapshot left from a removed one, are both named.
 #[test]
 fn coverage_check_names_new_and_removed_operations() {
-    let dir = std::env::temp_dir().join(format!("m2m-api-snapshots-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     for entry in fs::read_dir(spec_dir()).unwrap() {
         let path = entry.unwrap().path();
         fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
@@ -667,8 +667,8 @@ fn coverage_check_names_new_and_removed_operations() {
         "paths": {"/audit/export": {"post": {"operationId": "exportAuditLog", "responses": {}}}}
     });
     fs::write(dir.join("audit.json"), extra.to_string()).unwrap();
-    let declared = spec_operations(&dir);
-    fs::remove_dir_all(&dir).unwrap();
+    let declared = spec_operations(dir);
+    drop(temp);
 
     assert_eq!(declared.len(), COVERED.len() + 1);
     assert_eq!(declared["exportAuditLog"].method, "POST");

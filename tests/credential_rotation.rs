@@ -15,7 +15,7 @@
 #[path = "support/oidc_provider.rs"]
 mod oidc_provider;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,12 +39,8 @@ const CLIENT_ID: &str = "rotating-client";
 const OLD_SECRET: &str = "old-secret-4e1d07";
 const NEW_SECRET: &str = "new-secret-9b2c55";
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("credential-rotation-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 fn unix(time: SystemTime) -> u64 {
@@ -131,8 +127,8 @@ async fn a_federated_assertion_is_read_at_every_request_and_sent_as_jwt_bearer()
         .respond_with(numbered_tokens())
         .mount(&server)
         .await;
-    let dir = temp_dir("assertion");
-    let file = dir.join("azure-identity-token");
+    let dir = temp_dir();
+    let file = dir.path().join("azure-identity-token");
     let exp = unix(SystemTime::now()) + 3600;
     let first = fake_jwt(
         json!({"iss": "https://k8s.test", "sub": "system:serviceaccount:ns:sa", "exp": exp}),
@@ -200,7 +196,7 @@ async fn a_symlink_swapped_assertion_file_is_followed_at_the_next_request() {
         .respond_with(numbered_tokens())
         .mount(&server)
         .await;
-    let dir = temp_dir("symlink");
+    let dir = temp_dir();
     let exp = unix(SystemTime::now()) + 3600;
     let tokens = [
         fake_jwt(json!({"sub": "one", "exp": exp})),
@@ -210,20 +206,20 @@ async fn a_symlink_swapped_assertion_file_is_followed_at_the_next_request() {
         .iter()
         .zip(&tokens)
     {
-        std::fs::create_dir(dir.join(version)).unwrap();
-        std::fs::write(dir.join(version).join("token"), token).unwrap();
+        std::fs::create_dir(dir.path().join(version)).unwrap();
+        std::fs::write(dir.path().join(version).join("token"), token).unwrap();
     }
-    symlink("..2026_01_01_00_00_00.1", dir.join("..data")).unwrap();
-    symlink("..data/token", dir.join("token")).unwrap();
+    symlink("..2026_01_01_00_00_00.1", dir.path().join("..data")).unwrap();
+    symlink("..data/token", dir.path().join("token")).unwrap();
     let endpoint = endpoint(
         &server,
-        ClientCredential::assertion_file(dir.join("token")),
+        ClientCredential::assertion_file(dir.path().join("token")),
         "api/.default",
     );
 
     endpoint.fetch().await.unwrap();
-    symlink("..2026_01_01_00_50_00.2", dir.join("..data_tmp")).unwrap();
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    symlink("..2026_01_01_00_50_00.2", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
     endpoint.fetch().await.unwrap();
 
     let sent: Vec<_> = requests(&server)
@@ -240,8 +236,8 @@ type ProblemCheck = fn(&CredentialProblem) -> bool;
 #[tokio::test]
 async fn an_expired_empty_missing_or_expiryless_assertion_is_a_typed_error_naming_the_file() {
     let server = MockServer::start().await;
-    let dir = temp_dir("bad-assertion");
-    let file = dir.join("token");
+    let dir = temp_dir();
+    let file = dir.path().join("token");
     let expired = fake_jwt(json!({"sub": "ci", "exp": unix(SystemTime::now()) - 60}));
     let cases: [(Option<&str>, ProblemCheck); 5] = [
         (Some(&expired), |p| {
@@ -420,8 +416,8 @@ async fn a_secret_file_replaced_between_two_fetches_is_read_again() {
         .respond_with(numbered_tokens())
         .mount(&server)
         .await;
-    let dir = temp_dir("secret-file");
-    let file = dir.join("client-secret");
+    let dir = temp_dir();
+    let file = dir.path().join("client-secret");
     std::fs::write(&file, format!("{OLD_SECRET}\n")).unwrap();
     let endpoint = endpoint(
         &server,
@@ -430,8 +426,8 @@ async fn a_secret_file_replaced_between_two_fetches_is_read_again() {
     );
     endpoint.fetch().await.unwrap();
     // Replaced atomically, as a secret manager's agent does.
-    std::fs::write(dir.join("next"), NEW_SECRET).unwrap();
-    std::fs::rename(dir.join("next"), &file).unwrap();
+    std::fs::write(dir.path().join("next"), NEW_SECRET).unwrap();
+    std::fs::rename(dir.path().join("next"), &file).unwrap();
     endpoint.fetch().await.unwrap();
     let sent: Vec<_> = requests(&server)
         .await
@@ -458,8 +454,8 @@ async fn a_private_key_file_replaced_between_two_fetches_signs_the_next_assertio
         .respond_with(numbered_tokens())
         .mount(&server)
         .await;
-    let dir = temp_dir("key-file");
-    let file = dir.join("key.pem");
+    let dir = temp_dir();
+    let file = dir.path().join("key.pem");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     std::fs::copy(fixtures.join("rsa-private.pem"), &file).unwrap();
     let key = PrivateKeyFiles::load(&file, None, KeyName::Kid("k1".into())).unwrap();
@@ -511,8 +507,8 @@ fn federated_token(key: &TestKey, client_id: &str, audience: &str, exp: u64) -> 
 async fn oidc_provider_accepts_a_rotated_federated_assertion_from_the_config_file() {
     let key = TestKey::ec_p256("federated-1");
     let provider = OidcProvider::start(&[ClientSpec::private_key_jwt("federated", &key)]).await;
-    let dir = temp_dir("oidc-federated");
-    let token_file = dir.join("token");
+    let dir = temp_dir();
+    let token_file = dir.path().join("token");
     let exp = unix(SystemTime::now()) + 300;
     std::fs::write(
         &token_file,

@@ -11,7 +11,7 @@
 //! before the next change) and no other test exists to read them.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,23 +211,10 @@ fn config_error(config: &Config) -> String {
     }
 }
 
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn workload_identity_defaults_come_from_the_environment() {
-    let dir = Dir(std::env::temp_dir().join(format!(
-        "m2m-workload-identity-env-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    )));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let file = dir.0.join("azure-identity-token");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("azure-identity-token");
     let first = federated_token("first", FAR_EXP);
     let second = federated_token("second", FAR_EXP);
     let secrets = [first.clone(), second.clone()];

@@ -114,10 +114,10 @@ pub(crate) fn trimmed_text(
     Ok(text.to_owned().into())
 }
 
-/// The text of the PEM file at `path` (a key, a certificate, a bundle of
-/// them), read within [`MAX_PEM_FILE_BYTES`] like every credential file;
-/// `kind` names it in errors.
-pub(crate) fn read_pem_text(
+/// The text of the credential file at `path` (a secret; a PEM key,
+/// certificate or bundle of them) less surrounding whitespace, read within
+/// the limit of its `kind`, which names it in errors.
+pub(crate) fn read_text(
     kind: CredentialKind,
     path: &Path,
 ) -> Result<secrecy::SecretString, CredentialError> {
@@ -218,18 +218,10 @@ fn digest_of(contents: &[SecretSlice<u8>]) -> [u8; 32] {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("m2m-credential-file-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn a_file_over_the_limit_is_refused_without_reading_it_whole() {
-        let dir = temp_dir("large");
-        let path = dir.join("secret");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
         std::fs::write(&path, vec![b'a'; 10 * 1024 * 1024]).unwrap();
         let file = CredentialFile::new(CredentialKind::ClientSecret, &path);
         let error = file.read_blocking().unwrap_err();
@@ -244,8 +236,8 @@ mod tests {
 
     #[test]
     fn whitespace_around_a_secret_is_not_part_of_it() {
-        let dir = temp_dir("trim");
-        let path = dir.join("secret");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
         let file = CredentialFile::new(CredentialKind::ClientSecret, &path);
         std::fs::write(&path, "s3cret\r\n").unwrap();
         let text = trimmed_text(&file, &file.read_blocking().unwrap()).unwrap();
@@ -257,8 +249,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_value_is_parsed_again_only_when_the_content_changed() {
-        let dir = temp_dir("reload");
-        let path = dir.join("secret");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
         std::fs::write(&path, "one").unwrap();
         let parses = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&parses);

@@ -28,7 +28,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::error::ConfigError;
+use super::credential_file::read_text;
+use super::error::{ConfigError, CredentialKind};
 
 /// The `DPoP` request header that carries a proof.
 pub const DPOP_HEADER: HeaderName = HeaderName::from_static("dpop");
@@ -92,12 +93,15 @@ impl DpopKey {
         Self::from_pair(pair)
     }
 
-    /// [`DpopKey::from_pem`] of a file; the error names the file.
+    /// [`DpopKey::from_pem`] of a file, read within 1 MiB like every key
+    /// file; the error names the file.
     pub fn from_pem_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::InvalidKey {
-            reason: format!("cannot read the DPoP key {}: {e}", path.display()),
+        let text = read_text(CredentialKind::PrivateKey, path).map_err(|error| {
+            ConfigError::InvalidKey {
+                reason: format!("the DPoP key: {error}"),
+            }
         })?;
-        Self::from_pem(&SecretString::from(text)).map_err(|error| match error {
+        Self::from_pem(&text).map_err(|error| match error {
             ConfigError::InvalidKey { reason } => ConfigError::InvalidKey {
                 reason: format!("{}: {reason}", path.display()),
             },

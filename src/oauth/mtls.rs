@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::credential_file::read_pem_text;
+use super::credential_file::read_text;
 use super::error::{ConfigError, CredentialKind};
 
 /// A client certificate with its private key. Cheap to clone; `Debug` shows
@@ -63,7 +63,7 @@ impl TlsIdentity {
     /// errors name them.
     pub fn from_pem_files(certificate_file: &Path, key_file: &Path) -> Result<Self, ConfigError> {
         let read = |kind, path: &Path| {
-            read_pem_text(kind, path).map_err(|error| ConfigError::InvalidKey {
+            read_text(kind, path).map_err(|error| ConfigError::InvalidKey {
                 reason: error.to_string(),
             })
         };
@@ -139,9 +139,8 @@ mod tests {
 
     #[test]
     fn a_certificate_or_key_file_over_a_mebibyte_is_refused_unread() {
-        let dir = std::env::temp_dir().join(format!("m2m-tls-identity-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (certificate, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let dir = tempfile::tempdir().unwrap();
+        let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&certificate, CERT).unwrap();
         std::fs::write(&key, KEY).unwrap();
         assert!(TlsIdentity::from_pem_files(&certificate, &key).is_ok());
@@ -163,6 +162,5 @@ mod tests {
             "{error}"
         );
         assert!(!error.contains("PRIVATE KEY"), "{error}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use super::credential_file::read_pem_text;
+use super::credential_file::read_text;
 use super::error::{ConfigError, CredentialKind};
 
 /// CA certificates trusted for the token endpoint, discovery and the API
@@ -53,7 +53,7 @@ impl TlsRoots {
 
     /// [`TlsRoots::from_pem`] of a file, read within 1 MiB; errors name it.
     pub fn from_pem_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = read_pem_text(CredentialKind::Certificate, path).map_err(|error| {
+        let text = read_text(CredentialKind::Certificate, path).map_err(|error| {
             ConfigError::InvalidKey {
                 reason: error.to_string(),
             }
@@ -132,9 +132,8 @@ mod tests {
     #[test]
     fn a_ca_file_over_a_mebibyte_is_refused_unread() {
         // A valid bundle, only too long: read whole before, it was taken.
-        let dir = std::env::temp_dir().join(format!("m2m-tls-roots-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("huge-ca.pem");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("huge-ca.pem");
         let copies = 1024 * 1024 / CERT.len() + 1;
         std::fs::write(&file, CERT.repeat(copies)).unwrap();
         let error = TlsRoots::from_pem_file(&file).unwrap_err().to_string();
@@ -145,6 +144,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("larger than"), "{error}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

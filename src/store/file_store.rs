@@ -393,14 +393,12 @@ mod tests {
         CacheEncryptionKey::derive_from_secret(secret.as_bytes()).unwrap()
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "m2m-file-store-{name}-{}-{}",
-            std::process::id(),
-            random_hex().unwrap()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        dir
+    /// A path that does not exist yet, in a directory removed when the
+    /// returned guard is dropped.
+    fn temp_dir() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("store");
+        (root, dir)
     }
 
     #[cfg(unix)]
@@ -411,7 +409,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_written_by_one_store_is_read_by_another_and_never_in_clear() {
-        let dir = temp_dir("round-trip").join("nested");
+        let (_root, dir) = temp_dir();
+        let dir = dir.join("nested");
         let writer = FileStore::open(&dir, secret_key("client-secret")).unwrap();
         writer
             .put(&key("a"), &token(TOKEN, 3600), Duration::ZERO)
@@ -440,14 +439,13 @@ mod tests {
         }
         #[cfg(unix)]
         assert_eq!(mode(&dir), 0o700);
-        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 
     #[cfg(unix)]
     #[test]
     fn an_empty_open_directory_is_tightened_and_a_shared_one_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = temp_dir("modes");
+        let (_root, dir) = temp_dir();
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         FileStore::open(&dir, secret_key("s")).unwrap();
@@ -468,17 +466,15 @@ mod tests {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
         let error = FileStore::open(&dir, secret_key("s")).unwrap_err();
         assert!(error.to_string().contains("sticky"), "{error}");
-        fs::remove_dir_all(&dir).unwrap();
 
-        let file = temp_dir("not-a-dir");
+        let (_other, file) = temp_dir();
         fs::write(&file, b"x").unwrap();
         assert!(FileStore::open(&file, secret_key("s")).is_err());
-        fs::remove_file(&file).unwrap();
     }
 
     #[tokio::test]
     async fn one_lock_holder_per_key_and_a_declined_lock_when_a_newer_token_is_there() {
-        let dir = temp_dir("locks");
+        let (_root, dir) = temp_dir();
         let one = FileStore::open(&dir, secret_key("s")).unwrap();
         let two = FileStore::open(&dir, secret_key("s")).unwrap();
         let ttl = Duration::from_secs(30);
@@ -499,12 +495,11 @@ mod tests {
         assert!(two.get(&key("a")).await.unwrap().is_some());
         // Now that it knows it, the lock is granted (to replace it).
         assert!(two.try_lock(&key("a"), ttl).await.unwrap().is_some());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn remove_if_same_spares_a_newer_token_and_garbage_is_a_miss() {
-        let dir = temp_dir("remove");
+        let (_root, dir) = temp_dir();
         let store = FileStore::open(&dir, secret_key("s")).unwrap();
         let old = token("old-token", 100);
         let new = token("new-token", 200);
@@ -531,16 +526,14 @@ mod tests {
         assert!(store.get(&key("a")).await.unwrap().is_none());
         store.put(&key("a"), &new, Duration::ZERO).await.unwrap();
         assert!(store.get(&key("a")).await.unwrap().is_some());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn debug_shows_the_directory_only() {
-        let dir = temp_dir("debug");
+        let (_root, dir) = temp_dir();
         let store = FileStore::open(&dir, secret_key("debug-secret")).unwrap();
         let debug = format!("{store:?}");
         assert!(debug.starts_with("FileStore { dir: "), "{debug}");
         assert!(!debug.contains("debug-secret"));
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

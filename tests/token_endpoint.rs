@@ -12,8 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use m2m::auth::clock::{Clock, FixedJitter, ManualClock};
 use m2m::auth::{
     AuthError, ClientAuthMethod, ClientCredential, ClientSecrets, ConfigError, FetchToken,
-    HttpSettings, KeyIdentifier, PrivateKeyJwt, RetryPolicy, SigningAlgorithm, TokenEndpoint,
-    TokenEndpointBuilder, TokenLifetimes, TransportErrorKind,
+    HttpSettings, KeyIdentifier, PrivateKeyJwt, RetryPolicy, SigningAlgorithm, TlsIdentity,
+    TokenEndpoint, TokenEndpointBuilder, TokenLifetimes, TransportErrorKind,
 };
 use m2m::provider::{NxtPortEnvironment, Provider};
 use secrecy::SecretString;
@@ -712,6 +712,52 @@ async fn discovered_plain_http_or_incomplete_documents_are_refused() {
         assert!(!error.is_retryable());
         server.verify().await;
     }
+}
+
+/// An mTLS alias that cannot be used (plain http to another host) fails
+/// only the clients that would use it, those with a certificate: a secret
+/// client of the same provider gets its token at `token_endpoint`. (The
+/// whole document was refused before, for every client.)
+#[tokio::test]
+async fn an_unusable_mtls_alias_fails_only_the_clients_with_a_certificate() {
+    let server = MockServer::start().await;
+    let document = json!({
+        "issuer": server.uri(),
+        "token_endpoint": token_url(&server).as_str(),
+        "mtls_endpoint_aliases": {"token_endpoint": "http://mtls.example.com/token"}
+    });
+    mount_discovery(&server, document, 2).await;
+    mount(&server, token_response(), 1).await;
+    let endpoint = |credential| {
+        TokenEndpoint::builder(discovery_provider(&server), CLIENT_ID, credential)
+            .clock(clock())
+            .build()
+            .unwrap()
+    };
+
+    endpoint(ClientCredential::secret(SECRET))
+        .fetch()
+        .await
+        .unwrap();
+
+    let identity = TlsIdentity::from_pem(
+        include_str!("fixtures/loopback-server-cert.pem"),
+        &SecretString::from(include_str!("fixtures/loopback-server-key.pem")),
+    )
+    .unwrap();
+    let error = endpoint(ClientCredential::TlsCertificate(identity))
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AuthError::Discovery(_)), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("`mtls_endpoint_aliases.token_endpoint` cannot be used"),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+    server.verify().await;
 }
 
 #[test]

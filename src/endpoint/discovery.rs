@@ -32,7 +32,9 @@ pub struct ProviderMetadata {
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// `mtls_endpoint_aliases.token_endpoint` (RFC 8705 §5), checked like
     /// `token_endpoint`: where a client presenting its certificate asks.
-    pub mtls_token_endpoint: Option<Url>,
+    /// An alias that cannot be used is `Err` with what is wrong: an error
+    /// for a client with a certificate only, as the others never use it.
+    pub mtls_token_endpoint: Option<Result<Url, String>>,
     /// `grant_types_supported`, when listed. Not enforced: many servers
     /// that issue client-credentials tokens leave it out.
     pub grant_types_supported: Option<Vec<String>>,
@@ -250,24 +252,18 @@ pub(crate) fn read_document(
         .map_err(|e| fail(&format!("`token_endpoint` is not a URL ({e})"), false))?;
     check_credentials_url(&token_endpoint, allow_http)
         .map_err(|e| fail(&format!("`token_endpoint` cannot be used: {e}"), false))?;
-    let mtls_token_endpoint = match raw.mtls_endpoint_aliases.and_then(|a| a.token_endpoint) {
-        None => None,
-        Some(alias) => {
+    let mtls_token_endpoint = raw
+        .mtls_endpoint_aliases
+        .and_then(|aliases| aliases.token_endpoint)
+        .map(|alias| {
             let alias = Url::parse(&alias).map_err(|e| {
-                fail(
-                    &format!("`mtls_endpoint_aliases.token_endpoint` is not a URL ({e})"),
-                    false,
-                )
+                format!("`mtls_endpoint_aliases.token_endpoint` is not a URL ({e})")
             })?;
             check_credentials_url(&alias, allow_http).map_err(|e| {
-                fail(
-                    &format!("`mtls_endpoint_aliases.token_endpoint` cannot be used: {e}"),
-                    false,
-                )
+                format!("`mtls_endpoint_aliases.token_endpoint` cannot be used: {e}")
             })?;
-            Some(alias)
-        }
-    };
+            Ok(alias)
+        });
     Ok(ProviderMetadata {
         issuer,
         token_endpoint,

@@ -29,7 +29,7 @@ use super::retry::RetryPolicy;
 use crate::future::BoxFuture;
 use crate::oauth::credentials::{ClientAuthMethod, ClientCredential, RequestAuth};
 use crate::oauth::dpop::{Dpop, USE_DPOP_NONCE};
-use crate::oauth::error::{AuthError, ConfigError, TransportErrorKind};
+use crate::oauth::error::{AuthError, ConfigError, DiscoveryError, TransportErrorKind};
 use crate::oauth::exchange::exchange;
 use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
 use crate::oauth::mtls::TlsIdentity;
@@ -499,7 +499,18 @@ impl TokenEndpoint {
                 // RFC 8705 §5: a client presenting its certificate uses
                 // the alias when there is one.
                 let url = match (&metadata.mtls_token_endpoint, self.tls_identity()) {
-                    (Some(alias), Some(_)) => alias.clone(),
+                    (Some(Ok(alias)), Some(_)) => alias.clone(),
+                    (Some(Err(problem)), Some(_)) => {
+                        return Err(Failed::Error(AuthError::Discovery(Box::new(
+                            DiscoveryError {
+                                url: discovery.url().to_string(),
+                                status: None,
+                                retry_after: None,
+                                problem: problem.clone(),
+                                excerpt: None,
+                            },
+                        ))));
+                    }
                     _ => metadata.token_endpoint.clone(),
                 };
                 (url, Some((discovery, metadata)))

@@ -13,7 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use m2m::apis::cenda_configuration::Client;
 use m2m::auth::{
-    Auth, AuthError, CacheKey, ClientCredential, Dpop, DpopKey, TokenCache, TokenEndpoint,
+    Auth, AuthError, CacheKey, ClientCredential, Dpop, DpopKey, FetchToken, TokenCache,
+    TokenEndpoint,
 };
 use m2m::provider::Provider;
 use serde_json::{Value, json};
@@ -226,6 +227,152 @@ async fn token_requests_and_api_calls_carry_proofs_and_take_the_servers_nonces()
     assert!(!logs.contains(SECRET), "{logs}");
     assert!(!logs.contains("eyJ"), "a proof or JWT in the logs:\n{logs}");
     assert!(!format!("{auth:?} {key:?}").contains(key.public_jwk()["x"].as_str().unwrap()));
+}
+
+/// Two token requests sent together without a nonce both get the server's
+/// nonce, and each is sent once more with it, though the other kept it
+/// first. (Before, only the request that kept it first was sent again: the
+/// other failed with `use_dpop_nonce`.)
+#[tokio::test]
+async fn concurrent_token_requests_each_retry_with_the_nonce_another_kept_first() {
+    const NONCE: &str = "tn-shared";
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(|request: &Request| {
+            if nonce_of(request).as_deref() == Some(NONCE) {
+                token_answer(TOKEN, "DPoP")
+            } else {
+                // Late, so that both requests are sent before either answer.
+                ResponseTemplate::new(400)
+                    .insert_header("DPoP-Nonce", NONCE)
+                    .set_body_json(json!({"error": "use_dpop_nonce"}))
+                    .set_delay(std::time::Duration::from_millis(300))
+            }
+        })
+        .mount(&server)
+        .await;
+    let endpoint = endpoint(&server, Some(Dpop::new(DpopKey::generate().unwrap())));
+
+    let (first, second) = tokio::join!(endpoint.fetch(), endpoint.fetch());
+
+    first.unwrap();
+    second.unwrap();
+    let mut nonces: Vec<Option<String>> = requests_to(&server, "/token")
+        .await
+        .iter()
+        .map(nonce_of)
+        .collect();
+    nonces.sort();
+    assert_eq!(nonces, [None, None, Some(NONCE.into()), Some(NONCE.into())]);
+}
+
+/// An API that echoes the request's headers: the answer recorded for
+/// output (what `m2m call` prints) shows neither the token nor any of the
+/// proofs, the nonce retry's included. (The proofs were shown before.)
+#[tokio::test]
+async fn a_recorded_answer_shows_no_proof_an_api_echoed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer(TOKEN, "DPoP"))
+        .mount(&server)
+        .await;
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(|request: &Request| {
+            let echo = json!({
+                "authorization": request.headers["authorization"].to_str().unwrap(),
+                "dpop": request.headers["dpop"].to_str().unwrap(),
+            });
+            if nonce_of(request).is_some() {
+                ResponseTemplate::new(200).set_body_json(echo)
+            } else {
+                ResponseTemplate::new(401)
+                    .insert_header("WWW-Authenticate", r#"DPoP error="use_dpop_nonce""#)
+                    .insert_header("DPoP-Nonce", "an-1")
+                    .set_body_json(echo)
+            }
+        })
+        .mount(&api)
+        .await;
+    let key = DpopKey::generate().unwrap();
+    let auth = Auth::new(
+        endpoint(&server, Some(Dpop::new(key))),
+        &TokenCache::in_memory(),
+    );
+
+    let (_, tap) = m2m::apis::exchange::tapped(cenda(&api, auth).list_organisations().send()).await;
+
+    let body = String::from_utf8(tap.exchange.expect("the answer").body).unwrap();
+    assert!(body.contains("[redacted]"), "{body}");
+    assert!(!body.contains(TOKEN), "{body}");
+    assert!(!body.contains("eyJ"), "a proof in {body}");
+    let sent = api.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 2, "sent once more with the nonce");
+    for request in &sent {
+        let proof = request.headers["dpop"].to_str().unwrap();
+        assert!(!body.contains(proof), "{body}");
+    }
+}
+
+/// An API that gives the next nonce with every answer, a success included
+/// (RFC 9449 §8.2: one-time nonces): a proof with the current nonce gets 200
+/// and the next one, any other proof 401 `use_dpop_nonce` with the current.
+fn rotating_nonce_api(body: Value) -> impl Fn(&Request) -> ResponseTemplate + Send + Sync {
+    let current = AtomicUsize::new(1);
+    move |request: &Request| {
+        let now = current.load(Ordering::SeqCst);
+        if nonce_of(request) == Some(format!("n{now}")) {
+            current.store(now + 1, Ordering::SeqCst);
+            ResponseTemplate::new(200)
+                .insert_header("DPoP-Nonce", format!("n{}", now + 1).as_str())
+                .set_body_json(body.clone())
+        } else {
+            ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", r#"DPoP error="use_dpop_nonce""#)
+                .insert_header("DPoP-Nonce", format!("n{now}").as_str())
+        }
+    }
+}
+
+/// The nonce an API gives with a success is the one the next call carries:
+/// of three calls, only the first is sent twice. (The answer to the nonce
+/// retry was not read for its nonce: every call after the first was sent
+/// twice, the stale nonce refused each time.)
+#[tokio::test]
+async fn the_nonce_an_api_gives_with_a_success_is_used_on_the_next_call() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer(TOKEN, "DPoP"))
+        .mount(&server)
+        .await;
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(rotating_nonce_api(json!([])))
+        .mount(&api)
+        .await;
+    let key = DpopKey::generate().unwrap();
+    let auth = Auth::new(
+        endpoint(&server, Some(Dpop::new(key))),
+        &TokenCache::in_memory(),
+    );
+    let client = cenda(&api, auth);
+
+    for _ in 0..3 {
+        client.list_organisations().send().await.unwrap();
+    }
+
+    let nonces: Vec<Option<String>> = api
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(nonce_of)
+        .collect();
+    let expected = [None, Some("n1"), Some("n2"), Some("n3")].map(|n| n.map(str::to_owned));
+    assert_eq!(nonces, expected);
 }
 
 /// 401 `DPoP error="invalid_token"`: the token is renewed and the call sent

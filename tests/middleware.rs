@@ -615,6 +615,52 @@ mod dpop {
         assert_eq!(tokens.requests().await.len(), 1);
     }
 
+    /// An API that gives the next nonce with every answer, a success
+    /// included (one-time nonces): each call carries the nonce of the
+    /// answer before, so of three calls only the first is sent twice.
+    #[tokio::test]
+    async fn the_nonce_an_api_gives_with_a_success_is_used_on_the_next_call() {
+        let tokens = TokenServer::start().await;
+        let api = MockServer::start().await;
+        let current = AtomicUsize::new(1);
+        Mock::given(path("/one-time-nonces"))
+            .respond_with(move |request: &Request| {
+                let now = current.load(Ordering::SeqCst);
+                if proof_of(request).1["nonce"] == format!("n{now}").as_str() {
+                    current.store(now + 1, Ordering::SeqCst);
+                    ResponseTemplate::new(200)
+                        .insert_header("DPoP-Nonce", format!("n{}", now + 1).as_str())
+                } else {
+                    ResponseTemplate::new(401)
+                        .insert_header("WWW-Authenticate", USE_NONCE)
+                        .insert_header("DPoP-Nonce", format!("n{now}").as_str())
+                }
+            })
+            .mount(&api)
+            .await;
+        let key = DpopKey::generate().unwrap();
+        let clock = Arc::new(ManualClock::at_fixed_date());
+        let http = client(&tokens, &key, &clock);
+
+        for _ in 0..3 {
+            let response = http
+                .get(format!("{}/one-time-nonces", api.uri()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+
+        let nonces: Vec<Value> = api
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|request| proof_of(request).1["nonce"].clone())
+            .collect();
+        assert_eq!(nonces, [Value::Null, json!("n1"), json!("n2"), json!("n3")]);
+    }
+
     /// 401 `DPoP error="invalid_token"`: the token is renewed once (a
     /// second token request) and the request sent again with the DPoP
     /// scheme, the new token and a proof of its own (`ath` of the new

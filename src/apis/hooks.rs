@@ -7,7 +7,7 @@ use http::header::AUTHORIZATION;
 use progenitor_client::{Error, OperationInfo};
 
 use crate::auth::renewal::Resend;
-use crate::auth::{Auth, AuthError, api};
+use crate::auth::{Auth, AuthError, DPOP_HEADER, api};
 
 /// Start of the message of `Error::Custom` when a call failed because no
 /// token could be had or sent; [`Auth::error_of`] turns such an error back
@@ -67,8 +67,8 @@ pub async fn send(
     let own_url = retry.is_none().then(|| request.url().clone());
     let nonce_retry = auth.nonce_retry_copy(&request);
     let sent = auth.sending(&request);
-    // The credentials sent, to scrub from a recorded answer (no allocation).
-    let mut authorizations = [request.headers().get(AUTHORIZATION).cloned(), None];
+    // The credentials of each request sent, to scrub from a recorded answer.
+    let mut sent_credentials = [credentials_of(&request), [None, None], [None, None]];
     // Generated code sets no timeout of its own: the handle's applies to
     // each request sent and to reading the answer to the last one. It is
     // kept here rather than set on the request (reqwest keeps that in an
@@ -83,12 +83,15 @@ pub async fn send(
     };
     let response = match auth.nonce_retry(&response, nonce_retry) {
         Some(again) => {
+            sent_credentials[1] = credentials_of(&again);
             let url = again.url().clone();
             deadline = settings.deadline();
-            match within(deadline, execute(http, again, info)).await {
+            let response = match within(deadline, execute(http, again, info)).await {
                 Some(response) => response?,
                 None => return Ok(settings.time_ran_out(Some(url))),
-            }
+            };
+            auth.note_nonce(&response);
+            response
         }
         None => response,
     };
@@ -98,7 +101,7 @@ pub async fn send(
     {
         Resend::No => response,
         Resend::Once(retry) => {
-            authorizations[1] = retry.headers().get(AUTHORIZATION).cloned();
+            sent_credentials[2] = credentials_of(&retry);
             let url = retry.url().clone();
             deadline = settings.deadline();
             let response = match within(deadline, execute(http, *retry, info)).await {
@@ -111,7 +114,17 @@ pub async fn send(
         Resend::Stop(error) => return Ok(api::stop(response, error)),
     };
     let response = settings.read_whole(response, Some(deadline)).await?;
-    finish(response, &authorizations).await
+    finish(response, sent_credentials.as_flattened()).await
+}
+
+/// What `request` carries that no output may show: its `Authorization`
+/// and its DPoP proof (a bearer call has none: nothing is copied for it).
+fn credentials_of(request: &reqwest::Request) -> [Option<http::HeaderValue>; 2] {
+    let headers = request.headers();
+    [
+        headers.get(AUTHORIZATION).cloned(),
+        headers.get(DPOP_HEADER).cloned(),
+    ]
 }
 
 /// `work`'s output, or `None` when `deadline` passed first.

@@ -276,6 +276,12 @@ impl Auth {
     /// [`Renewals::note_answer`]).
     pub(crate) fn note_answer(&self, response: &Response) {
         self.renewals.note_answer(response);
+        self.note_nonce(response);
+    }
+
+    /// Keeps the API's `DPoP-Nonce` from `response`: a server may give the
+    /// next nonce with any answer (RFC 9449 §8.2), a success included.
+    pub(crate) fn note_nonce(&self, response: &Response) {
         if let Some(dpop) = &self.dpop {
             dpop.note_nonce(response.url(), response.headers());
         }

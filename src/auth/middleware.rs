@@ -96,7 +96,11 @@ impl Middleware for AuthMiddleware {
         let sent = self.auth.sending(&request);
         let response = on_time(next.clone().run(request, extensions).await)?;
         let response = match self.auth.nonce_retry(&response, nonce_retry) {
-            Some(again) => on_time(next.clone().run(again, extensions).await)?,
+            Some(again) => {
+                let response = on_time(next.clone().run(again, extensions).await)?;
+                self.auth.note_nonce(&response);
+                response
+            }
             None => response,
         };
         let call = response.url().path();

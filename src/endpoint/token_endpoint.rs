@@ -591,8 +591,10 @@ impl TokenEndpoint {
     }
 
     /// One request with the credentials `auth` (and a DPoP proof with a
-    /// DPoP key); `fresh_nonce` tells whether its answer brought a new DPoP
-    /// nonce (errors only; a nonce on a success is kept all the same).
+    /// DPoP key); `fresh_nonce` tells whether its answer brought a DPoP
+    /// nonce other than the one its proof carried (errors only; a nonce on
+    /// a success is kept all the same). Another request may have kept the
+    /// same nonce first: what counts is what this proof lacked.
     async fn send(
         &self,
         token_url: &Url,
@@ -600,13 +602,16 @@ impl TokenEndpoint {
         mut auth: RequestAuth,
         fresh_nonce: &AtomicBool,
     ) -> Result<AccessToken, AuthError> {
-        let proof = match &self.dpop {
+        let (proof, sent_nonce) = match &self.dpop {
             Some(dpop) => {
-                let proof = dpop.proof("POST", token_url, None, now)?;
+                let nonce = dpop.nonce_for(token_url);
+                let proof = dpop
+                    .key()
+                    .proof("POST", token_url, None, nonce.as_deref(), now)?;
                 auth.scrubber.add(proof.to_str().unwrap_or_default());
-                Some(proof)
+                (Some(proof), nonce)
             }
-            None => None,
+            None => (None, None),
         };
         let (result, recorded) = exchange(
             &self.http,
@@ -619,7 +624,9 @@ impl TokenEndpoint {
         )
         .await;
         let fresh = match (&self.dpop, &recorded) {
-            (Some(dpop), Some(recorded)) => dpop.note_nonce(token_url, &recorded.headers),
+            (Some(dpop), Some(recorded)) => dpop
+                .note_nonce(token_url, &recorded.headers)
+                .is_some_and(|nonce| sent_nonce.as_deref() != Some(nonce)),
             _ => false,
         };
         fresh_nonce.store(fresh, Ordering::Relaxed);

@@ -295,26 +295,22 @@ impl Dpop {
     }
 
     /// Keeps the `DPoP-Nonce` of an answer from `url`, if it has a valid
-    /// one; `true` when it differs from the nonce kept before (a retry with
-    /// it may succeed).
-    pub(crate) fn note_nonce(&self, url: &Url, headers: &HeaderMap) -> bool {
-        let Some(nonce) = headers
+    /// one, and returns it.
+    pub(crate) fn note_nonce<'h>(&self, url: &Url, headers: &'h HeaderMap) -> Option<&'h str> {
+        let nonce = headers
             .get(DPOP_NONCE_HEADER)
             .and_then(|value| value.to_str().ok())
-            .filter(|nonce| is_valid_nonce(nonce))
-        else {
-            return false;
-        };
+            .filter(|nonce| is_valid_nonce(nonce))?;
         let mut nonces = self.0.nonces.lock().unwrap_or_else(|e| e.into_inner());
         let origin = origin(url);
         if nonces.get(&origin).is_some_and(|kept| kept == nonce) {
-            return false;
+            return Some(nonce);
         }
         if nonces.len() >= Self::MAX_ORIGINS && !nonces.contains_key(&origin) {
             nonces.clear();
         }
         nonces.insert(origin, nonce.to_owned());
-        true
+        Some(nonce)
     }
 }
 
@@ -440,14 +436,20 @@ mod tests {
             headers.insert(DPOP_NONCE_HEADER, HeaderValue::from_str(nonce).unwrap());
             headers
         };
-        assert!(dpop.note_nonce(&a, &with("n1!#$[]^~")));
-        assert!(!dpop.note_nonce(&a, &with("n1!#$[]^~")), "same nonce again");
+        let first = with("n1!#$[]^~");
+        assert_eq!(dpop.note_nonce(&a, &first), Some("n1!#$[]^~"));
+        assert_eq!(
+            dpop.note_nonce(&a, &first),
+            Some("n1!#$[]^~"),
+            "same nonce again"
+        );
         assert_eq!(dpop.nonce_for(&a_api).as_deref(), Some("n1!#$[]^~"));
         assert_eq!(dpop.nonce_for(&b), None);
         for odd in [r#"a"b"#, r"a\b", "a b", ""] {
-            assert!(!dpop.note_nonce(&b, &with(odd)), "{odd:?}");
+            assert_eq!(dpop.note_nonce(&b, &with(odd)), None, "{odd:?}");
         }
-        assert!(!dpop.note_nonce(&b, &with(&"x".repeat(Dpop::MAX_NONCE_CHARS + 1))));
+        let long = with(&"x".repeat(Dpop::MAX_NONCE_CHARS + 1));
+        assert_eq!(dpop.note_nonce(&b, &long), None);
         assert_eq!(dpop.nonce_for(&b), None);
         let (_, claims, _) = decode(&dpop.proof("GET", &a_api, None, SystemTime::now()).unwrap());
         assert_eq!(claims["nonce"], "n1!#$[]^~");
@@ -467,5 +469,17 @@ mod tests {
         let error = DpopKey::from_pem(&SecretString::from(rsa.to_owned())).unwrap_err();
         assert!(error.to_string().contains("P-256"), "{error}");
         assert!(!error.to_string().contains("MII"), "{error}");
+    }
+
+    #[test]
+    fn a_key_file_over_a_mebibyte_is_refused_unread() {
+        // Read whole before: /dev/zero never ended.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dpop.pem");
+        std::fs::write(&file, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+        let error = DpopKey::from_pem_file(&file).unwrap_err().to_string();
+        assert!(error.contains("larger than 1048576 bytes"), "{error}");
+        assert!(error.contains("dpop.pem"), "{error}");
+        assert!(error.contains("the DPoP key: the private key file"), "{error}");
     }
 }

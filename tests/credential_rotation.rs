@@ -407,6 +407,50 @@ async fn tokens_obtained_with_a_now_refused_secret_are_evicted() {
     let _ = Auth::from_source(write);
 }
 
+/// Two handles of one client built apart (each with its own pair of
+/// secrets, as two `Config::auth` calls make them) share the key's token.
+/// One fails over after a refusal the other never saw: the other serves the
+/// token obtained with the second secret, and neither evicts the other's.
+/// (Each compared the key's credential epoch with its own: every call that
+/// switched handles evicted the token and fetched a new one.)
+#[tokio::test]
+async fn handles_with_secrets_of_their_own_do_not_evict_each_others_token() {
+    let server = MockServer::start().await;
+    // The first secret is refused once (a passing refusal), then taken.
+    Mock::given(body_string_contains(format!("client_secret={OLD_SECRET}")))
+        .respond_with(invalid_client())
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(numbered_tokens())
+        .mount(&server)
+        .await;
+    let cache = TokenCache::in_memory();
+    let handle = || {
+        let secrets =
+            ClientSecrets::new(OLD_SECRET.to_owned().into()).second(NEW_SECRET.to_owned().into());
+        let endpoint = endpoint(&server, secrets.into(), "s");
+        let key = CacheKey::for_endpoint(endpoint.identity());
+        cache.source(key, Arc::new(endpoint))
+    };
+    let (one, other) = (handle(), handle());
+
+    let token = one.token().await.unwrap();
+    assert_eq!(requests(&server).await.len(), 2, "refused, then the second");
+    for _ in 0..3 {
+        for source in [&one, &other] {
+            let served = source.token().await.unwrap();
+            assert_eq!(
+                served.secret().expose_secret(),
+                token.secret().expose_secret()
+            );
+        }
+    }
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
 // ------------------------------------------------- files replaced on disk
 
 #[tokio::test]

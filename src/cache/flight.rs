@@ -85,9 +85,11 @@ pub(crate) async fn run(
     let result = match result {
         Ok(Obtained::Fetched(token)) => {
             inner.retry.succeeded();
-            state.credential_epoch.store(
+            // The latest epoch any source of the key has seen (see
+            // `credential_changed`).
+            state.credential_epoch.fetch_max(
                 fetcher.credential_epoch(),
-                std::sync::atomic::Ordering::Release,
+                std::sync::atomic::Ordering::AcqRel,
             );
             let lifetime = token.expires_at().duration_since(now).unwrap_or_default();
             let plan = Plan::new(

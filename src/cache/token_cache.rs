@@ -322,20 +322,23 @@ impl CachedTokenSource {
         self.shared.counters.snapshot()
     }
 
+    /// Whether the fetcher's credential changed since the key's token was
+    /// obtained (two atomic loads): its epoch is past the key's. Only past:
+    /// a source whose credential has an epoch of its own (a handle built
+    /// apart, with its own pair of secrets) that lags behind the key's does
+    /// not evict the token another source obtained after a fail-over.
+    fn credential_changed(&self) -> bool {
+        self.fetcher.credential_epoch() > self.state.credential_epoch.load(Ordering::Acquire)
+    }
+
     /// Evicts the key's token when the fetcher's credential changed since
     /// it was obtained (a client secret the server refuses now was
     /// replaced by the other, perhaps by the fetch of another key sharing
-    /// the credential): it is not served again. One atomic load otherwise.
-    /// Whether the fetcher's credential changed since the key's token was
-    /// obtained (two atomic loads).
-    fn credential_changed(&self) -> bool {
-        self.fetcher.credential_epoch() != self.state.credential_epoch.load(Ordering::Acquire)
-    }
-
+    /// the credential): it is not served again.
     async fn evict_if_the_credential_changed(&self) {
         let epoch = self.fetcher.credential_epoch();
         let seen = self.state.credential_epoch.load(Ordering::Acquire);
-        if epoch == seen
+        if epoch <= seen
             || self
                 .state
                 .credential_epoch

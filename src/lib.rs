@@ -68,6 +68,7 @@ pub mod __private {
     pub use uuid;
 
     pub use crate::apis::ClientParts;
+    pub use crate::apis::client_parts::http_client_of;
     /// The hooks of every generated client.
     pub mod hooks {
         pub use crate::apis::hooks::{authorize, check, send};

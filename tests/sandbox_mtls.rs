@@ -98,16 +98,22 @@ async fn both_mtls_clients_get_certificate_bound_tokens_and_call_the_api_over_mt
         assert_eq!(claims["cnf"]["x5t#S256"], identity.thumbprint(), "{method}");
         assert_eq!(token.token_type().to_string(), "Bearer");
 
-        // The generated client presents the certificate: the API accepts
-        // the bound token over mutual TLS.
-        let api = nxtsoft::Client::from_auth(&sandbox.mtls_nxtsoft_api_url(), auth).unwrap();
-        let answer = api
-            .post_validation_message()
-            .body(accepted_transaction())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method}: {e}"));
-        assert_eq!(answer.status(), 200);
+        // The generated client presents the certificate and trusts the
+        // sandbox's CA, made by `from_auth` or by `new` (which presented
+        // no certificate and knew no CA before): the API accepts the bound
+        // token over mutual TLS.
+        let url = sandbox.mtls_nxtsoft_api_url();
+        let made_by_new = nxtsoft::Client::new(&url, auth.clone());
+        let made_by_from_auth = nxtsoft::Client::from_auth(&url, auth).unwrap();
+        for api in [made_by_new, made_by_from_auth] {
+            let answer = api
+                .post_validation_message()
+                .body(accepted_transaction())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert_eq!(answer.status(), 200);
+        }
         let stats = sandbox.stats();
         assert_eq!(stats.token_requests(), round as u64 + 1, "{method}");
         assert_eq!(stats.tokens_issued, round as u64 + 1, "{method}");

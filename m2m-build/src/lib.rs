@@ -176,6 +176,7 @@ fn client_code(document: &Document) -> Result<String, String> {
     let mut file = syn::parse2::<syn::File>(tokens)
         .map_err(|e| format!("generated code that does not parse: {e}"))?;
     paths::through_m2m(&mut file);
+    wiring::new_follows_the_handle(&mut file)?;
     file.items.extend(wiring::items(document));
     Ok(prettyplease::unparse(&file))
 }

@@ -30,10 +30,10 @@ pub fn items(document: &Document) -> Vec<Item> {
             }
 
             /// A client for `base_url` whose HTTP client follows the
-            /// `ApiSettings` of `auth`: a redirect is followed only within
-            /// the origin, so the token never follows one elsewhere. Prefer
-            /// it to `new`, whose reqwest client follows redirects to other
-            /// origins.
+            /// `ApiSettings` of `auth` (its client certificate and CA
+            /// roots; a redirect is followed only within the origin, so the
+            /// token never follows one elsewhere), as `new`, but an HTTP
+            /// client that cannot be built is an error here.
             pub fn from_auth(
                 base_url: &str,
                 auth: ::m2m::auth::Auth,
@@ -70,6 +70,44 @@ pub fn items(document: &Document) -> Vec<Item> {
         }
     };
     file.items
+}
+
+/// Gives progenitor's `Client::new(baseurl, inner)` the HTTP client of the
+/// handle's `ApiSettings` (`::m2m::__private::http_client_of`): its client
+/// certificate and CA roots, redirects only within the origin. progenitor
+/// builds a plain reqwest client there, which presents no certificate.
+/// Fails when progenitor's output has no such `new`.
+pub fn new_follows_the_handle(file: &mut syn::File) -> Result<(), String> {
+    let new = file
+        .items
+        .iter_mut()
+        .filter_map(|item| match item {
+            Item::Impl(block) if block.trait_.is_none() => Some(block),
+            _ => None,
+        })
+        .filter(
+            |block| matches!(&*block.self_ty, syn::Type::Path(ty) if ty.path.is_ident("Client")),
+        )
+        .flat_map(|block| block.items.iter_mut())
+        .find_map(|item| match item {
+            syn::ImplItem::Fn(function)
+                if function.sig.ident == "new" && function.sig.inputs.len() == 2 =>
+            {
+                Some(function)
+            }
+            _ => None,
+        })
+        .ok_or("progenitor's output has no `Client::new(baseurl, inner)`")?;
+    new.attrs
+        .retain(|attribute| !attribute.path().is_ident("doc"));
+    new.attrs.push(parse_quote! {
+        #[doc = " A client for `baseurl` (scheme, host, any path stem) whose HTTP\n client follows the `ApiSettings` of `inner`: it presents the\n handle's client certificate, trusts its CA roots, and follows a\n redirect only within the origin. `from_auth` is the same, and\n returns the error when that client cannot be built."]
+    });
+    new.block = parse_quote! {{
+        let client = ::m2m::__private::http_client_of(&inner);
+        Self::new_with_client(baseurl, client, inner)
+    }};
+    Ok(())
 }
 
 /// The declaration of `document`'s module, for the index file.

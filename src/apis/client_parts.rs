@@ -38,3 +38,24 @@ impl ClientParts {
         })
     }
 }
+
+/// The HTTP client of a generated `Client::new(base_url, auth)`: the one
+/// [`ApiSettings::http_client`](crate::auth::ApiSettings::http_client)
+/// makes from `auth`'s settings (its client certificate and CA roots,
+/// redirects only within the origin, its timeout), as `from_auth` and
+/// `from_config` use. progenitor's own `new` made a plain reqwest client,
+/// which presented no certificate: a certificate-bound token went out
+/// without it and was refused.
+///
+/// The settings were checked when the handle's endpoint built its own
+/// client with the same certificate and roots, so building fails only
+/// where reqwest cannot start TLS at all; then the error is logged and
+/// reqwest's default client used (`from_auth` returns the error instead).
+pub fn http_client_of(auth: &Auth) -> reqwest::Client {
+    auth.api_settings()
+        .http_client()
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "the API HTTP client cannot be built from the handle's settings: using reqwest's default (prefer Client::from_auth, which returns the error)");
+            reqwest::Client::new()
+        })
+}

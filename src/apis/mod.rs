@@ -18,7 +18,7 @@
 //! [`AuthError`]: crate::auth::AuthError
 
 mod auth_error;
-mod client_parts;
+pub(crate) mod client_parts;
 pub mod exchange;
 pub(crate) mod hooks;
 

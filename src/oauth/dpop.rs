@@ -480,6 +480,9 @@ mod tests {
         let error = DpopKey::from_pem_file(&file).unwrap_err().to_string();
         assert!(error.contains("larger than 1048576 bytes"), "{error}");
         assert!(error.contains("dpop.pem"), "{error}");
-        assert!(error.contains("the DPoP key: the private key file"), "{error}");
+        assert!(
+            error.contains("the DPoP key: the private key file"),
+            "{error}"
+        );
     }
 }

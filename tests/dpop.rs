@@ -90,6 +90,18 @@ fn cenda(api: &MockServer, auth: Auth) -> Client {
     Client::new_with_client(&api.uri(), reqwest::Client::new(), auth)
 }
 
+/// A token endpoint that answers every request with `TOKEN` as a DPoP
+/// token.
+async fn dpop_token_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer(TOKEN, "DPoP"))
+        .mount(&server)
+        .await;
+    server
+}
+
 async fn requests_to(server: &MockServer, wanted: &str) -> Vec<Request> {
     server
         .received_requests()
@@ -272,12 +284,7 @@ async fn concurrent_token_requests_each_retry_with_the_nonce_another_kept_first(
 /// proofs, the nonce retry's included. (The proofs were shown before.)
 #[tokio::test]
 async fn a_recorded_answer_shows_no_proof_an_api_echoed() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(token_answer(TOKEN, "DPoP"))
-        .mount(&server)
-        .await;
+    let server = dpop_token_server().await;
     let api = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(|request: &Request| {
@@ -342,12 +349,7 @@ fn rotating_nonce_api(body: Value) -> impl Fn(&Request) -> ResponseTemplate + Se
 /// twice, the stale nonce refused each time.)
 #[tokio::test]
 async fn the_nonce_an_api_gives_with_a_success_is_used_on_the_next_call() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(token_answer(TOKEN, "DPoP"))
-        .mount(&server)
-        .await;
+    let server = dpop_token_server().await;
     let api = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(rotating_nonce_api(json!([])))

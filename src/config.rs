@@ -35,7 +35,7 @@ use crate::auth::{
     AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, ApiSettings, Auth, CacheEncryptionKey,
     CacheSettings, ClientAuthMethod, ClientCredential, ClientSecrets, CredentialKind, Dpop,
     DpopKey, FileStore, KeyName, MemoryStore, PrivateKeyFiles, SigningAlgorithm, TlsIdentity,
-    TlsRoots, TokenCache, TokenEndpoint, TokenEndpointBuilder,
+    TlsIdentityFiles, TlsRoots, TokenCache, TokenEndpoint, TokenEndpointBuilder,
     clock::{RandomJitter, SystemClock},
 };
 use crate::oauth::credential_file::{CredentialFile, read_text};
@@ -1036,15 +1036,22 @@ impl ClientConfig {
     }
 
     /// The credential: the TLS certificate and key (`tls_certificate_file`,
-    /// `tls_key_file`) for mutual TLS, else a client assertion file
+    /// `tls_key_file`, read again at every token request) for mutual TLS,
+    /// else a client assertion file
     /// (`auth = "client-assertion"`), else the first secret (`M2M_<CLIENT>_CLIENT_SECRET`, the variable
     /// named by `client_secret_env`, or `client_secret_file`, read again
     /// when it changes) with `secondary_client_secret_env` as the second,
     /// else the key in `private_key_file` (read again when it or
     /// `certificate_file` changes).
     pub fn credential(&self, client_name: &str) -> Result<ClientCredential, String> {
-        if let Some(identity) = self.tls_identity()? {
-            return Ok(ClientCredential::TlsCertificate(identity));
+        if let (Some(_), Some(certificate), Some(key)) = (
+            self.tls_identity()?,
+            &self.tls_certificate_file,
+            &self.tls_key_file,
+        ) {
+            return TlsIdentityFiles::load(certificate, key)
+                .map(ClientCredential::TlsCertificateFiles)
+                .map_err(|e| e.to_string());
         }
         if self.uses_client_assertion() {
             if self.client_secret_env.is_some()

@@ -20,7 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use m2m::auth::{
     ApiSettings, Auth, AuthError, ClientAuthMethod, ClientCredential, FetchToken, HttpSettings,
-    TlsIdentity, TokenCache, TokenEndpoint, TokenHttpClient,
+    TlsIdentity, TlsIdentityFiles, TlsRoots, TokenCache, TokenEndpoint, TokenHttpClient,
 };
 use m2m::provider::Provider;
 use oidc_provider::{API_RESOURCE, ClientSpec, OidcProvider, ProviderOptions, ProviderTls};
@@ -460,4 +460,69 @@ async fn api_calls_through_auth_present_the_certificate_the_token_is_bound_to() 
     let mut request = reqwest::Request::new(reqwest::Method::GET, url);
     auth.authorize(&mut request).await.unwrap();
     assert_eq!(bare.execute(request).await.unwrap().status(), 401);
+}
+
+/// Certificate files renewed on disk, as cert-manager does (a new key and
+/// certificate, the same subject): the next token request presents the new
+/// certificate and gets a token bound to it, and the generated client's API
+/// calls present the new one from then on. (The files were read once: the
+/// old certificate went on being presented, and the token bound to it.)
+#[tokio::test]
+async fn a_certificate_renewed_on_disk_is_presented_from_the_next_token_request_on() {
+    let ca = TestCa::new("m2m test CA");
+    let self_signed = self_signed_client("m2m-self-signed-client");
+    let provider = start(&ca, &registered(&self_signed)).await;
+    let api = BoundTokenApi::start(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (certificate_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let install = |leaf: &Leaf| {
+        std::fs::write(&certificate_file, &leaf.certificate_pem).unwrap();
+        std::fs::write(&key_file, leaf.key_pem.expose_secret()).unwrap();
+    };
+    let first = ca.client(dn("m2m tests", "m2m-mtls-client"));
+    install(&first);
+    let files = TlsIdentityFiles::load(&certificate_file, &key_file).unwrap();
+    let endpoint = TokenEndpoint::builder(
+        Provider::custom_discovery(Url::parse(&provider.discovery_url()).unwrap()),
+        CA_CLIENT,
+        files.into(),
+    )
+    .client_auth(ClientAuthMethod::TlsClientAuth)
+    .scopes(["api:read"])
+    .resource(API_RESOURCE)
+    .tls_roots(TlsRoots::from_pem(&ca.pem()).unwrap())
+    .build()
+    .unwrap();
+    let auth = Auth::new(endpoint, &TokenCache::in_memory());
+    let base_url = api.url().trim_end_matches("/things").to_owned();
+    let cenda = m2m::apis::cenda_configuration::Client::new(&base_url, auth.clone());
+    let bound_to = |token: &m2m::auth::AccessToken| {
+        let claims = token.secret().expose_secret().split('.').nth(1).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+        claims["cnf"]["x5t#S256"].as_str().unwrap().to_owned()
+    };
+    // The API answers 200 with no body when the binding holds (which the
+    // generated code then fails to parse), 401 when it does not.
+    let call_status = || async {
+        let (_, tap) = m2m::apis::exchange::tapped(cenda.list_organisations().send()).await;
+        tap.exchange.expect("an answer").status
+    };
+
+    let token = auth.token().await.unwrap();
+    assert_eq!(bound_to(&token), first.identity().thumbprint());
+    assert_eq!(call_status().await, 200, "{}", provider.logs());
+
+    let second = ca.client(dn("m2m tests", "m2m-mtls-client"));
+    install(&second);
+    let renewed = auth.renew(token.authorization()).await.unwrap();
+    assert_eq!(bound_to(&renewed), second.identity().thumbprint());
+    assert_eq!(call_status().await, 200, "{}", provider.logs());
+    assert_eq!(
+        *api.presented.lock().unwrap(),
+        [
+            first.identity().thumbprint(),
+            second.identity().thumbprint()
+        ]
+    );
 }

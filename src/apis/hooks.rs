@@ -60,6 +60,10 @@ pub async fn send(
     info: &OperationInfo,
 ) -> reqwest::Result<reqwest::Response> {
     let settings = auth.api_settings();
+    // With client certificate files, the client that presents the
+    // certificate read last (the generated client's own has the first).
+    let following = auth.api_client_now();
+    let http = following.as_ref().unwrap_or(http);
     // The copy to resend after a rejected token.
     let retry = copy_to_resend(&request);
     // The URL to name if the time runs out: the copy's, or (a streamed

@@ -4,6 +4,7 @@
 //! the explicit `allow_http`), redirects are followed only within the origin
 //! of the request, a call has a time limit, and an answer a size limit.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -12,7 +13,7 @@ use url::Url;
 
 use crate::endpoint::token_endpoint::TokenEndpoint;
 use crate::oauth::error::{ApiCallError, ApiCallErrorKind, AuthError, ConfigError};
-use crate::oauth::mtls::TlsIdentity;
+use crate::oauth::mtls::{TlsIdentity, TlsIdentityFiles};
 use crate::oauth::tls_roots::TlsRoots;
 use crate::oauth::url_policy::check_credentials_url;
 
@@ -33,6 +34,13 @@ pub struct ApiSettings {
     /// a certificate-bound token is accepted only with it. [`Auth::new`](crate::auth::Auth::new)
     /// sets the token endpoint's.
     pub tls_identity: Option<TlsIdentity>,
+    /// Client certificate files (wins over `tls_identity`): the generated
+    /// clients' calls present the certificate the token endpoint read last,
+    /// with an HTTP client made again when it changes. [`Auth::new`](crate::auth::Auth::new)
+    /// sets the token endpoint's. (A client of your own, under
+    /// [`AuthMiddleware`](crate::auth::AuthMiddleware), keeps the
+    /// certificate it was built with.)
+    pub tls_identity_files: Option<TlsIdentityFiles>,
     /// CA certificates trusted beside the platform's (a private CA);
     /// [`Auth::new`](crate::auth::Auth::new) sets the token endpoint's.
     pub tls_roots: Option<TlsRoots>,
@@ -45,10 +53,17 @@ impl Default for ApiSettings {
             max_response_bytes: 16 * 1024 * 1024,
             allow_http: false,
             tls_identity: None,
+            tls_identity_files: None,
             tls_roots: None,
         }
     }
 }
+
+/// The API HTTP client of a handle whose client certificate comes from
+/// files, with the thumbprint of the certificate it presents: made for the
+/// certificate read last, and again when that changes.
+#[derive(Default)]
+pub(crate) struct FollowingClient(Mutex<Option<(String, reqwest::Client)>>);
 
 /// An API call that m2m stopped: the answer comes back without its body,
 /// marked with the error, and the hooks or the middleware turn it into that
@@ -94,8 +109,9 @@ impl ApiSettings {
     /// these settings name none: the API calls then present the certificate
     /// its tokens are bound to, and trust the servers its tokens come from.
     pub fn with_tls_of(mut self, endpoint: &TokenEndpoint) -> Self {
-        if self.tls_identity.is_none() {
-            self.tls_identity = endpoint.tls_identity().cloned();
+        if self.tls_identity.is_none() && self.tls_identity_files.is_none() {
+            self.tls_identity = endpoint.tls_identity();
+            self.tls_identity_files = endpoint.tls_identity_files().cloned();
         }
         if self.tls_roots.is_none() {
             self.tls_roots = endpoint.tls_roots().cloned();
@@ -135,7 +151,11 @@ impl ApiSettings {
         &self,
         builder: reqwest::ClientBuilder,
     ) -> Result<reqwest::Client, ConfigError> {
-        let builder = match &self.tls_identity {
+        let identity = match &self.tls_identity_files {
+            Some(files) => Some(files.last()),
+            None => self.tls_identity.clone(),
+        };
+        let builder = match identity {
             Some(identity) => identity.apply(builder),
             None => builder,
         };
@@ -158,6 +178,36 @@ impl ApiSettings {
             }))
             .build()
             .map_err(|e| ConfigError::Invalid(format!("the API HTTP client cannot be built: {e}")))
+    }
+
+    /// With certificate files, the HTTP client for the certificate read
+    /// last: the one in `following` while that is still it, else a new one
+    /// kept there. `None` without certificate files, or (logged) when no
+    /// client can be built, and the caller's client is used.
+    pub(crate) fn client_for_now(&self, following: &FollowingClient) -> Option<reqwest::Client> {
+        let identity = self.tls_identity_files.as_ref()?.last();
+        let mut kept = following.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((thumbprint, client)) = kept.as_ref()
+            && thumbprint == identity.thumbprint()
+        {
+            return Some(client.clone());
+        }
+        let thumbprint = identity.thumbprint().to_owned();
+        let fixed = Self {
+            tls_identity: Some(identity),
+            tls_identity_files: None,
+            ..self.clone()
+        };
+        match fixed.http_client() {
+            Ok(client) => {
+                *kept = Some((thumbprint, client.clone()));
+                Some(client)
+            }
+            Err(error) => {
+                tracing::error!(%error, "no API HTTP client for the client certificate read last");
+                None
+            }
+        }
     }
 
     /// [`ApiSettings::check_url`] as the error of a call.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use reqwest::{Request, Response};
 
-use super::api::ApiSettings;
+use super::api::{ApiSettings, FollowingClient};
 use super::recent_failures::RecentFailures;
 use super::renewal::{Renewals, Resend, Sent};
 use crate::cache::token_cache::TokenCache;
@@ -51,6 +51,8 @@ pub struct Auth {
     renewals: Arc<Renewals>,
     clock: Arc<dyn Clock>,
     dpop: Option<Dpop>,
+    /// See [`Auth::api_client_now`].
+    following: Option<Arc<FollowingClient>>,
 }
 
 impl Auth {
@@ -84,6 +86,7 @@ impl Auth {
             None => Self::from_source(source),
         };
         auth.api = api;
+        auth.follow_certificate_files();
         match dpop {
             Some(dpop) => auth.with_dpop(dpop),
             None => auth,
@@ -100,6 +103,7 @@ impl Auth {
             renewals: Arc::new(Renewals::new(&labels)),
             clock: SystemClock::shared(),
             dpop: None,
+            following: None,
         }
     }
 
@@ -167,14 +171,29 @@ impl Auth {
     /// The endpoint's client certificate and CA roots stay unless `api`
     /// names its own.
     pub fn with_api_settings(mut self, mut api: ApiSettings) -> Self {
-        if api.tls_identity.is_none() {
+        if api.tls_identity.is_none() && api.tls_identity_files.is_none() {
             api.tls_identity = self.api.tls_identity.take();
+            api.tls_identity_files = self.api.tls_identity_files.take();
         }
         if api.tls_roots.is_none() {
             api.tls_roots = self.api.tls_roots.take();
         }
         self.api = api;
+        self.follow_certificate_files();
         self
+    }
+
+    /// A new [`FollowingClient`] when the API settings have certificate
+    /// files, none otherwise.
+    fn follow_certificate_files(&mut self) {
+        self.following = self.api.tls_identity_files.is_some().then(Arc::default);
+    }
+
+    /// With client certificate files, the HTTP client for the certificate
+    /// the token endpoint read last (made again when it changes), which
+    /// the generated clients' calls go through instead of their own.
+    pub(crate) fn api_client_now(&self) -> Option<reqwest::Client> {
+        self.api.client_for_now(self.following.as_deref()?)
     }
 
     /// The settings of the API calls this handle guards.

@@ -53,7 +53,7 @@ pub use crate::oauth::error::{
 };
 pub use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
 pub use crate::oauth::key_file::{KeyName, PrivateKeyFiles};
-pub use crate::oauth::mtls::TlsIdentity;
+pub use crate::oauth::mtls::{TlsIdentity, TlsIdentityFiles};
 pub use crate::oauth::response::TokenLifetimes;
 pub use crate::oauth::retry_after::{MAX_RETRY_AFTER, retry_after};
 pub use crate::oauth::secret_rotation::{ClientSecrets, SecretSlot};

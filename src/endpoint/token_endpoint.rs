@@ -32,7 +32,7 @@ use crate::oauth::dpop::{Dpop, USE_DPOP_NONCE};
 use crate::oauth::error::{AuthError, ConfigError, DiscoveryError, TransportErrorKind};
 use crate::oauth::exchange::exchange;
 use crate::oauth::http_client::{HttpSettings, TokenHttpClient};
-use crate::oauth::mtls::TlsIdentity;
+use crate::oauth::mtls::{TlsIdentity, TlsIdentityFiles};
 use crate::oauth::response::{FailureContext, TokenLifetimes, read_token_answer};
 use crate::oauth::tls_roots::TlsRoots;
 use crate::oauth::token::{AccessToken, TokenType};
@@ -156,7 +156,9 @@ impl TokenEndpointBuilder {
     }
 
     /// A shared HTTP client. With mutual TLS, it must present the client
-    /// certificate itself (build it with [`TlsIdentity::apply`]).
+    /// certificate itself (build it with [`TlsIdentity::apply`]), and a
+    /// certificate renewed on disk ([`TlsIdentityFiles`]) is not taken by
+    /// it: leave the client to the endpoint for that.
     pub fn http_client(mut self, client: TokenHttpClient) -> Self {
         self.http = Some(client);
         self
@@ -215,30 +217,36 @@ impl TokenEndpointBuilder {
         let scopes = self
             .scopes
             .unwrap_or_else(|| self.provider.default_scopes(&self.client_id));
-        let http = match (self.http, &self.credential, &self.tls_roots) {
-            (Some(http), _, _) => http,
-            (None, credential, roots) => {
-                let mut builder = reqwest::Client::builder();
-                // One client per identity: the certificate on every connection.
-                if let ClientCredential::TlsCertificate(identity) = credential {
-                    builder = identity.apply(builder);
-                }
-                if let Some(roots) = roots {
-                    builder = roots.apply(builder);
-                }
-                TokenHttpClient::from_builder(builder, &self.http_settings)?
+        let tls_identity = tls_identity_of(&self.credential);
+        let (http, http_recipe) = match self.http {
+            Some(http) => (http, None),
+            None => {
+                let http = token_http_client(
+                    tls_identity.as_ref(),
+                    self.tls_roots.as_ref(),
+                    &self.http_settings,
+                )?;
+                // Certificate files: the client is made again when they change.
+                let recipe = matches!(self.credential, ClientCredential::TlsCertificateFiles(_))
+                    .then(|| {
+                        Box::new(HttpRecipe {
+                            settings: self.http_settings.clone(),
+                            roots: self.tls_roots.clone(),
+                        })
+                    });
+                (http, recipe)
             }
         };
         let key_binding = [
             self.dpop
                 .as_ref()
                 .map(|dpop| format!("dpop-jkt:{}", dpop.key().thumbprint())),
-            match &self.credential {
-                ClientCredential::TlsCertificate(identity) => {
-                    Some(format!("x5t#S256:{}", identity.thumbprint()))
-                }
-                _ => None,
-            },
+            // The certificate the client starts with: renewed on disk, it
+            // does not move the tokens to another key (the epoch evicts
+            // those bound to the old one).
+            tls_identity
+                .as_ref()
+                .map(|identity| format!("x5t#S256:{}", identity.thumbprint())),
         ]
         .into_iter()
         .flatten()
@@ -258,7 +266,11 @@ impl TokenEndpointBuilder {
             credential: self.credential,
             method,
             target,
-            http,
+            http: Mutex::new(PresentingHttp {
+                thumbprint: tls_identity.map(|identity| identity.thumbprint().to_owned()),
+                client: http,
+            }),
+            http_recipe,
             retry: self.retry,
             lifetimes: self.lifetimes,
             clock: self.clock,
@@ -281,6 +293,48 @@ impl fmt::Debug for TokenEndpointBuilder {
             .field("client_auth", &self.client_auth)
             .finish_non_exhaustive()
     }
+}
+
+/// The client certificate `credential` presents (the one read last, for
+/// certificate files).
+fn tls_identity_of(credential: &ClientCredential) -> Option<TlsIdentity> {
+    match credential {
+        ClientCredential::TlsCertificate(identity) => Some(identity.clone()),
+        ClientCredential::TlsCertificateFiles(files) => Some(files.last()),
+        _ => None,
+    }
+}
+
+/// The token requests' HTTP client: one per client certificate, so that a
+/// connection pool never mixes two; it trusts `roots` beside the
+/// platform's.
+fn token_http_client(
+    identity: Option<&TlsIdentity>,
+    roots: Option<&TlsRoots>,
+    settings: &HttpSettings,
+) -> Result<TokenHttpClient, ConfigError> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(identity) = identity {
+        builder = identity.apply(builder);
+    }
+    if let Some(roots) = roots {
+        builder = roots.apply(builder);
+    }
+    TokenHttpClient::from_builder(builder, settings)
+}
+
+/// The token requests' HTTP client and the thumbprint of the certificate it
+/// presents.
+struct PresentingHttp {
+    client: TokenHttpClient,
+    thumbprint: Option<String>,
+}
+
+/// What the token HTTP client is made of, to make it again for a renewed
+/// certificate.
+struct HttpRecipe {
+    settings: HttpSettings,
+    roots: Option<TlsRoots>,
 }
 
 /// Boxed discovery: most endpoints have a token URL, and their `Target`
@@ -337,7 +391,11 @@ pub struct TokenEndpoint {
     credential: ClientCredential,
     method: ClientAuthMethod,
     target: Target,
-    http: TokenHttpClient,
+    /// Made again when the client certificate files change
+    /// ([`TokenEndpoint::http_now`]); `http_recipe` says how (`None` when
+    /// the caller gave the client, or the certificate is fixed).
+    http: Mutex<PresentingHttp>,
+    http_recipe: Option<Box<HttpRecipe>>,
     retry: RetryPolicy,
     lifetimes: TokenLifetimes,
     clock: Arc<dyn Clock>,
@@ -401,12 +459,48 @@ impl TokenEndpoint {
     }
 
     /// The client certificate presented on every connection, with mutual
-    /// TLS (a certificate-bound token needs it on the API calls too).
-    pub fn tls_identity(&self) -> Option<&TlsIdentity> {
+    /// TLS (a certificate-bound token needs it on the API calls too): with
+    /// certificate files, the one read last.
+    pub fn tls_identity(&self) -> Option<TlsIdentity> {
+        tls_identity_of(&self.credential)
+    }
+
+    /// The client certificate files, when the certificate is read from
+    /// files (again at every token request).
+    pub fn tls_identity_files(&self) -> Option<&TlsIdentityFiles> {
         match &self.credential {
-            ClientCredential::TlsCertificate(identity) => Some(identity),
+            ClientCredential::TlsCertificateFiles(files) => Some(files),
             _ => None,
         }
+    }
+
+    /// The HTTP client for a token request now. With certificate files,
+    /// they are read again first, and a changed certificate gets a client
+    /// of its own, which the token requests use from then on.
+    async fn http_now(&self) -> Result<TokenHttpClient, AuthError> {
+        let (Some(files), Some(recipe)) = (self.tls_identity_files(), &self.http_recipe) else {
+            return Ok(self.presenting().client.clone());
+        };
+        let identity = files.current().await?;
+        let mut http = self.presenting();
+        if http.thumbprint.as_deref() == Some(identity.thumbprint()) {
+            return Ok(http.client.clone());
+        }
+        let client = token_http_client(Some(&identity), recipe.roots.as_ref(), &recipe.settings)?;
+        tracing::info!(
+            before = http.thumbprint.as_deref().unwrap_or_default(),
+            now = identity.thumbprint(),
+            "the client certificate changed on disk: the token requests present the new one"
+        );
+        *http = PresentingHttp {
+            client: client.clone(),
+            thumbprint: Some(identity.thumbprint().to_owned()),
+        };
+        Ok(client)
+    }
+
+    fn presenting(&self) -> std::sync::MutexGuard<'_, PresentingHttp> {
+        self.http.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The CA certificates trusted beside the platform's, when set.
@@ -489,18 +583,23 @@ impl TokenEndpoint {
     /// forgotten for it.
     async fn attempt(&self) -> Result<AccessToken, Failed> {
         let now = self.clock.now();
+        let http = self.http_now().await?;
         let (token_url, discovered) = match &self.target {
             Target::TokenUrl(url) => (url.clone(), None),
             Target::Discovery(discovery) => {
-                let metadata = discovery.metadata(&self.http, now).await?;
+                let metadata = discovery.metadata(&http, now).await?;
                 self.check_advertised_methods(
                     metadata.token_endpoint_auth_methods_supported.as_deref(),
                 );
                 // RFC 8705 §5: a client presenting its certificate uses
                 // the alias when there is one.
-                let url = match (&metadata.mtls_token_endpoint, self.tls_identity()) {
-                    (Some(Ok(alias)), Some(_)) => alias.clone(),
-                    (Some(Err(problem)), Some(_)) => {
+                let presents_a_certificate = matches!(
+                    self.credential,
+                    ClientCredential::TlsCertificate(_) | ClientCredential::TlsCertificateFiles(_)
+                );
+                let url = match (&metadata.mtls_token_endpoint, presents_a_certificate) {
+                    (Some(Ok(alias)), true) => alias.clone(),
+                    (Some(Err(problem)), true) => {
                         return Err(Failed::Error(AuthError::Discovery(Box::new(
                             DiscoveryError {
                                 url: discovery.url().to_string(),
@@ -516,7 +615,7 @@ impl TokenEndpoint {
                 (url, Some((discovery, metadata)))
             }
         };
-        match self.request_at(&token_url, now).await {
+        match self.request_at(&http, &token_url, now).await {
             Err(error) if says_moved(&error) => match discovered {
                 Some((discovery, metadata)) if discovery.forget(&metadata).await => {
                     Err(Failed::Moved(error))
@@ -527,7 +626,12 @@ impl TokenEndpoint {
         }
     }
 
-    async fn request_at(&self, token_url: &Url, now: SystemTime) -> Result<AccessToken, AuthError> {
+    async fn request_at(
+        &self,
+        http: &TokenHttpClient,
+        token_url: &Url,
+        now: SystemTime,
+    ) -> Result<AccessToken, AuthError> {
         let mut nonce_retry_left = self.dpop.is_some();
         loop {
             let fresh_nonce = AtomicBool::new(false);
@@ -538,7 +642,7 @@ impl TokenEndpoint {
                     self.method,
                     token_url.as_str(),
                     now,
-                    |auth| self.send(token_url, now, auth, &fresh_nonce),
+                    |auth| self.send(http, token_url, now, auth, &fresh_nonce),
                 )
                 .await;
             let Some(dpop) = &self.dpop else {
@@ -597,6 +701,7 @@ impl TokenEndpoint {
     /// same nonce first: what counts is what this proof lacked.
     async fn send(
         &self,
+        http: &TokenHttpClient,
         token_url: &Url,
         now: SystemTime,
         mut auth: RequestAuth,
@@ -614,7 +719,7 @@ impl TokenEndpoint {
             None => (None, None),
         };
         let (result, recorded) = exchange(
-            &self.http,
+            http,
             &self.identity.client_id,
             token_url,
             &auth,

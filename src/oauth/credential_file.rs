@@ -13,6 +13,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
@@ -133,6 +134,8 @@ pub(crate) struct Reloading<T> {
     files: Vec<CredentialFile>,
     parse: Box<Parse<T>>,
     loaded: Mutex<Loaded<T>>,
+    /// How many times a changed content was parsed and taken.
+    changes: AtomicU64,
 }
 
 struct Loaded<T> {
@@ -159,7 +162,19 @@ impl<T: Send + Sync + 'static> Reloading<T> {
             }),
             files,
             parse: Box::new(parse),
+            changes: AtomicU64::new(0),
         })
+    }
+
+    /// The value read last, without reading the files.
+    pub(crate) fn last(&self) -> Arc<T> {
+        Arc::clone(&self.loaded.lock().unwrap_or_else(|e| e.into_inner()).value)
+    }
+
+    /// How many times the files' content changed and was taken since they
+    /// were loaded.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// The value for the files as they are now: read again, parsed again
@@ -192,6 +207,7 @@ impl<T: Send + Sync + 'static> Reloading<T> {
             digest,
             value: Arc::clone(&value),
         };
+        self.changes.fetch_add(1, Ordering::AcqRel);
         Ok(value)
     }
 

@@ -17,7 +17,7 @@ use super::assertion::PrivateKeyJwt;
 use super::assertion_source::ClientAssertion;
 use super::error::{AuthError, ConfigError, CredentialError};
 use super::key_file::PrivateKeyFiles;
-use super::mtls::TlsIdentity;
+use super::mtls::{TlsIdentity, TlsIdentityFiles};
 use super::secret_rotation::ClientSecrets;
 use crate::redaction::Scrubber;
 
@@ -109,6 +109,10 @@ pub enum ClientCredential {
     PrivateKey(PrivateKeyJwt),
     /// A client certificate and key for mutual TLS (RFC 8705).
     TlsCertificate(TlsIdentity),
+    /// A client certificate and key for mutual TLS from files read again at
+    /// every token request: a renewed certificate is presented from then
+    /// on.
+    TlsCertificateFiles(TlsIdentityFiles),
     /// A client assertion made elsewhere, asked for at every token request
     /// (workload identity federation).
     Assertion(ClientAssertion),
@@ -158,7 +162,7 @@ impl ClientCredential {
             Self::Secret(_) | Self::Secrets(_) => CredentialShape::Secret,
             Self::PrivateKey(_) | Self::PrivateKeyFiles(_) => CredentialShape::Key,
             Self::Assertion(_) => CredentialShape::Assertion,
-            Self::TlsCertificate(_) => CredentialShape::Certificate,
+            Self::TlsCertificate(_) | Self::TlsCertificateFiles(_) => CredentialShape::Certificate,
         }
     }
 
@@ -217,11 +221,13 @@ impl ClientCredential {
     }
 
     /// How many times the credential changed in a way that makes the
-    /// tokens obtained before unwelcome (a refused secret replaced by the
-    /// other): see [`ClientSecrets::epoch`]. 0 for the others.
+    /// tokens obtained before unwelcome: a refused secret replaced by the
+    /// other ([`ClientSecrets::epoch`]), a client certificate renewed on
+    /// disk (the tokens are bound to the old one). 0 for the others.
     pub(crate) fn epoch(&self) -> u64 {
         match self {
             Self::Secrets(secrets) => secrets.epoch(),
+            Self::TlsCertificateFiles(files) => files.changes(),
             _ => 0,
         }
     }
@@ -262,9 +268,10 @@ impl ClientCredential {
                 let key = files.current().await?;
                 send(prepare(&Self::PrivateKey((*key).clone()))?).await
             }
-            Self::Secret(_) | Self::PrivateKey(_) | Self::TlsCertificate(_) => {
-                send(prepare(self)?).await
-            }
+            Self::Secret(_)
+            | Self::PrivateKey(_)
+            | Self::TlsCertificate(_)
+            | Self::TlsCertificateFiles(_) => send(prepare(self)?).await,
         }
     }
 }
@@ -280,6 +287,10 @@ impl fmt::Debug for ClientCredential {
             Self::TlsCertificate(identity) => f
                 .debug_tuple("ClientCredential::TlsCertificate")
                 .field(identity)
+                .finish(),
+            Self::TlsCertificateFiles(files) => f
+                .debug_tuple("ClientCredential::TlsCertificateFiles")
+                .field(files)
                 .finish(),
             Self::Assertion(assertion) => f
                 .debug_tuple("ClientCredential::Assertion")
@@ -318,6 +329,18 @@ impl From<ClientSecrets> for ClientCredential {
 impl From<PrivateKeyFiles> for ClientCredential {
     fn from(files: PrivateKeyFiles) -> Self {
         Self::PrivateKeyFiles(files)
+    }
+}
+
+impl From<TlsIdentity> for ClientCredential {
+    fn from(identity: TlsIdentity) -> Self {
+        Self::TlsCertificate(identity)
+    }
+}
+
+impl From<TlsIdentityFiles> for ClientCredential {
+    fn from(files: TlsIdentityFiles) -> Self {
+        Self::TlsCertificateFiles(files)
     }
 }
 
@@ -361,7 +384,10 @@ impl RequestAuth {
             }
             // RFC 8705 §2: the certificate is on the connection; oauth2
             // puts client_id in the body (no secret, RequestBody).
-            (ClientCredential::TlsCertificate(_), method) if method.is_mutual_tls() => {}
+            (
+                ClientCredential::TlsCertificate(_) | ClientCredential::TlsCertificateFiles(_),
+                method,
+            ) if method.is_mutual_tls() => {}
             (ClientCredential::Secret(secret), method) if method.needs_secret() => {
                 let secret = secret.expose_secret();
                 scrubber.add(secret);

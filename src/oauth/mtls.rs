@@ -5,16 +5,16 @@
 //! a connection pool never mixes two.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use super::credential_file::read_text;
-use super::error::{ConfigError, CredentialKind};
+use super::credential_file::{CredentialFile, Reloading, read_text, trimmed_text};
+use super::error::{ConfigError, CredentialError, CredentialKind, CredentialProblem};
 
 /// A client certificate with its private key. Cheap to clone; `Debug` shows
 /// the certificate's thumbprint only, never the key.
@@ -105,6 +105,74 @@ impl fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsIdentity")
             .field("x5t#S256", &self.0.thumbprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client certificate and its key from files, read again at every token
+/// request: a certificate renewed on disk (by cert-manager, say) is
+/// presented from the next token request on, and on the API calls of the
+/// handles over that endpoint from then on, without a restart. Cloning
+/// shares it. `Debug` shows the paths and the thumbprint, never the key.
+#[derive(Clone)]
+pub struct TlsIdentityFiles(Arc<Reloading<TlsIdentity>>);
+
+impl TlsIdentityFiles {
+    /// Reads the certificate chain and the key now (each within 1 MiB): a
+    /// file that cannot be read or used fails here, naming it.
+    pub fn load(
+        certificate_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Result<Self, CredentialError> {
+        let certificate = CredentialFile::new(CredentialKind::Certificate, certificate_file);
+        let key = CredentialFile::new(CredentialKind::PrivateKey, key_file);
+        let files = vec![certificate.clone(), key.clone()];
+        let parse = move |contents: &[SecretSlice<u8>]| {
+            let certificate_pem = trimmed_text(&certificate, &contents[0])?;
+            let key_pem = trimmed_text(&key, &contents[1])?;
+            TlsIdentity::from_pem(certificate_pem.expose_secret(), &key_pem).map_err(|error| {
+                // The reason names the certificate or the key, never the key's text.
+                certificate.error(CredentialProblem::Invalid {
+                    reason: format!("with the key in {}: {error}", key.path.display()),
+                })
+            })
+        };
+        Ok(Self(Arc::new(Reloading::load(files, parse)?)))
+    }
+
+    /// The identity as the files hold it now: read again, parsed again only
+    /// when they changed.
+    pub(crate) async fn current(&self) -> Result<Arc<TlsIdentity>, CredentialError> {
+        self.0.current().await
+    }
+
+    /// The identity read last (at the last token request), without reading
+    /// the files.
+    pub fn last(&self) -> TlsIdentity {
+        (*self.0.last()).clone()
+    }
+
+    /// How many times the files changed since they were loaded.
+    pub(crate) fn changes(&self) -> u64 {
+        self.0.changes()
+    }
+}
+
+impl PartialEq for TlsIdentityFiles {
+    /// The same files, loaded once (clones of one another).
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TlsIdentityFiles {}
+
+impl fmt::Debug for TlsIdentityFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let paths: Vec<_> = self.0.files().iter().map(|file| &file.path).collect();
+        f.debug_struct("TlsIdentityFiles")
+            .field("files", &paths)
+            .field("x5t#S256", &self.0.last().thumbprint())
             .finish_non_exhaustive()
     }
 }

@@ -102,6 +102,13 @@ async fn dpop_token_server() -> MockServer {
     server
 }
 
+/// A handle over `server`'s token endpoint with a new DPoP key, its own
+/// cache.
+fn dpop_auth(server: &MockServer) -> Auth {
+    let dpop = Dpop::new(DpopKey::generate().unwrap());
+    Auth::new(endpoint(server, Some(dpop)), &TokenCache::in_memory())
+}
+
 async fn requests_to(server: &MockServer, wanted: &str) -> Vec<Request> {
     server
         .received_requests()
@@ -303,11 +310,7 @@ async fn a_recorded_answer_shows_no_proof_an_api_echoed() {
         })
         .mount(&api)
         .await;
-    let key = DpopKey::generate().unwrap();
-    let auth = Auth::new(
-        endpoint(&server, Some(Dpop::new(key))),
-        &TokenCache::in_memory(),
-    );
+    let auth = dpop_auth(&server);
 
     let (_, tap) = m2m::apis::exchange::tapped(cenda(&api, auth).list_organisations().send()).await;
 
@@ -355,11 +358,7 @@ async fn the_nonce_an_api_gives_with_a_success_is_used_on_the_next_call() {
         .respond_with(rotating_nonce_api(json!([])))
         .mount(&api)
         .await;
-    let key = DpopKey::generate().unwrap();
-    let auth = Auth::new(
-        endpoint(&server, Some(Dpop::new(key))),
-        &TokenCache::in_memory(),
-    );
+    let auth = dpop_auth(&server);
     let client = cenda(&api, auth);
 
     for _ in 0..3 {
